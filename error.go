@@ -1,0 +1,64 @@
+package switchboard
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes. Each maps to one HTTP status (see the web and slack packages)
+// and to how a chat user is told about it.
+const (
+	ECONFLICT     = "conflict"     // the target is busy or in the wrong state
+	EINTERNAL     = "internal"     // a bug or an unexpected failure
+	EINVALID      = "invalid"      // the input is wrong; the message says what would work
+	ENOTFOUND     = "not_found"    // no such instance, run or approval
+	EUNAUTHORIZED = "unauthorized" // the caller could not be verified
+	EFORBIDDEN    = "forbidden"    // the caller is known but not allowed
+	ETHROTTLED    = "throttled"    // a rate limit said no; retry later
+	EUNAVAILABLE  = "unavailable"  // a dependency did not answer; retry later
+	ETOOLARGE     = "too_large"    // the request body is over the limit
+)
+
+// Error is an error meant for the people using Switchboard: Message is a
+// sentence they can act on. Anything else that reaches a user is reported as
+// an internal error, and its text stays in the log.
+type Error struct {
+	Code    string
+	Message string
+	// RetryAfter is set on ETHROTTLED when the peer said how long to wait.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("switchboard error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for
+// any other error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-facing sentence of err, never the internals
+// of an unexpected error.
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Something went wrong inside Switchboard; the error is in its log."
+}

@@ -1,0 +1,95 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// Request is one thing a person (or an event) asked for: a slash command from
+// Slack, Socket Mode or the console playground.
+type Request struct {
+	// DeliveryID identifies this delivery for deduplication (Slack's
+	// trigger_id, an event_id, a console request id).
+	DeliveryID  string    `json:"delivery_id,omitempty"`
+	Source      string    `json:"source"` // slack | socket | console
+	Command     string    `json:"command"`
+	Text        string    `json:"text"`
+	UserID      string    `json:"user_id"`
+	UserName    string    `json:"user_name,omitempty"`
+	ChannelID   string    `json:"channel_id"`
+	ChannelName string    `json:"channel_name,omitempty"`
+	TeamID      string    `json:"team_id,omitempty"`
+	ResponseURL string    `json:"response_url,omitempty"`
+	ReceivedAt  time.Time `json:"received_at"`
+}
+
+// Ack is the immediate answer to a request, shown only to the person who
+// asked. RunID is empty when nothing was started.
+type Ack struct {
+	Text  string `json:"text"`
+	RunID string `json:"run_id,omitempty"`
+}
+
+// CommandHandler turns a verified request into a durable run, or into a
+// refusal, and says what to answer right away. Every chat adapter calls it.
+type CommandHandler interface {
+	HandleCommand(ctx context.Context, req Request) (Ack, error)
+}
+
+// Access says who may use a command and where. Users holds user ids with
+// groups already expanded; an empty Channels allows any channel.
+type Access struct {
+	Users    []string `json:"users,omitempty"`
+	Channels []string `json:"channels,omitempty"`
+}
+
+// Allows reports whether user may act in channel, and when not, why.
+func (a Access) Allows(user, channel string) (bool, string) {
+	if !contains(a.Users, user) {
+		return false, "you are not on this command's allow list"
+	}
+	if len(a.Channels) > 0 && !contains(a.Channels, channel) {
+		return false, "this command is not allowed in this channel"
+	}
+	return true, ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TargetSpec is a named set of instances a command may touch: one instance id
+// or a tag selector.
+type TargetSpec struct {
+	Alias     string            `json:"alias"`
+	ID        string            `json:"id,omitempty"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	ElasticIP string            `json:"elastic_ip,omitempty"`
+}
+
+// CommandSpec is a slash command as configured: which cloud it acts on, who
+// may use it, what it may touch and which actions it offers.
+type CommandSpec struct {
+	Name      string       `json:"name"` // "/ec2"
+	Cloud     string       `json:"cloud"`
+	Access    Access       `json:"access"`
+	Instances []TargetSpec `json:"instances"`
+	Actions   []string     `json:"actions"`
+}
+
+// Action names of the instance commands.
+const (
+	ActionStatus = "status"
+	ActionStart  = "start"
+	ActionStop   = "stop"
+	ActionReboot = "reboot"
+	ActionList   = "list"
+)
+
+// AllActions lists the instance actions in the order help texts show them.
+var AllActions = []string{ActionStatus, ActionStart, ActionStop, ActionReboot, ActionList}

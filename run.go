@@ -1,0 +1,109 @@
+package switchboard
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// RunState is where a run is in its life.
+type RunState string
+
+const (
+	RunQueued    RunState = "queued"    // written, not picked up yet
+	RunRunning   RunState = "running"   // a worker is on it
+	RunWaiting   RunState = "waiting"   // parked until a re-check or a decision
+	RunSucceeded RunState = "succeeded" // finished as asked
+	RunFailed    RunState = "failed"    // finished with an error the channel was told about
+)
+
+// Finished reports whether the run will not change any more.
+func (s RunState) Finished() bool { return s == RunSucceeded || s == RunFailed }
+
+// Step is one step of a run's plan. Kind names what the engine does; With
+// holds its parameters.
+type Step struct {
+	Kind string          `json:"kind"`
+	With json.RawMessage `json:"with,omitempty"`
+}
+
+// Run is one durable piece of work: the request that started it, the plan of
+// steps, how far it got, and what each step left for the ones after it.
+// Everything needed to resume after a crash is in this value.
+type Run struct {
+	ID       string   `json:"id"`
+	Workflow string   `json:"workflow"` // e.g. "ec2.start"
+	Cloud    string   `json:"cloud,omitempty"`
+	State    RunState `json:"state"`
+	Request  Request  `json:"request"`
+	Plan     []Step   `json:"plan"`
+	// Cursor is the index of the step to run next.
+	Cursor int `json:"cursor"`
+	// Scratch is the current step's own progress (e.g. "stop requested"),
+	// written before a side effect so a retry does not repeat it.
+	Scratch json.RawMessage `json:"scratch,omitempty"`
+	// Vars holds outputs of finished steps for the steps after them.
+	Vars map[string]json.RawMessage `json:"vars,omitempty"`
+	// Locks are the instance keys ("cloud/id") the run holds while it
+	// mutates them.
+	Locks      []string  `json:"locks,omitempty"`
+	Result     string    `json:"result,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Message is something Switchboard says in a channel on behalf of a run. Key
+// is unique per run and step, so a retried step never posts twice.
+type Message struct {
+	RunID       string    `json:"run_id"`
+	Key         string    `json:"key"`
+	Source      string    `json:"source"` // where the request came from: slack | socket | console
+	ChannelID   string    `json:"channel_id"`
+	ResponseURL string    `json:"response_url,omitempty"`
+	Text        string    `json:"text"`
+	RequestedAt time.Time `json:"requested_at"` // when the request came in: response_url expires 30 min after
+}
+
+// Messenger delivers a message to chat. It returns an *Error with ETHROTTLED
+// (and RetryAfter) when the peer asks to slow down, EUNAVAILABLE when a retry
+// may succeed, anything else when it will not.
+type Messenger interface {
+	Post(ctx context.Context, m Message) error
+}
+
+// AuditEvent is one line of the audit log: a request, a decision, an action
+// or a message, with who and where.
+type AuditEvent struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	RunID   string    `json:"run_id,omitempty"`
+	Kind    string    `json:"kind"` // request | decision | action | message | run
+	Actor   string    `json:"actor,omitempty"`
+	Channel string    `json:"channel,omitempty"`
+	Subject string    `json:"subject,omitempty"` // what was asked or acted on
+	Outcome string    `json:"outcome,omitempty"` // allowed, refused, ok, failed...
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Audit kinds.
+const (
+	AuditRequest  = "request"
+	AuditDecision = "decision"
+	AuditAction   = "action"
+	AuditMessage  = "message"
+	AuditRun      = "run"
+)
+
+// TranscriptLine is a message as the console shows it: an ack or an answer in
+// a channel.
+type TranscriptLine struct {
+	ID        int64     `json:"id"`
+	Time      time.Time `json:"time"`
+	RunID     string    `json:"run_id,omitempty"`
+	ChannelID string    `json:"channel_id"`
+	UserID    string    `json:"user_id,omitempty"` // set on ephemeral lines
+	Kind      string    `json:"kind"`              // command | ack | answer
+	Text      string    `json:"text"`
+}

@@ -1,0 +1,81 @@
+// Package switchboard holds the domain of Switchboard: the instances it acts
+// on, the requests people and events make, the runs that carry them out, and
+// the small interfaces between the parts. It imports no SDK; every adapter
+// (Slack, clouds, the SQL store, the web console) imports this package, never
+// each other, and cmd/switchboard wires them together.
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// Version is set at build time with -ldflags "-X github.com/switchboardhq/switchboard.Version=...".
+var Version = "dev"
+
+// InstanceState is the lifecycle state of a cloud instance, named as EC2 names
+// them. Providers for other clouds map their states onto these.
+type InstanceState string
+
+const (
+	StatePending      InstanceState = "pending"
+	StateRunning      InstanceState = "running"
+	StateStopping     InstanceState = "stopping"
+	StateStopped      InstanceState = "stopped"
+	StateShuttingDown InstanceState = "shutting-down"
+	StateTerminated   InstanceState = "terminated"
+)
+
+// Instance is a virtual machine in some cloud.
+type Instance struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name,omitempty"` // the Name tag
+	State      InstanceState     `json:"state"`
+	Type       string            `json:"type,omitempty"`
+	PublicIP   string            `json:"public_ip,omitempty"`
+	PrivateIP  string            `json:"private_ip,omitempty"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	LaunchTime time.Time         `json:"launch_time,omitzero"`
+}
+
+// Label is how an instance is named to a person: "tools (i-0123…)".
+func (i Instance) Label() string {
+	if i.Name == "" {
+		return i.ID
+	}
+	return i.Name + " (" + i.ID + ")"
+}
+
+// Filter selects instances: by id, by tag, or both (an instance must match
+// every id constraint and every tag). An empty filter selects every instance.
+type Filter struct {
+	IDs  []string          `json:"ids,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// StateChange is the outcome of a start, stop or terminate for one instance.
+type StateChange struct {
+	ID       string        `json:"id"`
+	Previous InstanceState `json:"previous"`
+	Current  InstanceState `json:"current"`
+}
+
+// StopOptions tunes a stop.
+type StopOptions struct {
+	Force     bool `json:"force,omitempty"`
+	Hibernate bool `json:"hibernate,omitempty"`
+}
+
+// Provider is one cloud account in one region: AWS EC2, Alibaba ECS or the
+// simulated cloud. Calls act on the ids given and fail as a whole the way the
+// cloud's own API does; batching, rate limits and retries sit above it.
+type Provider interface {
+	DescribeInstances(ctx context.Context, f Filter) ([]Instance, error)
+	StartInstances(ctx context.Context, ids []string) ([]StateChange, error)
+	StopInstances(ctx context.Context, ids []string, opts StopOptions) ([]StateChange, error)
+	RebootInstances(ctx context.Context, ids []string) error
+	TerminateInstances(ctx context.Context, ids []string) ([]StateChange, error)
+	// AssociateAddress attaches an Elastic IP (given by its public address)
+	// to an instance.
+	AssociateAddress(ctx context.Context, instanceID, publicIP string) error
+}
