@@ -43,10 +43,13 @@ func Errorf(code, format string, args ...any) *Error {
 // any other error, and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
+	var ce *CloudError
 	if err == nil {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Code
+	} else if errors.As(err, &ce) && ce.Kind != "" {
+		return ce.Kind
 	}
 	return EINTERNAL
 }
@@ -55,10 +58,29 @@ func ErrorCode(err error) string {
 // of an unexpected error.
 func ErrorMessage(err error) string {
 	var e *Error
+	var ce *CloudError
 	if err == nil {
 		return ""
 	} else if errors.As(err, &e) {
 		return e.Message
+	} else if errors.As(err, &ce) {
+		return "The cloud answered " + ce.Code + ": " + ce.Message
 	}
 	return "Something went wrong inside Switchboard; the error is in its log."
+}
+
+// CloudError is an error a cloud API answered, kept with the cloud's own code
+// (IncorrectInstanceState, RequestLimitExceeded, InvalidInstanceID.NotFound...)
+// so a summary can say exactly what failed for which instance.
+type CloudError struct {
+	Code    string   // the cloud's own error code
+	Message string   // the cloud's own message
+	Kind    string   // one of the E* codes: ECONFLICT, ETHROTTLED, ENOTFOUND, EINVALID, EFORBIDDEN, EUNAVAILABLE
+	IDs     []string // the instance ids the error names, when known
+	// RetryAfter is how long the cloud asked to wait, when it said.
+	RetryAfter time.Duration
+}
+
+func (e *CloudError) Error() string {
+	return e.Code + ": " + e.Message
 }

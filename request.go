@@ -93,3 +93,20 @@ const (
 
 // AllActions lists the instance actions in the order help texts show them.
 var AllActions = []string{ActionStatus, ActionStart, ActionStop, ActionReboot, ActionList}
+
+// Meter records what /metrics reports. Adapters call it; the metrics package
+// implements it. A nil Meter is not allowed: use NopMeter.
+type Meter interface {
+	// RequestServed counts an inbound request (source: slack, socket,
+	// console, events; outcome: ok, refused, invalid, unauthorized...) and
+	// how long it took to answer.
+	RequestServed(source, outcome string, d time.Duration)
+	// MessageSent counts an outgoing message by result (sent, retry, failed).
+	MessageSent(result string)
+}
+
+// NopMeter records nothing.
+type NopMeter struct{}
+
+func (NopMeter) RequestServed(string, string, time.Duration) {}
+func (NopMeter) MessageSent(string)                          {}
