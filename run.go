@@ -107,3 +107,25 @@ type TranscriptLine struct {
 	Kind      string    `json:"kind"`              // command | ack | answer
 	Text      string    `json:"text"`
 }
+
+// RunSaver persists a run's progress. A step calls it before every cloud
+// mutation so that a retried step knows the mutation may already be done.
+type RunSaver interface {
+	SaveRun(ctx context.Context, run *Run) error
+}
+
+// Outcome is what advancing a run produced: messages to post and audit lines
+// to write, in the same transaction as the run itself, and how long to park
+// the run when it has to wait.
+type Outcome struct {
+	Messages []Message
+	Audit    []AuditEvent
+	// Wait > 0 parks an unfinished run; it is advanced again after Wait.
+	Wait time.Duration
+}
+
+// Advancer carries a run forward until it finishes or has to wait. An error
+// is a transient failure: nothing was decided, and the caller retries later.
+type Advancer interface {
+	Advance(ctx context.Context, run *Run, saver RunSaver) (Outcome, error)
+}

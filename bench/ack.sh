@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# ack.sh measures Switchboard's key speed claim: Slack slash commands are
+# acked in milliseconds and each one is answered exactly once at its
+# response_url. It builds switchboard and slackload, starts `switchboard serve`
+# on a free loopback port with Slack enabled and a simulated cloud, runs
+# slackload closed-loop for a fixed number of commands, saves the report with
+# the machine and the exact commands to bench/results/ack-<date>.txt, and stops
+# the server. It exits with slackload's status: non-zero when any command
+# errored, was never answered or was answered twice.
+#
+# Knobs (environment): N (commands, default 2000), CONCURRENCY (default 8),
+# WARMUP (unrecorded commands first, default 200), TEXT (default "status tools"),
+# STORE (default: SQLite in the temp dir; e.g. a postgres:// URL), RESULTS
+# (directory, default bench/results).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+N=${N:-2000}
+CONCURRENCY=${CONCURRENCY:-8}
+WARMUP=${WARMUP:-200}
+TEXT=${TEXT:-status tools}
+RESULTS=${RESULTS:-bench/results}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
+server_pid=""
+cleanup() {
+	if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building into $work" >&2
+go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/slackload" ./cmd/slackload
+
+# A free loopback port: bind 0, read it, let go.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+addr="127.0.0.1:$port"
+
+# Slack's official test secret: nothing secret about a benchmark.
+export SLACK_SIGNING_SECRET=8f742231b10e8888abcd99yyyzzz85a5
+config="$work/switchboard.yaml"
+{
+	echo "data_dir: $work/data"
+	if [[ -n "${STORE:-}" ]]; then echo "store: $STORE"; fi
+	cat <<'YAML'
+log: { level: warn }
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  # Answers go to each command's response_url (slackload's receiver); the Web
+  # API is never needed, so point it at the discard port rather than Slack.
+  api_url: http://127.0.0.1:9/api/
+clouds:
+  main:
+    provider: sim
+    # 1ms: a zero duration means "the simulator's default" in the config.
+    sim: { pending_duration: 1ms, stopping_duration: 1ms, shutting_down_duration: 1ms, throttle: false }
+    instances:
+      - { id: i-0123456789abcdef0, name: tools, state: running, type: t3.micro }
+groups:
+  bench: [U0SLACKLOAD]
+commands:
+  /ec2:
+    cloud: main
+    allow: { users: [group:bench] }
+    instances:
+      tools: { id: i-0123456789abcdef0 }
+YAML
+} >"$config"
+
+server_cmd=("$work/switchboard" serve --config "$config" --addr "$addr")
+"${server_cmd[@]}" >"$work/server.log" 2>&1 &
+server_pid=$!
+
+for i in $(seq 300); do
+	if curl -fsS -o /dev/null "http://$addr/healthz" 2>/dev/null; then break; fi
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		echo "switchboard serve exited before it was healthy:" >&2
+		cat "$work/server.log" >&2
+		exit 1
+	fi
+	if [[ $i == 300 ]]; then
+		echo "switchboard serve not healthy at http://$addr/healthz after 30s:" >&2
+		cat "$work/server.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+load=("$work/slackload" -url "http://$addr/slack/commands" -command /ec2 -text "$TEXT" -user U0SLACKLOAD -channel C0SLACKLOAD)
+if ((WARMUP > 0)); then
+	"${load[@]}" -n "$WARMUP" -concurrency "$CONCURRENCY" -settle 0s >/dev/null 2>&1 || {
+		echo "warm-up run failed; server log:" >&2
+		tail -n 50 "$work/server.log" >&2
+		exit 1
+	}
+fi
+
+run=("${load[@]}" -n "$N" -concurrency "$CONCURRENCY")
+set +e
+report=$("${run[@]}" 2>&1)
+status=$?
+set -e
+
+mkdir -p "$RESULTS"
+out="$RESULTS/ack-$(date -u +%Y-%m-%dT%H%M%SZ).txt"
+{
+	echo "# switchboard slash command ack benchmark"
+	echo "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "machine:   $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
+	echo "go:        $(go version)"
+	echo "server:    switchboard serve --config switchboard.yaml --addr $addr"
+	echo "store:     ${STORE:-sqlite in data_dir}"
+	echo "warm-up:   $WARMUP commands, not counted"
+	echo "command:   SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload ${run[*]:1}"
+	echo "exit:      $status"
+	echo
+	echo "$report"
+	echo
+	echo "## switchboard.yaml"
+	cat "$config"
+} >"$out"
+cat "$out"
+echo "saved to $out" >&2
+exit "$status"

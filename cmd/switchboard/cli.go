@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/slack"
+	"github.com/switchboardhq/switchboard/store"
+)
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("switchboard "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses and turns a usage error into errUsage (already printed).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// loadConfig reads --config, or the built-in default when path is empty.
+func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
+	if path == "" {
+		return config.Default(dataDir), nil
+	}
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		var problems config.Problems
+		if errors.As(err, &problems) {
+			fmt.Fprintln(stderr, problems.Error())
+		}
+		return nil, err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	return cfg, nil
+}
+
+func check(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	path := fs.String("config", "", "the config file to check (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "switchboard check: --config FILE is required")
+		return errUsage
+	}
+	cfg, err := loadConfig(*path, "", getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if _, err := buildProviders(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), cfg.Redacted().Store)
+	return nil
+}
+
+func version(stdout io.Writer) error {
+	v := switchboard.Version
+	if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	fmt.Fprintf(stdout, "switchboard %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func audit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit", stderr)
+	path := fs.String("config", "", "config file (default: the built-in one, whose store is ./data/switchboard.db)")
+	dataDir := fs.String("data-dir", "", "data directory of the built-in config")
+	since := fs.Duration("since", time.Hour, "how far back to go")
+	limit := fs.Int("limit", 1000, "at most this many lines (the newest)")
+	asJSON := fs.Bool("json", false, "print JSON lines")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, *dataDir, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	evs, err := st.ListAudit(ctx, time.Now().Add(-*since), *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, ev := range evs {
+			if err := enc.Encode(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tACTOR\tCHANNEL\tSUBJECT\tOUTCOME\tDETAIL\tRUN")
+	for _, ev := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05"), ev.Kind, dash(ev.Actor), dash(ev.Channel),
+			dash(ev.Subject), dash(ev.Outcome), dash(strings.ReplaceAll(ev.Detail, "\n", " ")), dash(ev.RunID))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func slackManifest(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("slack-manifest", stderr)
+	url := fs.String("url", "", "the public https:// base URL Slack will call (required)")
+	path := fs.String("config", "", "config file whose commands to list (default: the built-in one)")
+	socket := fs.Bool("socket-mode", false, "use Socket Mode (no public URL needed for requests)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		fmt.Fprintln(stderr, "switchboard slack-manifest: --url https://HOST is required")
+		return errUsage
+	}
+	cfg, err := loadConfig(*path, "", getenv, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := slack.Manifest(*url, *socket, cfg.Commands)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/engine"
+	"github.com/switchboardhq/switchboard/metrics"
+	"github.com/switchboardhq/switchboard/sim"
+	"github.com/switchboardhq/switchboard/slack"
+	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/web"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "config file (default: the built-in demo on the simulated cloud)")
+	addr := fs.String("addr", "", "listen address HOST:PORT (overrides the config's listen)")
+	dataDir := fs.String("data-dir", "", "data directory for the built-in config's SQLite database (default ./data)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	started := time.Now()
+	cfg, err := loadConfig(*path, *dataDir, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.Listen = *addr
+	}
+	logger := newLogger(cfg.Log, stderr)
+
+	providers, err := buildProviders(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	meter := metrics.New(st, logger)
+	commands := &engine.Commands{Specs: cfg.Commands, Runs: st}
+	runner := &engine.Runner{Providers: providers, Locks: st}
+	httpClient := &http.Client{Timeout: 10 * time.Second}
+	var messenger switchboard.Messenger
+	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" {
+		messenger = &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}
+	}
+
+	var slackHandlers web.SlackHandlers
+	if cfg.Slack.Enabled() || cfg.Slack.AllowLegacyToken {
+		h, err := slack.NewHandler(slack.HandlerConfig{
+			SigningSecret:     cfg.Slack.SigningSecret.Value(),
+			VerificationToken: cfg.Slack.VerificationToken.Value(),
+			AllowLegacyToken:  cfg.Slack.AllowLegacyToken,
+			Commands:          commands,
+			Deliveries:        st,
+			Auditor:           st,
+			Meter:             meter,
+			Logger:            logger,
+		})
+		if err != nil {
+			return err
+		}
+		slackHandlers = web.SlackHandlers{Commands: h, Interactions: h, Events: h}
+	}
+	users, channels := playgroundPickers(cfg)
+	server := web.NewServer(web.Config{
+		Addr:         cfg.Listen,
+		AdminToken:   cfg.Console.AdminToken.Value(),
+		Commands:     commands,
+		Store:        st,
+		Auditor:      st,
+		Slack:        slackHandlers,
+		Metrics:      meter.Handler(),
+		Users:        users,
+		Channels:     channels,
+		CommandNames: commandNames(cfg),
+		Logger:       logger,
+		Meter:        meter,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set listen: in the config or --addr)", cfg.Listen, err)
+	}
+	httpServer := &http.Server{
+		Handler: server.Handler(),
+		// Slow or stalled clients must not hold connections open.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if err := st.Start(ctx, store.Work{Advancer: runner, Messenger: messenger, Meter: meter}); err != nil {
+		ln.Close()
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+
+	socketDone := make(chan struct{})
+	if cfg.Slack.SocketMode() {
+		go func() {
+			defer close(socketDone)
+			err := slack.RunSocketMode(ctx, slack.SocketConfig{
+				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
+				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+			})
+			if err != nil {
+				logger.Error("slack socket mode stopped", "err", err)
+			}
+		}()
+	} else {
+		close(socketDone)
+	}
+
+	url := "http://" + ln.Addr().String() + "/"
+	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
+		"store", cfg.Redacted().Store, "config", cfg.File, "startup", time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "Switchboard is running. Open %s to try it (try /ec2 status in the playground).\n", url)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	// Drain: stop taking requests, let in-flight runs reach their next
+	// checkpoint, then close the database.
+	logger.Info("shutting down: draining requests and in-flight work")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	if err := st.Stop(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("job queue stop", "err", err)
+	}
+	<-socketDone
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// buildProviders provisions every configured cloud.
+func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error) {
+	providers := map[string]switchboard.Provider{}
+	for _, c := range cfg.Clouds {
+		switch c.Provider {
+		case config.ProviderSim:
+			opts := sim.Options{
+				Instances:            c.Instances,
+				PendingDuration:      c.Sim.PendingDuration,
+				StoppingDuration:     c.Sim.StoppingDuration,
+				ShuttingDownDuration: c.Sim.ShuttingDownDuration,
+			}
+			if c.Sim.Throttle != nil && !*c.Sim.Throttle {
+				opts.Limits.Unlimited = true
+			}
+			if err := opts.Validate(); err != nil {
+				return nil, fmt.Errorf("%s:%d: clouds.%s: %w", cfg.File, c.Line, c.Name, err)
+			}
+			providers[c.Name] = sim.New(opts)
+		default:
+			return nil, fmt.Errorf("%s:%d: clouds.%s: provider %q is not available in this build yet; use provider: sim", cfg.File, c.Line, c.Name, c.Provider)
+		}
+	}
+	return providers, nil
+}
+
+// playgroundPickers lists the users and channels the console offers: every
+// user named in groups or allow lists, every allowed channel.
+func playgroundPickers(cfg *config.Config) (users, channels []string) {
+	for _, members := range cfg.Groups {
+		users = append(users, members...)
+	}
+	for _, c := range cfg.Commands {
+		users = append(users, c.Access.Users...)
+		channels = append(channels, c.Access.Channels...)
+	}
+	slices.Sort(users)
+	slices.Sort(channels)
+	users, channels = slices.Compact(users), slices.Compact(channels)
+	if len(channels) == 0 {
+		channels = []string{"C0GENERAL"}
+	}
+	return users, channels
+}
+
+func commandNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Commands))
+	for i, c := range cfg.Commands {
+		names[i] = c.Name
+	}
+	return names
+}

@@ -1,0 +1,338 @@
+// Package config reads Switchboard's one YAML file: where it listens, where it
+// stores runs, how it talks to Slack, which clouds it acts on, and which slash
+// commands exist, who may use them and what they may touch.
+//
+// Decoding is strict and complete: an unknown key is an error (with a "did
+// you mean" when a known key is close), and every problem in the file is
+// reported at once, each with its file, line and key path, so that a person
+// fixes the file in one pass. ${VAR}, ${VAR:-default} and ${file:PATH} in
+// values bring in the environment and secret files; secrets never reach an
+// error message, a log line or fmt output (see Secret and Config.Redacted).
+package config
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Config is a whole configuration file, decoded, defaulted and validated.
+type Config struct {
+	// File is the path the configuration was read from.
+	File string `json:"file"`
+	// Listen is the host:port of the HTTP server.
+	Listen string `json:"listen"`
+	// Store is the database: sqlite://PATH or a postgres:// URL. It may hold
+	// a password; print Redacted().Store, never Store.
+	Store string `json:"store"`
+	// DataDir holds the default SQLite database and other local state.
+	DataDir string  `json:"data_dir"`
+	Slack   Slack   `json:"slack"`
+	Console Console `json:"console"`
+	// Clouds in file order.
+	Clouds []Cloud `json:"clouds"`
+	// Groups maps a group name to the user ids in it, as written.
+	Groups map[string][]string `json:"groups,omitempty"`
+	// Commands in file order, with groups expanded into user ids.
+	Commands []switchboard.CommandSpec `json:"commands"`
+	Log      Log                       `json:"log"`
+}
+
+// Slack is how Switchboard talks to Slack. The section is optional: without
+// it, commands come only from the console.
+type Slack struct {
+	// SigningSecret verifies that requests come from Slack.
+	SigningSecret Secret `json:"signing_secret"`
+	// BotToken (xoxb-) lets Switchboard post with chat.postMessage and
+	// chat.update when a response_url is not enough.
+	BotToken Secret `json:"bot_token"`
+	// AppToken (xapp-) turns on Socket Mode: no public URL needed.
+	AppToken Secret `json:"app_token"`
+	// APIURL is the Slack Web API base, ending in "/"
+	// (https://slack.com/api/ unless overridden, as tests do).
+	APIURL string `json:"api_url"`
+	// VerificationToken is Slack's deprecated shared token, accepted only
+	// when AllowLegacyToken is true.
+	VerificationToken Secret `json:"verification_token"`
+	AllowLegacyToken  bool   `json:"allow_legacy_token"`
+}
+
+// Enabled reports whether the file has a slack section (which requires a
+// signing secret).
+func (s Slack) Enabled() bool { return s.SigningSecret != "" }
+
+// SocketMode reports whether Switchboard should connect to Slack over Socket
+// Mode.
+func (s Slack) SocketMode() bool { return s.AppToken != "" }
+
+// Console configures the web console.
+type Console struct {
+	// AdminToken, when set, is required to use the console.
+	AdminToken Secret `json:"admin_token"`
+}
+
+// Log configures the process log.
+type Log struct {
+	Level  string `json:"level"`  // debug | info | warn | error
+	Format string `json:"format"` // text | json
+}
+
+// SlogLevel returns Level as a slog.Level.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Cloud providers.
+const (
+	ProviderSim     = "sim"
+	ProviderAWS     = "aws"
+	ProviderAlibaba = "alibaba"
+)
+
+// Cloud is one cloud account in one region.
+type Cloud struct {
+	Name     string `json:"name"`
+	Provider string `json:"provider"` // sim | aws | alibaba
+	// Line is where the cloud is defined in the file.
+	Line int `json:"line"`
+
+	// Region, Endpoint and Profile apply to aws and alibaba (Region also
+	// labels a sim cloud). Endpoint overrides the API address (moto, a
+	// test server).
+	Region   string `json:"region,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	Profile  string `json:"profile,omitempty"`
+	// AssumeRole, when RoleARN is set, is the role to assume.
+	AssumeRole AssumeRole `json:"assume_role,omitzero"`
+	// AccessKeyID and AccessKeySecret are static credentials; both or
+	// neither are set. Without them the SDK's default chain applies.
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	AccessKeySecret Secret `json:"access_key_secret,omitempty"`
+
+	// Instances is the simulated fleet of a sim cloud, in file order.
+	Instances []switchboard.Instance `json:"instances,omitempty"`
+	// Sim tunes a sim cloud.
+	Sim SimOptions `json:"sim,omitzero"`
+}
+
+// AssumeRole is an IAM (or RAM) role to assume with STS.
+type AssumeRole struct {
+	RoleARN    string `json:"role_arn,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+// SimOptions tunes the simulated cloud. Zero values leave the simulator's own
+// defaults in place.
+type SimOptions struct {
+	// PendingDuration is how long a started instance stays pending.
+	PendingDuration time.Duration `json:"pending_duration,omitempty"`
+	// StoppingDuration is how long a stopped instance stays stopping.
+	StoppingDuration time.Duration `json:"stopping_duration,omitempty"`
+	// ShuttingDownDuration is how long a terminated instance stays
+	// shutting-down.
+	ShuttingDownDuration time.Duration `json:"shutting_down_duration,omitempty"`
+	// Throttle, when set, turns the simulated API rate limits on or off.
+	Throttle *bool `json:"throttle,omitempty"`
+}
+
+// DefaultListen is where Switchboard listens when the file does not say.
+const DefaultListen = "127.0.0.1:8080"
+
+// DefaultDataDir is the data directory when the file does not say.
+const DefaultDataDir = "./data"
+
+// DefaultSlackAPIURL is Slack's Web API base.
+const DefaultSlackAPIURL = "https://slack.com/api/"
+
+// DefaultYAML is the configuration `switchboard serve` uses without
+// --config: a simulated cloud with a small fleet and one /ec2 command, so a
+// newcomer can try everything from the console.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Load reads and decodes the configuration file at path. getenv resolves
+// ${VAR} references (pass os.Getenv; nil means an empty environment). When
+// the file has problems, the error is a Problems listing all of them.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, getenv)
+}
+
+// Parse decodes a configuration held in memory; name is used in problems as
+// the file name. When the data has problems, the error is a Problems listing
+// all of them.
+func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
+	return parse(name, data, getenv, options{})
+}
+
+// Default returns the built-in configuration (DefaultYAML) with its data in
+// dataDir ("" means DefaultDataDir).
+func Default(dataDir string) *Config {
+	c, err := parse(defaultName, DefaultYAML, nil, options{dataDir: dataDir})
+	if err != nil {
+		// The embedded file is tested; this is a build that broke it.
+		panic("config: the built-in default.yaml is invalid:\n" + err.Error())
+	}
+	return c
+}
+
+const defaultName = "(built-in default)"
+
+// options are the knobs Parse does not expose: tests and Default use them.
+type options struct {
+	dataDir  string
+	readFile func(string) ([]byte, error)
+}
+
+// Cloud returns the cloud called name.
+func (c *Config) Cloud(name string) (Cloud, bool) {
+	for _, cl := range c.Clouds {
+		if cl.Name == name {
+			return cl, true
+		}
+	}
+	return Cloud{}, false
+}
+
+// Command returns the command called name ("/ec2").
+func (c *Config) Command(name string) (switchboard.CommandSpec, bool) {
+	for _, cmd := range c.Commands {
+		if cmd.Name == name {
+			return cmd, true
+		}
+	}
+	return switchboard.CommandSpec{}, false
+}
+
+// StoreDSN splits Store into the kind of database ("sqlite" or "postgres")
+// and what its driver opens: the file path (with any ?query kept) or the
+// URL as written.
+func (c *Config) StoreDSN() (driver, dsn string) {
+	if path, ok := strings.CutPrefix(c.Store, "sqlite://"); ok {
+		return "sqlite", path
+	}
+	return "postgres", c.Store
+}
+
+// Redacted returns a copy safe to print or show: every secret reads
+// "[redacted]" and the store URL's password is replaced. (Endpoints and
+// api_url cannot hold credentials: validation refuses them.)
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Store = redactURL(c.Store)
+	r.Slack.SigningSecret = redactSecret(c.Slack.SigningSecret)
+	r.Slack.BotToken = redactSecret(c.Slack.BotToken)
+	r.Slack.AppToken = redactSecret(c.Slack.AppToken)
+	r.Slack.VerificationToken = redactSecret(c.Slack.VerificationToken)
+	r.Console.AdminToken = redactSecret(c.Console.AdminToken)
+	r.Clouds = make([]Cloud, len(c.Clouds))
+	for i, cl := range c.Clouds {
+		cl.AccessKeySecret = redactSecret(cl.AccessKeySecret)
+		r.Clouds[i] = cl
+	}
+	return &r
+}
+
+func redactSecret(s Secret) Secret {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// redactURL hides the password of a URL, in its userinfo or in a
+// ?password= parameter (which pgx reads too).
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redacted
+	}
+	const mark = "REDACTEDPASSWORD"
+	masked := false
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), mark)
+		masked = true
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", mark)
+		u.RawQuery = q.Encode()
+		masked = true
+	}
+	if !masked {
+		return s
+	}
+	return strings.ReplaceAll(u.String(), mark, redacted)
+}
+
+// plain is Config without its methods, so Format and MarshalJSON can print
+// the fields without calling themselves.
+type plain Config
+
+// String prints the configuration with its secrets redacted.
+func (c Config) String() string { return fmt.Sprintf("%+v", plain(*c.Redacted())) }
+
+// Format makes every fmt verb print the redacted configuration.
+func (c Config) Format(f fmt.State, verb rune) {
+	r := plain(*c.Redacted())
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprintf(f, "%#v", r)
+	case verb == 'v' && !f.Flag('+'):
+		fmt.Fprintf(f, "%v", r)
+	default:
+		fmt.Fprintf(f, "%+v", r)
+	}
+}
+
+// MarshalJSON writes the redacted configuration.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(plain(*c.Redacted())) }
+
+// LogValue summarizes the configuration for slog, without secrets.
+func (c Config) LogValue() slog.Value {
+	clouds := make([]string, len(c.Clouds))
+	for i, cl := range c.Clouds {
+		clouds[i] = cl.Name + "(" + cl.Provider + ")"
+	}
+	commands := make([]string, len(c.Commands))
+	for i, cmd := range c.Commands {
+		commands[i] = cmd.Name
+	}
+	return slog.GroupValue(
+		slog.String("file", c.File),
+		slog.String("listen", c.Listen),
+		slog.String("store", redactURL(c.Store)),
+		slog.String("data_dir", c.DataDir),
+		slog.Bool("slack", c.Slack.Enabled()),
+		slog.Bool("socket_mode", c.Slack.SocketMode()),
+		slog.Any("clouds", clouds),
+		slog.Any("commands", commands),
+	)
+}
+
+var (
+	_ fmt.Formatter  = Config{}
+	_ slog.LogValuer = Config{}
+	_ json.Marshaler = Config{}
+)

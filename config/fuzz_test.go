@@ -1,0 +1,67 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// FuzzParse feeds arbitrary files to the decoder: it must never panic, and a
+// file it accepts must hold together (every command's cloud exists, every
+// command has users and actions).
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add(DefaultYAML)
+	f.Add([]byte(""))
+	f.Add([]byte("listen: ${A:-:80}\nstore: postgres://u:${file:x}@h/db\n"))
+	f.Add([]byte("a: &a [*a]\nclouds: &c { x: { <<: *c, provider: sim } }\n"))
+	f.Add([]byte("commands: { /x: { allow: { users: [group:g] }, instances: { t: { tags: { a: b } } } } }\ngroups: { g: [U1] }\nclouds: { m: { provider: sim } }\n"))
+	f.Add([]byte("x-a: &a {x: 1}\nx-b: &b { <<: [*a, *a] }\nx-c: &c { <<: [*b, *b, *c] }\nclouds: { m: { <<: *c } }\n"))
+	f.Add([]byte("- [\n"))
+	f.Add([]byte("x: !!binary aGk=\n---\ny: 1\n"))
+
+	getenv := func(k string) string {
+		if len(k)%2 == 0 {
+			return "v-" + k
+		}
+		return ""
+	}
+	// Never touch the real file system from a fuzzer: a name like
+	// /proc/kmsg would block.
+	readFile := func(path string) ([]byte, error) {
+		if len(path)%2 == 0 {
+			return []byte(path + "\n"), nil
+		}
+		return nil, errors.New("no such file")
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parse("f.yaml", data, getenv, options{readFile: readFile})
+		if err != nil {
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("error is not a non-empty Problems: %#v", err)
+			}
+			return
+		}
+		for _, cmd := range cfg.Commands {
+			if _, ok := cfg.Cloud(cmd.Cloud); !ok {
+				t.Fatalf("command %s acts on unknown cloud %q", cmd.Name, cmd.Cloud)
+			}
+			if len(cmd.Access.Users) == 0 || len(cmd.Actions) == 0 || len(cmd.Instances) == 0 {
+				t.Fatalf("command %s accepted with nobody, no actions or no targets: %+v", cmd.Name, cmd)
+			}
+			for _, a := range cmd.Actions {
+				if !contains(switchboard.AllActions, a) {
+					t.Fatalf("command %s accepted action %q", cmd.Name, a)
+				}
+			}
+		}
+		_ = cfg.String()
+	})
+}

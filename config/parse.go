@@ -1,0 +1,747 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+func parse(name string, data []byte, getenv func(string) string, o options) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}}
+	if d.readFile == nil {
+		d.readFile = readSecretFile
+	}
+	root := d.document(data)
+	if len(d.problems) > 0 {
+		return nil, d.problems.sorted()
+	}
+	c := &Config{File: name}
+	d.config(c, root, o)
+	if len(d.problems) > 0 {
+		return nil, d.problems.sorted()
+	}
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root node (nil for an empty file),
+// reporting YAML syntax errors and extra documents.
+func (d *decoder) document(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := decodeNode(dec, &doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			d.yamlError(err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := decodeNode(dec, &extra); err == nil {
+		d.add(extra.Line, "", "a second YAML document (after ---) is not allowed; keep the whole configuration in one")
+	} else if !errors.Is(err, io.EOF) {
+		d.yamlError(err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// decodeNode turns a panic inside the YAML library into an error: a hostile
+// file must not crash the process that loads it.
+func decodeNode(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: cannot parse this file (%v)", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+func (d *decoder) yamlError(err error) {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		d.add(line, "", "invalid YAML: %s", m[2])
+		return
+	}
+	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands"}
+
+func (d *decoder) config(c *Config, root *yaml.Node, o options) {
+	// Top-level keys starting with "x-" are ignored, as in Compose files:
+	// a place to define anchors that the rest of the file aliases.
+	var pairs []pair
+	for _, p := range d.pairs(root, "", 1) {
+		if !strings.HasPrefix(p.name, "x-") {
+			pairs = append(pairs, p)
+		}
+	}
+	f := d.known(pairs, topKeys...)
+
+	c.Listen = DefaultListen
+	if p, ok := f["listen"]; ok {
+		if s, ok := d.str(p); ok {
+			if msg := checkListen(s); msg != "" {
+				d.problemAt(p, "%s, got %s", msg, d.show(p, s))
+			}
+			c.Listen = s
+		}
+	}
+
+	c.DataDir = DefaultDataDir
+	if o.dataDir != "" {
+		c.DataDir = o.dataDir
+	}
+	if p, ok := f["data_dir"]; ok {
+		if s, ok := d.str(p); ok {
+			if s == "" {
+				d.problemAt(p, "is empty; remove the key to use %s", DefaultDataDir)
+			}
+			c.DataDir = s
+		}
+	}
+
+	c.Store = "sqlite://" + strings.TrimSuffix(c.DataDir, "/") + "/switchboard.db"
+	if p, ok := f["store"]; ok {
+		d.hidden[p.path] = true // a postgres URL may hold a password
+		if s, ok := d.str(p); ok {
+			if msg := checkStore(s); msg != "" {
+				d.problemAt(p, "%s", msg)
+			}
+			c.Store = s
+		}
+	}
+
+	c.Log = d.log(f["log"])
+	c.Slack = Slack{APIURL: DefaultSlackAPIURL}
+	if p, ok := f["slack"]; ok {
+		c.Slack = d.slack(p)
+	}
+	c.Console = d.console(f["console"])
+	c.Clouds = d.clouds(f["clouds"])
+	c.Groups = d.groups(f["groups"])
+	c.Commands = d.commands(f["commands"], c)
+}
+
+// checkListen returns what is wrong with a listen address, or "".
+func checkListen(s string) string {
+	const want = "must be host:port, like 127.0.0.1:8080 or :8080"
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return want
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return want + " (the port is a number from 0 to 65535)"
+	}
+	return ""
+}
+
+// checkStore returns what is wrong with a store URL, or "". It never echoes
+// the value, which may hold a password.
+func checkStore(s string) string {
+	const want = "must be sqlite://PATH or a postgres:// URL, like sqlite://./data/switchboard.db or postgres://user:pass@host:5432/db"
+	if path, ok := strings.CutPrefix(s, "sqlite://"); ok {
+		if path, _, _ = strings.Cut(path, "?"); path == "" {
+			return "sqlite:// needs a file path, like sqlite://./data/switchboard.db"
+		}
+		return ""
+	}
+	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+		return want
+	}
+	if _, err := url.Parse(s); err != nil {
+		// url's own message may quote part of the password.
+		return "is not a valid URL; percent-encode special characters in the user name and password (@ is %40, / is %2F, : is %3A)"
+	}
+	return ""
+}
+
+// checkHTTPURL returns what is wrong with an http(s) base URL, or "".
+// Credentials are refused so that the URL is never a secret to hide.
+func checkHTTPURL(s, example string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL, like " + example
+	}
+	if u.User != nil {
+		return "must not hold a user name or password"
+	}
+	return ""
+}
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+func (d *decoder) log(p pair) Log {
+	l := Log{Level: "info", Format: "text"}
+	if p.key == nil {
+		return l
+	}
+	f := d.fields(p.val, p.path, p.line(), "level", "format")
+	if q, ok := f["level"]; ok {
+		if s, ok := d.str(q); ok {
+			if !contains(logLevels, s) {
+				d.problemAt(q, "must be one of %s, got %s", strings.Join(logLevels, ", "), d.show(q, s))
+			}
+			l.Level = s
+		}
+	}
+	if q, ok := f["format"]; ok {
+		if s, ok := d.str(q); ok {
+			if !contains(logFormats, s) {
+				d.problemAt(q, "must be one of %s, got %s", strings.Join(logFormats, ", "), d.show(q, s))
+			}
+			l.Format = s
+		}
+	}
+	return l
+}
+
+// secret decodes a secret key; its value never appears in a problem.
+func (d *decoder) secret(f map[string]pair, key string) (Secret, pair, bool) {
+	p, ok := f[key]
+	if !ok {
+		return "", p, false
+	}
+	d.hidden[p.path] = true
+	s, ok := d.str(p)
+	return Secret(s), p, ok && s != ""
+}
+
+func (d *decoder) slack(p pair) Slack {
+	s := Slack{APIURL: DefaultSlackAPIURL}
+	f := d.fields(p.val, p.path, p.line(),
+		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token")
+
+	sp, present := f["signing_secret"]
+	s.SigningSecret, _, _ = d.secret(f, "signing_secret")
+	if !present {
+		d.add(p.key.Line, childPath(p.path, "signing_secret"),
+			"is required in the slack section: copy the Signing Secret from your Slack app's Basic Information page (signing_secret: ${SLACK_SIGNING_SECRET})")
+	} else if s.SigningSecret == "" && d.problems.none(sp.path) {
+		d.problemAt(sp, "is empty; the Signing Secret is on your Slack app's Basic Information page")
+	}
+
+	var q pair
+	var ok bool
+	if s.BotToken, q, ok = d.secret(f, "bot_token"); ok && !strings.HasPrefix(string(s.BotToken), "xoxb-") {
+		d.problemAt(q, "must be a bot token starting with xoxb-%s", tokenHint(string(s.BotToken)))
+	}
+	if s.AppToken, q, ok = d.secret(f, "app_token"); ok && !strings.HasPrefix(string(s.AppToken), "xapp-") {
+		d.problemAt(q, "must be an app-level token starting with xapp-%s", tokenHint(string(s.AppToken)))
+	}
+	s.VerificationToken, _, _ = d.secret(f, "verification_token")
+
+	if q, ok := f["api_url"]; ok {
+		if u, ok := d.str(q); ok {
+			if msg := checkHTTPURL(u, "https://slack.com/api/"); msg != "" {
+				d.problemAt(q, "%s", msg)
+			} else if !strings.HasSuffix(u, "/") {
+				u += "/" // the Slack client appends method names directly
+			}
+			s.APIURL = u
+		}
+	}
+	if q, ok := f["allow_legacy_token"]; ok {
+		s.AllowLegacyToken, _ = d.boolean(q)
+		if s.AllowLegacyToken && s.VerificationToken == "" {
+			d.problemAt(q, "needs verification_token (the legacy token from your Slack app's Basic Information page)")
+		}
+	}
+	return s
+}
+
+// tokenHint names the kind of Slack token a value looks like, from its
+// public prefix only.
+func tokenHint(s string) string {
+	switch {
+	case strings.HasPrefix(s, "xoxb-"):
+		return "; this is a bot token (xoxb-): it belongs in bot_token"
+	case strings.HasPrefix(s, "xapp-"):
+		return "; this is an app-level token (xapp-): it belongs in app_token"
+	case strings.HasPrefix(s, "xoxp-"):
+		return "; this is a user token (xoxp-): use the Bot User OAuth Token instead"
+	}
+	return ""
+}
+
+func (d *decoder) console(p pair) Console {
+	if p.key == nil {
+		return Console{}
+	}
+	f := d.fields(p.val, p.path, p.line(), "admin_token")
+	var c Console
+	c.AdminToken, _, _ = d.secret(f, "admin_token")
+	return c
+}
+
+var (
+	cloudName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	// An instance id as EC2 (i- and 8 or 17 hex digits) or ECS
+	// (i-bp1..., lower-case alphanumerics) writes it.
+	instanceID = regexp.MustCompile(`^i-[0-9a-z]{8,}$`)
+	ec2ID      = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	providers  = []string{ProviderSim, ProviderAWS, ProviderAlibaba}
+	simStates  = []switchboard.InstanceState{switchboard.StatePending, switchboard.StateRunning, switchboard.StateStopping, switchboard.StateStopped}
+	cloudKeys  = []string{"provider", "region", "endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "instances", "sim"}
+	remoteKeys = []string{"endpoint", "profile", "assume_role", "access_key_id", "access_key_secret"}
+)
+
+// checkID reports whether id is an instance id for provider, and what one
+// looks like when it is not.
+func checkID(id, provider string) (bool, string) {
+	if provider == ProviderAWS {
+		return ec2ID.MatchString(id), "an EC2 instance id (i- and 8 or 17 hex digits, like i-0123456789abcdef0)"
+	}
+	return instanceID.MatchString(id), "an instance id (i- and at least 8 lower-case letters or digits, like i-0123456789abcdef0 or i-bp1a2b3c4d5e6f7g8h9i)"
+}
+
+func (d *decoder) clouds(p pair) []Cloud {
+	if p.key == nil {
+		return nil
+	}
+	var out []Cloud
+	for _, cp := range d.pairs(p.val, p.path, p.line()) {
+		out = append(out, d.cloud(cp))
+	}
+	return out
+}
+
+func (d *decoder) cloud(p pair) Cloud {
+	c := Cloud{Name: p.name, Line: p.key.Line}
+	if !cloudName.MatchString(p.name) {
+		d.add(p.key.Line, p.path, "a cloud name is letters, digits, - and _ (like main or aws-prod)")
+	}
+	f := d.fields(p.val, p.path, p.line(), cloudKeys...)
+	if q, ok := f["provider"]; ok {
+		c.Provider, _ = d.str(q)
+		if c.Provider != "" && !contains(providers, c.Provider) {
+			d.problemAt(q, "unknown provider %s (providers: %s)", d.show(q, c.Provider), strings.Join(providers, ", "))
+		}
+	}
+	if c.Provider == "" && d.problems.none(childPath(p.path, "provider")) {
+		d.add(p.key.Line, childPath(p.path, "provider"), "is required: one of %s", strings.Join(providers, ", "))
+	}
+	sim := c.Provider == ProviderSim
+	remote := c.Provider == ProviderAWS || c.Provider == ProviderAlibaba
+
+	for _, key := range remoteKeys {
+		if q, ok := f[key]; ok && sim {
+			d.add(q.key.Line, q.path, "applies only to aws and alibaba clouds; this cloud is sim")
+		}
+	}
+	if q, ok := f["region"]; ok {
+		c.Region, _ = d.str(q)
+	}
+	if q, ok := f["endpoint"]; ok {
+		if s, ok := d.str(q); ok {
+			if msg := checkHTTPURL(s, "http://127.0.0.1:5000"); msg != "" {
+				d.problemAt(q, "%s", msg)
+			}
+			c.Endpoint = s
+		}
+	}
+	if q, ok := f["profile"]; ok {
+		c.Profile, _ = d.str(q)
+	}
+	if q, ok := f["assume_role"]; ok {
+		c.AssumeRole = d.assumeRole(q)
+	}
+	if q, ok := f["access_key_id"]; ok {
+		c.AccessKeyID, _ = d.str(q)
+	}
+	var secret pair
+	c.AccessKeySecret, secret, _ = d.secret(f, "access_key_secret")
+	if c.AccessKeyID != "" && c.AccessKeySecret == "" && secret.key == nil {
+		d.add(f["access_key_id"].key.Line, childPath(p.path, "access_key_secret"), "is required with access_key_id")
+	}
+	if c.AccessKeyID == "" && c.AccessKeySecret != "" {
+		d.add(secret.key.Line, childPath(p.path, "access_key_id"), "is required with access_key_secret")
+	}
+
+	if q, ok := f["instances"]; ok {
+		if remote {
+			d.add(q.key.Line, q.path, "only a sim cloud lists its instances; Switchboard reads an %s fleet from the cloud (select instances in a command's instances)", c.Provider)
+		} else {
+			c.Instances = d.fleet(q, c.Provider)
+		}
+	}
+	if q, ok := f["sim"]; ok {
+		if remote {
+			d.add(q.key.Line, q.path, "applies only to sim clouds; this cloud is %s", c.Provider)
+		} else {
+			c.Sim = d.simOptions(q)
+		}
+	}
+	return c
+}
+
+func (d *decoder) assumeRole(p pair) AssumeRole {
+	var r AssumeRole
+	f := d.fields(p.val, p.path, p.line(), "role_arn", "external_id")
+	if q, ok := f["role_arn"]; ok {
+		if s, ok := d.str(q); ok {
+			if !strings.HasPrefix(s, "arn:") {
+				d.problemAt(q, "must be a role ARN, like arn:aws:iam::123456789012:role/switchboard")
+			}
+			r.RoleARN = s
+		}
+	}
+	if q, ok := f["external_id"]; ok {
+		r.ExternalID, _ = d.str(q)
+	}
+	if r.RoleARN == "" && d.problems.none(childPath(p.path, "role_arn")) {
+		d.add(p.key.Line, childPath(p.path, "role_arn"), "is required in assume_role")
+	}
+	return r
+}
+
+func (d *decoder) simOptions(p pair) SimOptions {
+	var o SimOptions
+	f := d.fields(p.val, p.path, p.line(), "pending_duration", "stopping_duration", "shutting_down_duration", "throttle")
+	if q, ok := f["pending_duration"]; ok {
+		o.PendingDuration, _ = d.duration(q)
+	}
+	if q, ok := f["stopping_duration"]; ok {
+		o.StoppingDuration, _ = d.duration(q)
+	}
+	if q, ok := f["shutting_down_duration"]; ok {
+		o.ShuttingDownDuration, _ = d.duration(q)
+	}
+	if q, ok := f["throttle"]; ok {
+		if b, ok := d.boolean(q); ok {
+			o.Throttle = &b
+		}
+	}
+	return o
+}
+
+// fleet decodes the simulated instances of a sim cloud.
+func (d *decoder) fleet(p pair, provider string) []switchboard.Instance {
+	v := resolve(p.val)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		d.problemAt(p, "expected a list of instances like - { id: i-0123456789abcdef0, name: tools, state: stopped }, got %s", kindName(v))
+		return nil
+	}
+	var out []switchboard.Instance
+	first := map[string]int{}
+	for i, item := range v.Content {
+		ip := pair{name: p.name, key: p.key, val: item, path: itemPath(p.path, i)}
+		f := d.fields(item, ip.path, ip.line(), "id", "name", "state", "type", "tags", "public_ip", "private_ip")
+		in := switchboard.Instance{State: switchboard.StateRunning}
+		if q, ok := f["id"]; ok {
+			if s, ok := d.str(q); ok {
+				if ok, want := checkID(s, provider); !ok {
+					d.problemAt(q, "%s is not %s", d.show(q, s), want)
+				} else if line, dup := first[s]; dup {
+					d.problemAt(q, "duplicate instance id %s (first at line %d)", d.show(q, s), line)
+				} else {
+					first[s] = q.line()
+				}
+				in.ID = s
+			}
+		} else {
+			d.add(ip.line(), childPath(ip.path, "id"), "is required: every simulated instance needs an id like i-0123456789abcdef0")
+		}
+		if q, ok := f["name"]; ok {
+			in.Name, _ = d.str(q)
+		}
+		if q, ok := f["state"]; ok {
+			if s, ok := d.str(q); ok {
+				if !slices.Contains(simStates, switchboard.InstanceState(s)) {
+					d.problemAt(q, "unknown state %s (states: pending, running, stopping, stopped)", d.show(q, s))
+				}
+				in.State = switchboard.InstanceState(s)
+			}
+		}
+		if q, ok := f["type"]; ok {
+			in.Type, _ = d.str(q)
+		}
+		if q, ok := f["tags"]; ok {
+			in.Tags = d.strMap(q)
+		}
+		if q, ok := f["public_ip"]; ok {
+			in.PublicIP = d.ip(q)
+		}
+		if q, ok := f["private_ip"]; ok {
+			in.PrivateIP = d.ip(q)
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func (d *decoder) ip(p pair) string {
+	s, ok := d.str(p)
+	if !ok {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		d.problemAt(p, "%s is not an IP address", d.show(p, s))
+	}
+	return s
+}
+
+func (d *decoder) groups(p pair) map[string][]string {
+	if p.key == nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, gp := range d.pairs(p.val, p.path, p.line()) {
+		if gp.name == "" || strings.ContainsFunc(gp.name, unicode.IsSpace) {
+			d.add(gp.key.Line, gp.path, "a group name cannot be empty or hold spaces")
+		}
+		users, items := d.list(gp, "U0OPS1, U0OPS2")
+		for i, u := range users {
+			switch {
+			case strings.HasPrefix(u, "group:"):
+				d.problemAt(items[i], "a group lists user ids; it cannot contain another group")
+			default:
+				d.checkUser(items[i], u)
+			}
+		}
+		out[gp.name] = users
+	}
+	return out
+}
+
+// checkUser reports a user entry that is not a Slack user id, and whether
+// it is one.
+func (d *decoder) checkUser(p pair, u string) bool {
+	switch {
+	case strings.HasPrefix(u, "@"):
+		d.problemAt(p, "%s is a name; list the user id (like U0OPS1, from the user's profile: Copy member ID)", d.show(p, u))
+	case u == "" || strings.ContainsFunc(u, unicode.IsSpace):
+		d.problemAt(p, "%s is not a user id (like U0OPS1)", d.show(p, u))
+	default:
+		return true
+	}
+	return false
+}
+
+func (d *decoder) commands(p pair, c *Config) []switchboard.CommandSpec {
+	if p.key == nil {
+		return nil
+	}
+	var out []switchboard.CommandSpec
+	for _, cp := range d.pairs(p.val, p.path, p.line()) {
+		out = append(out, d.command(cp, c))
+	}
+	return out
+}
+
+var commandName = regexp.MustCompile(`^/[^\s/]+$`)
+
+func (d *decoder) command(p pair, c *Config) switchboard.CommandSpec {
+	cmd := switchboard.CommandSpec{Name: p.name}
+	if !commandName.MatchString(p.name) {
+		d.add(p.key.Line, p.path, "a command name starts with / and has no spaces, like /ec2")
+	}
+	f := d.fields(p.val, p.path, p.line(), "cloud", "allow", "instances", "actions")
+
+	// The cloud the command acts on decides how its targets are checked.
+	var cloud *Cloud
+	if q, ok := f["cloud"]; ok {
+		if s, ok := d.str(q); ok {
+			cmd.Cloud = s
+			if cl, ok := c.Cloud(s); ok {
+				cloud = &cl
+			} else {
+				d.problemAt(q, "unknown cloud %s (%s)", d.show(q, s), defined("clouds", cloudNames(c.Clouds)))
+			}
+		}
+	} else if len(c.Clouds) == 1 {
+		cloud = &c.Clouds[0]
+		cmd.Cloud = cloud.Name
+	} else {
+		d.add(p.key.Line, childPath(p.path, "cloud"), "is required: which cloud does this command act on? (%s)", defined("clouds", cloudNames(c.Clouds)))
+	}
+
+	cmd.Access = d.access(f["allow"], p, c)
+	cmd.Instances = d.targets(f["instances"], p, cloud)
+	cmd.Actions = d.actions(f["actions"])
+	return cmd
+}
+
+func cloudNames(clouds []Cloud) []string {
+	names := make([]string, len(clouds))
+	for i, cl := range clouds {
+		names[i] = cl.Name
+	}
+	return names
+}
+
+func defined(what string, names []string) string {
+	if len(names) == 0 {
+		return "no " + what + " are defined"
+	}
+	return what + " defined: " + strings.Join(names, ", ")
+}
+
+func (d *decoder) access(p pair, cmd pair, c *Config) switchboard.Access {
+	var a switchboard.Access
+	usersPath, line := childPath(cmd.path, "allow.users"), cmd.key.Line
+	f := map[string]pair{}
+	if p.key != nil {
+		f = d.fields(p.val, p.path, p.line(), "users", "channels")
+		line = p.key.Line
+	}
+	bad := false
+	if q, ok := f["users"]; ok {
+		line = q.key.Line
+		n := len(d.problems)
+		entries, items := d.list(q, "group:ops, U0OPS1")
+		bad = len(d.problems) > n
+		for i, u := range entries {
+			name, isGroup := strings.CutPrefix(u, "group:")
+			if !isGroup {
+				if !d.checkUser(items[i], u) {
+					bad = true
+				} else if !slices.Contains(a.Users, u) {
+					a.Users = append(a.Users, u)
+				}
+				continue
+			}
+			members, ok := c.Groups[name]
+			if !ok {
+				d.problemAt(items[i], "unknown group %s (%s)", d.show(items[i], name), defined("groups", sortedKeys(c.Groups)))
+				bad = true
+				continue
+			}
+			for _, m := range members {
+				if !slices.Contains(a.Users, m) {
+					a.Users = append(a.Users, m)
+				}
+			}
+		}
+	}
+	if len(a.Users) == 0 && !bad {
+		d.add(line, usersPath, "nobody could use this command; list users or group:NAME")
+	}
+	if q, ok := f["channels"]; ok {
+		channels, items := d.list(q, "C0OPS")
+		for i, ch := range channels {
+			switch {
+			case strings.HasPrefix(ch, "#"):
+				d.problemAt(items[i], "%s is a channel name; list the channel id (like C0OPS, at the bottom of the channel's About tab)", d.show(items[i], ch))
+			case ch == "" || strings.ContainsFunc(ch, unicode.IsSpace):
+				d.problemAt(items[i], "%s is not a channel id (like C0OPS)", d.show(items[i], ch))
+			}
+		}
+		if len(channels) > 0 {
+			a.Channels = channels
+		}
+	}
+	return a
+}
+
+func (d *decoder) targets(p pair, cmd pair, cloud *Cloud) []switchboard.TargetSpec {
+	if p.key == nil {
+		d.add(cmd.key.Line, childPath(cmd.path, "instances"), "is required: name the instances this command may touch, like tools: { id: i-0123456789abcdef0 } or web: { tags: { role: web } }")
+		return nil
+	}
+	var out []switchboard.TargetSpec
+	tps := d.pairs(p.val, p.path, p.line())
+	if len(tps) == 0 && d.problems.none(p.path) {
+		d.problemAt(p, "is empty: name the instances this command may touch")
+	}
+	for _, tp := range tps {
+		t := switchboard.TargetSpec{Alias: tp.name}
+		if tp.name == "" || strings.ContainsFunc(tp.name, unicode.IsSpace) {
+			d.add(tp.key.Line, tp.path, "a target name cannot be empty or hold spaces (people type it after the action)")
+		}
+		f := d.fields(tp.val, tp.path, tp.line(), "id", "tags", "elastic_ip")
+		idp, hasID := f["id"]
+		tagp, hasTags := f["tags"]
+		if hasID {
+			if s, ok := d.str(idp); ok {
+				t.ID = s
+				provider := ""
+				if cloud != nil {
+					provider = cloud.Provider
+				}
+				if ok, want := checkID(s, provider); !ok {
+					d.problemAt(idp, "%s is not %s", d.show(idp, s), want)
+				} else if cloud != nil && cloud.Provider == ProviderSim && !slices.ContainsFunc(cloud.Instances, func(in switchboard.Instance) bool { return in.ID == s }) {
+					d.problemAt(idp, "instance %s is not in cloud %q (a sim cloud has only the instances listed under clouds.%s.instances)", d.show(idp, s), cloud.Name, cloud.Name)
+				}
+			}
+		}
+		if hasTags {
+			t.Tags = d.strMap(tagp)
+		}
+		switch {
+		case hasID && hasTags:
+			d.add(tp.key.Line, tp.path, "has both id and tags; a target is one instance (id) or a tag selector (tags), not both")
+		case !hasID && !hasTags:
+			d.add(tp.key.Line, tp.path, "needs id (one instance) or tags (a selector), like { id: i-0123456789abcdef0 } or { tags: { role: web } }")
+		case hasTags && len(t.Tags) == 0 && d.problems.none(tagp.path):
+			d.problemAt(tagp, "is empty; a selector names at least one tag, like { role: web }")
+		}
+		if q, ok := f["elastic_ip"]; ok {
+			if s, ok := d.str(q); ok {
+				if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
+					d.problemAt(q, "%s is not an IPv4 address (an Elastic IP looks like 107.20.248.29)", d.show(q, s))
+				} else if !hasID {
+					d.problemAt(q, "needs an id target: an Elastic IP attaches to one instance")
+				}
+				t.ElasticIP = s
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (d *decoder) actions(p pair) []string {
+	if p.key == nil {
+		return slices.Clone(switchboard.AllActions)
+	}
+	all := strings.Join(switchboard.AllActions, ", ")
+	n := len(d.problems)
+	names, items := d.list(p, "status, start, stop")
+	if len(names) == 0 && len(d.problems) == n {
+		d.problemAt(p, "is empty; remove the key to allow every action (%s) or list some", all)
+	}
+	var out []string
+	for i, a := range names {
+		switch {
+		case !contains(switchboard.AllActions, a):
+			if s := suggest(a, switchboard.AllActions); s != "" {
+				d.problemAt(items[i], "unknown action %s; did you mean %q? (actions: %s)", d.show(items[i], a), s, all)
+			} else {
+				d.problemAt(items[i], "unknown action %s (actions: %s)", d.show(items[i], a), all)
+			}
+		case slices.Contains(out, a):
+			d.problemAt(items[i], "action %s is listed twice", d.show(items[i], a))
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,316 @@
+// Package engine is Switchboard's core logic: it turns a verified request
+// into a durable run (parse, authorize, plan) and carries runs out step by
+// step. It imports only the domain; storage, clouds and chat come in through
+// the small interfaces declared here.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// RunCreator writes a new run, its audit lines and the job that will carry it
+// out, all in one transaction. When a run with the same delivery key exists
+// already (a repeated delivery), it returns that run and created=false.
+type RunCreator interface {
+	CreateRun(ctx context.Context, run *switchboard.Run, audit []switchboard.AuditEvent) (existing *switchboard.Run, err error)
+	Audit(ctx context.Context, ev switchboard.AuditEvent) error
+}
+
+// Commands answers slash commands: it implements switchboard.CommandHandler.
+type Commands struct {
+	Specs   []switchboard.CommandSpec
+	Runs    RunCreator
+	NowFunc func() time.Time
+}
+
+var _ switchboard.CommandHandler = (*Commands)(nil)
+
+// NewRunID returns a new, time-ordered, unguessable run id like
+// "r-01JD3…". Time first so ids sort by creation.
+func NewRunID(now time.Time) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("r-%011x%s", now.UnixMilli(), strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])))
+}
+
+func (c *Commands) now() time.Time {
+	if c.NowFunc != nil {
+		return c.NowFunc()
+	}
+	return time.Now()
+}
+
+func (c *Commands) spec(name string) (switchboard.CommandSpec, bool) {
+	for _, s := range c.Specs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return switchboard.CommandSpec{}, false
+}
+
+// HandleCommand parses, authorizes and plans a command, writes the run and
+// says what to answer right away. A refusal is audited and returned as an
+// *switchboard.Error whose message is the sentence to show.
+func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (switchboard.Ack, error) {
+	if req.ReceivedAt.IsZero() {
+		req.ReceivedAt = c.now()
+	}
+	subject := strings.TrimSpace(req.Command + " " + req.Text)
+	audit := func(outcome, detail string) switchboard.AuditEvent {
+		return switchboard.AuditEvent{Time: c.now(), Kind: switchboard.AuditDecision, Actor: req.UserID,
+			Channel: req.ChannelID, Subject: subject, Outcome: outcome, Detail: detail}
+	}
+	refuse := func(err *switchboard.Error, detail string) (switchboard.Ack, error) {
+		if aerr := c.Runs.Audit(ctx, audit("refused", detail)); aerr != nil {
+			return switchboard.Ack{}, fmt.Errorf("audit refusal: %w", aerr)
+		}
+		return switchboard.Ack{}, err
+	}
+
+	spec, ok := c.spec(req.Command)
+	if !ok {
+		return refuse(switchboard.Errorf(switchboard.EINVALID, "Switchboard has no %s command. Commands here: %s.", req.Command, c.commandNames()), "unknown command")
+	}
+	if ok, why := spec.Access.Allows(req.UserID, req.ChannelID); !ok {
+		return refuse(switchboard.Errorf(switchboard.EFORBIDDEN, "Sorry, you may not use %s here: %s.", spec.Name, why), why)
+	}
+	cmd, perr := ParseCommand(spec, req.Text)
+	if perr != nil {
+		return refuse(perr, "bad command: "+perr.Message)
+	}
+
+	now := c.now()
+	with, err := json.Marshal(cmd)
+	if err != nil {
+		return switchboard.Ack{}, fmt.Errorf("encode plan: %w", err)
+	}
+	run := &switchboard.Run{
+		ID:        NewRunID(now),
+		Workflow:  strings.TrimPrefix(spec.Name, "/") + "." + cmd.Action,
+		Cloud:     spec.Cloud,
+		State:     switchboard.RunQueued,
+		Request:   req,
+		Plan:      []switchboard.Step{{Kind: StepInstances, With: with}},
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	ack := switchboard.Ack{Text: cmd.AckText(), RunID: run.ID}
+	existing, err := c.Runs.CreateRun(ctx, run, []switchboard.AuditEvent{
+		{Time: now, Kind: switchboard.AuditRequest, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "received", Detail: "via " + req.Source},
+		{Time: now, Kind: switchboard.AuditDecision, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "allowed", Detail: "allowed by " + spec.Name + " allow list"},
+	})
+	if err != nil {
+		return switchboard.Ack{}, fmt.Errorf("create run: %w", err)
+	}
+	if existing != nil {
+		ack.RunID = existing.ID
+	}
+	return ack, nil
+}
+
+func (c *Commands) commandNames() string {
+	names := make([]string, 0, len(c.Specs))
+	for _, s := range c.Specs {
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(names, ", ")
+}
+
+// Target is one thing a command names: a configured alias, an instance id or
+// a tag selector, resolved against the command's instances when the run
+// describes them.
+type Target struct {
+	Text      string            `json:"text"` // as the user typed it
+	Alias     string            `json:"alias,omitempty"`
+	ID        string            `json:"id,omitempty"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	ElasticIP string            `json:"elastic_ip,omitempty"`
+}
+
+// Label names the target for a person: "tools (i-0123…)", "web (role=web)".
+func (t Target) Label() string {
+	switch {
+	case t.Alias != "" && t.ID != "":
+		return t.Alias + " (" + t.ID + ")"
+	case t.Alias != "":
+		return t.Alias + " (" + tagText(t.Tags) + ")"
+	case t.ID != "":
+		return t.ID
+	}
+	return tagText(t.Tags)
+}
+
+// InstanceCommand is a parsed instance command: what to do, on what. It is
+// the parameter of the "instances" step.
+type InstanceCommand struct {
+	Command string   `json:"command"`
+	Action  string   `json:"action"`
+	Targets []Target `json:"targets"`
+	// Scope is every instance the command may touch; ids and selectors
+	// given by the user are checked against it.
+	Scope  []switchboard.TargetSpec `json:"scope"`
+	DryRun bool                     `json:"dry_run,omitempty"`
+}
+
+// AckText is the immediate answer: what is about to happen.
+func (c InstanceCommand) AckText() string {
+	labels := make([]string, len(c.Targets))
+	for i, t := range c.Targets {
+		labels[i] = t.Label()
+	}
+	what := strings.Join(labels, ", ")
+	switch c.Action {
+	case switchboard.ActionStart:
+		return "Starting " + what + " — I'll report back here."
+	case switchboard.ActionStop:
+		return "Stopping " + what + " — I'll report back here."
+	case switchboard.ActionReboot:
+		return "Rebooting " + what + " — I'll report back here."
+	case switchboard.ActionList:
+		return "Listing the instances " + c.Command + " may touch — I'll report back here."
+	}
+	return "Checking " + what + " — I'll report back here."
+}
+
+var (
+	instanceIDPattern = regexp.MustCompile(`^i-[0-9a-z]{8,}$`)
+	tagPattern        = regexp.MustCompile(`^[A-Za-z0-9_.:/+\-@]+=[A-Za-z0-9_.:/+\-@ ]*$`)
+)
+
+// ParseCommand reads "ACTION [TARGET...]" against a command's configuration.
+// Its errors are sentences that say what would work.
+func ParseCommand(spec switchboard.CommandSpec, text string) (InstanceCommand, *switchboard.Error) {
+	fields := strings.Fields(text)
+	cmd := InstanceCommand{Command: spec.Name, Scope: spec.Instances}
+	if len(fields) == 0 {
+		return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, ""))
+	}
+	cmd.Action = strings.ToLower(fields[0])
+	if !slices.Contains(spec.Actions, cmd.Action) {
+		if cmd.Action == "help" {
+			return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, ""))
+		}
+		return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, fmt.Sprintf("I don't know %q.", fields[0])))
+	}
+	for _, f := range fields[1:] {
+		if f == "--dry-run" {
+			cmd.DryRun = true
+			continue
+		}
+		t, err := parseTarget(spec, f)
+		if err != nil {
+			return cmd, err
+		}
+		cmd.Targets = append(cmd.Targets, t)
+	}
+	if len(cmd.Targets) == 0 {
+		switch cmd.Action {
+		case switchboard.ActionStatus, switchboard.ActionList:
+			for _, s := range spec.Instances {
+				cmd.Targets = append(cmd.Targets, Target{Text: s.Alias, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP})
+			}
+		default:
+			return cmd, switchboard.Errorf(switchboard.EINVALID, "Which instance? Try `%s %s %s`. Targets: %s.", spec.Name, cmd.Action, firstAlias(spec), targetNames(spec))
+		}
+	}
+	return cmd, nil
+}
+
+func parseTarget(spec switchboard.CommandSpec, f string) (Target, *switchboard.Error) {
+	for _, s := range spec.Instances {
+		if strings.EqualFold(s.Alias, f) {
+			return Target{Text: f, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP}, nil
+		}
+	}
+	if instanceIDPattern.MatchString(f) {
+		t := Target{Text: f, ID: f}
+		for _, s := range spec.Instances {
+			if s.ID == f {
+				t.Alias, t.ElasticIP = s.Alias, s.ElasticIP
+			}
+		}
+		// An id no alias names may still be covered by a tag selector; the
+		// run checks it against the instance's tags.
+		if t.Alias == "" && !hasTagScope(spec) {
+			return t, switchboard.Errorf(switchboard.EINVALID, "%s may not touch %s. Targets: %s.", spec.Name, f, targetNames(spec))
+		}
+		return t, nil
+	}
+	if strings.Contains(f, "=") {
+		tags := map[string]string{}
+		for _, kv := range strings.Split(f, ",") {
+			if !tagPattern.MatchString(kv) {
+				return Target{}, switchboard.Errorf(switchboard.EINVALID, "%q is not a tag selector; write it as key=value, e.g. env=dev or role=web,env=prod.", f)
+			}
+			k, v, _ := strings.Cut(kv, "=")
+			tags[k] = v
+		}
+		return Target{Text: f, Tags: tags}, nil
+	}
+	return Target{}, switchboard.Errorf(switchboard.EINVALID, "I don't know the target %q. Targets: %s, an instance id, or a tag selector like env=dev.", f, targetNames(spec))
+}
+
+func hasTagScope(spec switchboard.CommandSpec) bool {
+	for _, s := range spec.Instances {
+		if len(s.Tags) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Help is the sentence that tells a user what a command can do.
+func Help(spec switchboard.CommandSpec, lead string) string {
+	var b strings.Builder
+	if lead != "" {
+		b.WriteString(lead + " ")
+	}
+	fmt.Fprintf(&b, "Try `%s %s [target]`. Targets: %s, an instance id, or a tag selector like env=dev.",
+		spec.Name, strings.Join(spec.Actions, "|"), targetNames(spec))
+	return b.String()
+}
+
+func targetNames(spec switchboard.CommandSpec) string {
+	names := make([]string, len(spec.Instances))
+	for i, s := range spec.Instances {
+		names[i] = s.Alias
+	}
+	if len(names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(names, ", ")
+}
+
+func firstAlias(spec switchboard.CommandSpec) string {
+	if len(spec.Instances) > 0 {
+		return spec.Instances[0].Alias
+	}
+	return "i-0123456789abcdef0"
+}
+
+func tagText(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + tags[k]
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,477 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// instancesProgress is the "instances" step's own progress, saved before each
+// cloud mutation.
+type instancesProgress struct {
+	Phase string `json:"phase"` // "" → acting → waiting
+	// Notes are lines already decided (already running, not found...).
+	Notes []string `json:"notes,omitempty"`
+	// Acting are the instances the step started, stopped or rebooted.
+	Acting   []switchboard.Instance `json:"acting,omitempty"`
+	Deadline time.Time              `json:"deadline,omitzero"`
+	// WaitingFor is the run holding a lock we want, once we told the
+	// channel about it.
+	WaitingFor string `json:"waiting_for,omitempty"`
+}
+
+func (sc *stepContext) instances(ctx context.Context, with json.RawMessage) error {
+	var cmd InstanceCommand
+	if err := json.Unmarshal(with, &cmd); err != nil {
+		return sc.fail(fmt.Sprintf("Run %s has a broken instances step (%v); nothing was done.", sc.run.ID, err))
+	}
+	provider, ok := sc.runner.Providers[sc.run.Cloud]
+	if !ok {
+		return sc.fail(fmt.Sprintf("The cloud %q is not configured any more; nothing was done.", sc.run.Cloud))
+	}
+	var p instancesProgress
+	if err := sc.loadScratch(&p); err != nil {
+		return err
+	}
+	st := &instancesStep{stepContext: sc, cmd: cmd, cloud: provider, p: &p}
+	switch p.Phase {
+	case "":
+		return st.decide(ctx)
+	case "acting":
+		return st.act(ctx)
+	case "waiting":
+		return st.check(ctx)
+	}
+	return sc.fail(fmt.Sprintf("Run %s is in an unknown phase %q; nothing more was done.", sc.run.ID, p.Phase))
+}
+
+type instancesStep struct {
+	*stepContext
+	cmd   InstanceCommand
+	cloud switchboard.Provider
+	p     *instancesProgress
+}
+
+// decide describes the targets, answers status and list right away, and for
+// start/stop/reboot sorts the instances into those to act on and those whose
+// state already says what to answer.
+func (st *instancesStep) decide(ctx context.Context) error {
+	found, notes, err := st.resolve(ctx)
+	if err != nil {
+		if final, ferr := st.cloudFailure(err, "look up "+st.targetText()); !final {
+			return ferr
+		}
+		return nil
+	}
+	switch st.cmd.Action {
+	case switchboard.ActionStatus:
+		for _, inst := range found {
+			notes = append(notes, st.statusLine(inst))
+		}
+		return st.finish(notes)
+	case switchboard.ActionList:
+		for _, inst := range found {
+			notes = append(notes, listLine(inst))
+		}
+		if len(found) == 0 {
+			notes = append(notes, "No instances match.")
+		}
+		return st.finish(notes)
+	}
+
+	var acting []switchboard.Instance
+	for _, inst := range found {
+		if line, ok := st.blocked(inst); ok {
+			notes = append(notes, line)
+		} else {
+			acting = append(acting, inst)
+		}
+	}
+	if len(acting) == 0 {
+		return st.finish(notes)
+	}
+	if st.cmd.DryRun {
+		for _, inst := range acting {
+			notes = append(notes, fmt.Sprintf("Dry run: I would %s %s; nothing was changed.", st.cmd.Action, inst.Label()))
+		}
+		return st.finish(notes)
+	}
+
+	keys := make([]string, len(acting))
+	for i, inst := range acting {
+		keys[i] = st.run.Cloud + "/" + inst.ID
+	}
+	holder, err := st.runner.Locks.LockInstances(ctx, st.run.ID, keys)
+	if err != nil {
+		return fmt.Errorf("lock instances: %w", err)
+	}
+	if holder != "" {
+		if st.p.WaitingFor != holder {
+			st.p.WaitingFor = holder
+			st.say(fmt.Sprintf("Another run (%s) is working on %s; I'll go on when it is done.", holder, labels(acting)))
+			if err := st.checkpoint(ctx, st.p); err != nil {
+				return err
+			}
+		}
+		st.wait(st.runner.pollInterval())
+		return nil
+	}
+	st.p.Phase, st.p.Notes, st.p.Acting = "acting", notes, acting
+	if err := st.checkpoint(ctx, st.p); err != nil {
+		return err
+	}
+	return st.act(ctx)
+}
+
+// act makes the cloud call. It may run twice for one run (a crash after the
+// checkpoint): start and stop are no-ops on an instance already on its way,
+// and a second reboot is harmless.
+func (st *instancesStep) act(ctx context.Context) error {
+	ids := make([]string, len(st.p.Acting))
+	for i, inst := range st.p.Acting {
+		ids[i] = inst.ID
+	}
+	var err error
+	switch st.cmd.Action {
+	case switchboard.ActionStart:
+		_, err = st.cloud.StartInstances(ctx, ids)
+	case switchboard.ActionStop:
+		_, err = st.cloud.StopInstances(ctx, ids, switchboard.StopOptions{})
+	case switchboard.ActionReboot:
+		err = st.cloud.RebootInstances(ctx, ids)
+	}
+	subject := st.cmd.Action + " " + strings.Join(ids, ",")
+	if err != nil {
+		if final, ferr := st.cloudFailure(err, st.cmd.Action+" "+labels(st.p.Acting)); !final {
+			return ferr
+		}
+		st.audit(switchboard.AuditAction, subject, "failed", switchboard.ErrorMessage(err))
+		return nil
+	}
+	st.audit(switchboard.AuditAction, subject, "ok", "")
+	if st.cmd.Action == switchboard.ActionReboot {
+		notes := st.p.Notes
+		for _, inst := range st.p.Acting {
+			notes = append(notes, inst.Label()+" was rebooted; it will be back in a minute or two.")
+		}
+		return st.finish(notes)
+	}
+	timeout := st.runner.StartTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	if st.cmd.Action == switchboard.ActionStop {
+		timeout = st.runner.StopTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Minute
+		}
+	}
+	st.p.Phase, st.p.Deadline = "waiting", st.runner.now().Add(timeout)
+	if err := st.checkpoint(ctx, st.p); err != nil {
+		return err
+	}
+	return st.check(ctx)
+}
+
+// check looks at the instances acted on; when they all reached the state
+// asked for (or the deadline passed) it reports, otherwise it parks the run.
+func (st *instancesStep) check(ctx context.Context) error {
+	ids := make([]string, len(st.p.Acting))
+	for i, inst := range st.p.Acting {
+		ids[i] = inst.ID
+	}
+	current, err := st.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
+	if err != nil {
+		if final, ferr := st.cloudFailure(err, "check "+labels(st.p.Acting)); !final {
+			return ferr
+		}
+		return nil
+	}
+	want := switchboard.StateRunning
+	if st.cmd.Action == switchboard.ActionStop {
+		want = switchboard.StateStopped
+	}
+	byID := map[string]switchboard.Instance{}
+	for _, inst := range current {
+		byID[inst.ID] = inst
+	}
+	settled := true
+	for _, id := range ids {
+		inst, ok := byID[id]
+		if ok && inst.State != want && inst.State != switchboard.StateTerminated {
+			settled = false
+		}
+	}
+	timedOut := !st.runner.now().Before(st.p.Deadline)
+	if !settled && !timedOut {
+		st.wait(st.runner.pollInterval())
+		return nil
+	}
+
+	notes := st.p.Notes
+	failed := false
+	for _, acted := range st.p.Acting {
+		inst, ok := byID[acted.ID]
+		switch {
+		case !ok:
+			notes = append(notes, acted.Label()+" has disappeared from the cloud.")
+			failed = true
+		case inst.State == want && want == switchboard.StateRunning:
+			line, err := st.attachAddress(ctx, inst)
+			if err != nil {
+				return err
+			}
+			if st.out.Wait > 0 {
+				return nil // throttled: try the address again later
+			}
+			notes = append(notes, line)
+		case inst.State == want:
+			notes = append(notes, inst.Label()+" is now stopped.")
+		default:
+			notes = append(notes, fmt.Sprintf("%s is still %s after %s; check it with `%s status %s`.",
+				inst.Label(), inst.State, st.timeout(), st.cmd.Command, acted.ID))
+			failed = true
+		}
+	}
+	if failed {
+		return st.fail(strings.Join(notes, "\n"))
+	}
+	return st.finish(notes)
+}
+
+func (st *instancesStep) timeout() time.Duration {
+	if st.cmd.Action == switchboard.ActionStop {
+		return cmp(st.runner.StopTimeout, 10*time.Minute)
+	}
+	return cmp(st.runner.StartTimeout, 5*time.Minute)
+}
+
+func cmp(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// attachAddress associates the Elastic IP configured for a started instance
+// and says where it runs.
+func (st *instancesStep) attachAddress(ctx context.Context, inst switchboard.Instance) (string, error) {
+	eip := st.elasticIP(inst.ID)
+	if eip == "" || inst.PublicIP == eip {
+		return runningLine(inst, inst.PublicIP), nil
+	}
+	if err := st.cloud.AssociateAddress(ctx, inst.ID, eip); err != nil {
+		wait, transient := retryable(err)
+		switch {
+		case wait > 0:
+			st.wait(wait)
+			return "", nil
+		case transient:
+			return "", fmt.Errorf("associate %s with %s: %w", eip, inst.ID, err)
+		}
+		// The start itself worked: report it, and the address problem.
+		st.audit(switchboard.AuditAction, "associate "+eip+" "+inst.ID, "failed", switchboard.ErrorMessage(err))
+		return runningLine(inst, inst.PublicIP) + fmt.Sprintf(" I could not attach %s: %s", eip, switchboard.ErrorMessage(err)), nil
+	}
+	st.audit(switchboard.AuditAction, "associate "+eip+" "+inst.ID, "ok", "")
+	return runningLine(inst, eip), nil
+}
+
+func runningLine(inst switchboard.Instance, ip string) string {
+	if ip == "" {
+		return inst.Label() + " is now running."
+	}
+	return inst.Label() + " is now running at " + ip + "."
+}
+
+func (st *instancesStep) elasticIP(id string) string {
+	for _, t := range st.cmd.Targets {
+		if t.ID == id && t.ElasticIP != "" {
+			return t.ElasticIP
+		}
+	}
+	for _, s := range st.cmd.Scope {
+		if s.ID == id {
+			return s.ElasticIP
+		}
+	}
+	return ""
+}
+
+// blocked says, for an instance whose state makes the action moot or
+// impossible, what to answer instead.
+func (st *instancesStep) blocked(inst switchboard.Instance) (string, bool) {
+	l := inst.Label()
+	switch st.cmd.Action {
+	case switchboard.ActionStart:
+		switch inst.State {
+		case switchboard.StateRunning:
+			return l + " is already running" + at(inst) + ".", true
+		case switchboard.StatePending:
+			return l + " is still booting (pending); it will be running shortly.", true
+		case switchboard.StateStopping:
+			return l + " is stopping; start it again once it has stopped.", true
+		case switchboard.StateShuttingDown, switchboard.StateTerminated:
+			return l + " is terminated and cannot be started.", true
+		}
+	case switchboard.ActionStop:
+		switch inst.State {
+		case switchboard.StateStopped:
+			return l + " is already stopped.", true
+		case switchboard.StateStopping:
+			return l + " is already stopping.", true
+		case switchboard.StatePending:
+			return l + " is still booting (pending); stop it once it is running.", true
+		case switchboard.StateShuttingDown, switchboard.StateTerminated:
+			return l + " is terminated.", true
+		}
+	case switchboard.ActionReboot:
+		if inst.State != switchboard.StateRunning {
+			return fmt.Sprintf("%s is %s; only a running instance can be rebooted.", l, inst.State), true
+		}
+	}
+	return "", false
+}
+
+func (st *instancesStep) statusLine(inst switchboard.Instance) string {
+	l := inst.Label()
+	alias := inst.ID
+	for _, t := range st.cmd.Targets {
+		if t.ID == inst.ID && t.Alias != "" {
+			alias = t.Alias
+		}
+	}
+	switch inst.State {
+	case switchboard.StateRunning:
+		return l + " is running" + at(inst) + "."
+	case switchboard.StateStopped:
+		return fmt.Sprintf("%s is stopped. To start it: `%s start %s`", l, st.cmd.Command, alias)
+	case switchboard.StatePending:
+		return l + " is starting (pending); check back in a minute."
+	case switchboard.StateStopping:
+		return l + " is stopping; check back in a minute."
+	}
+	return fmt.Sprintf("%s is %s.", l, inst.State)
+}
+
+func listLine(inst switchboard.Instance) string {
+	parts := []string{"• " + inst.Label(), string(inst.State)}
+	if inst.Type != "" {
+		parts = append(parts, inst.Type)
+	}
+	if inst.PublicIP != "" {
+		parts = append(parts, inst.PublicIP)
+	}
+	if len(inst.Tags) > 0 {
+		tags := maps.Clone(inst.Tags)
+		delete(tags, "Name")
+		if len(tags) > 0 {
+			parts = append(parts, tagText(tags))
+		}
+	}
+	return strings.Join(parts, " — ")
+}
+
+func at(inst switchboard.Instance) string {
+	if inst.PublicIP == "" {
+		return ""
+	}
+	return " at " + inst.PublicIP
+}
+
+// finish posts the answer and ends the step.
+func (st *instancesStep) finish(lines []string) error {
+	text := strings.Join(lines, "\n")
+	if text == "" {
+		text = "Nothing to do."
+	}
+	st.say(text)
+	st.succeed(text)
+	return nil
+}
+
+func (st *instancesStep) targetText() string {
+	ls := make([]string, len(st.cmd.Targets))
+	for i, t := range st.cmd.Targets {
+		ls[i] = t.Label()
+	}
+	return strings.Join(ls, ", ")
+}
+
+// resolve describes the targets and keeps the instances the command may
+// touch, in the order they were named. Lines for targets that matched nothing
+// or are out of scope come back as notes.
+func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, []string, error) {
+	var found []switchboard.Instance
+	var notes []string
+	seen := map[string]bool{}
+	for _, t := range st.cmd.Targets {
+		f := switchboard.Filter{Tags: t.Tags}
+		if t.ID != "" {
+			f = switchboard.Filter{IDs: []string{t.ID}}
+		}
+		insts, err := st.cloud.DescribeInstances(ctx, f)
+		if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+			notes = append(notes, fmt.Sprintf("%s was not found in cloud %s.", t.Label(), st.run.Cloud))
+			continue
+		} else if err != nil {
+			return nil, nil, err
+		}
+		matched := 0
+		for _, inst := range insts {
+			if !inScope(st.cmd.Scope, inst) {
+				if t.ID != "" {
+					notes = append(notes, fmt.Sprintf("%s may not touch %s.", st.cmd.Command, inst.Label()))
+				}
+				continue
+			}
+			matched++
+			if !seen[inst.ID] {
+				seen[inst.ID] = true
+				found = append(found, inst)
+			}
+		}
+		if matched == 0 && t.ID == "" {
+			notes = append(notes, fmt.Sprintf("%s matches no instance %s may touch.", t.Label(), st.cmd.Command))
+		}
+	}
+	return found, notes, nil
+}
+
+// inScope reports whether a command configured with scope may touch inst: its
+// id is listed, or its tags include one of the configured selectors.
+func inScope(scope []switchboard.TargetSpec, inst switchboard.Instance) bool {
+	for _, s := range scope {
+		if s.ID != "" && s.ID == inst.ID {
+			return true
+		}
+		if s.ID == "" && len(s.Tags) > 0 && tagsMatch(s.Tags, inst.Tags) {
+			return true
+		}
+	}
+	return false
+}
+
+func tagsMatch(want, have map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func labels(insts []switchboard.Instance) string {
+	ls := make([]string, len(insts))
+	for i, inst := range insts {
+		ls[i] = inst.Label()
+	}
+	slices.Sort(ls)
+	return strings.Join(ls, ", ")
+}

@@ -1,0 +1,100 @@
+// Package metrics exposes Switchboard's Prometheus metrics: inbound requests
+// and how fast they were acked, runs by state, and outgoing message results.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// RunCounter counts runs by state; the store implements it.
+type RunCounter interface {
+	CountRunsByState(ctx context.Context) (map[switchboard.RunState]int, error)
+}
+
+// Metrics is a Prometheus registry with Switchboard's metrics on it.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	ack      *prometheus.HistogramVec
+	messages *prometheus.CounterVec
+}
+
+var _ switchboard.Meter = (*Metrics)(nil)
+
+// New registers the metrics. runs may be nil (no runs gauge).
+func New(runs RunCounter, logger *slog.Logger) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_requests_total",
+			Help: "Inbound requests by source (slack, socket, console, events) and outcome.",
+		}, []string{"source", "outcome"}),
+		ack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchboard_ack_seconds",
+			Help: "Time from receiving a request to acknowledging it.",
+			// Slack gives 3 s; we aim for single milliseconds.
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3},
+		}, []string{"source"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messages_total",
+			Help: "Outgoing chat messages by result (sent, retry, throttled, failed).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(m.requests, m.ack, m.messages,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if runs != nil {
+		m.registry.MustRegister(&runsCollector{runs: runs, logger: logger})
+	}
+	return m
+}
+
+// RequestServed counts a request and observes its ack latency.
+func (m *Metrics) RequestServed(source, outcome string, d time.Duration) {
+	m.requests.WithLabelValues(source, outcome).Inc()
+	m.ack.WithLabelValues(source).Observe(d.Seconds())
+}
+
+// MessageSent counts an outgoing message result.
+func (m *Metrics) MessageSent(result string) {
+	m.messages.WithLabelValues(result).Inc()
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+var runsDesc = prometheus.NewDesc("switchboard_runs", "Runs by state, as stored.", []string{"state"}, nil)
+
+// runsCollector reads the run counts when scraped, so every replica reports
+// the shared truth rather than what it saw itself.
+type runsCollector struct {
+	runs   RunCounter
+	logger *slog.Logger
+}
+
+func (c *runsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- runsDesc }
+
+func (c *runsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.runs.CountRunsByState(ctx)
+	if err != nil {
+		if c.logger != nil {
+			c.logger.Warn("metrics: count runs", "err", err)
+		}
+		return
+	}
+	for _, state := range []switchboard.RunState{switchboard.RunQueued, switchboard.RunRunning, switchboard.RunWaiting, switchboard.RunSucceeded, switchboard.RunFailed} {
+		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[state]), string(state))
+	}
+}

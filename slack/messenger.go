@@ -1,0 +1,205 @@
+package slack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	goslack "github.com/slack-go/slack"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Messenger posts a run's messages to Slack: through the request's
+// response_url while it works (no bot token needed), otherwise with
+// chat.postMessage and the bot token.
+type Messenger struct {
+	BotToken string
+	// APIURL is Slack's Web API base URL; https://slack.com/api/ when empty.
+	APIURL string
+	// HTTPClient is used for both kinds of post; a client with a 15 s
+	// timeout when nil.
+	HTTPClient *http.Client
+}
+
+var _ switchboard.Messenger = (*Messenger)(nil)
+
+// defaultHTTPClient bounds a post that Slack never answers, so the worker
+// can retry it instead of hanging.
+var defaultHTTPClient = &http.Client{Timeout: 15 * time.Second}
+
+// Post delivers m. The error tells the worker what to do next: an *Error
+// with ETHROTTLED (and RetryAfter) or EUNAVAILABLE means retry; EINVALID on
+// a response_url means the URL is spent or expired and chat.postMessage is
+// the way left; anything else will not succeed by retrying.
+func (m *Messenger) Post(ctx context.Context, msg switchboard.Message) error {
+	if msg.ResponseURL != "" {
+		return m.postResponseURL(ctx, msg)
+	}
+	return m.postMessage(ctx, msg)
+}
+
+func (m *Messenger) client() *http.Client {
+	if m.HTTPClient != nil {
+		return m.HTTPClient
+	}
+	return defaultHTTPClient
+}
+
+// responseURLBody is what a response_url takes. replace_original is false so
+// an answer never overwrites the message with the approval buttons.
+type responseURLBody struct {
+	ResponseType    string `json:"response_type"`
+	ReplaceOriginal bool   `json:"replace_original"`
+	Text            string `json:"text"`
+}
+
+func (m *Messenger) postResponseURL(ctx context.Context, msg switchboard.Message) error {
+	body, err := json.Marshal(responseURLBody{ResponseType: "in_channel", Text: msg.Text})
+	if err != nil {
+		return fmt.Errorf("encode response_url message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, msg.ResponseURL, bytes.NewReader(body))
+	if err != nil {
+		// The URL itself is broken: no retry will help, chat.postMessage may.
+		return switchboard.Errorf(switchboard.EINVALID, "Slack's response_url for this request is not a valid URL; post with chat.postMessage instead.")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.client().Do(req)
+	if err != nil {
+		return unreachable(ctx, err)
+	}
+	defer resp.Body.Close()
+	// Slack answers "ok" or a short reason such as "expired_url"; more than
+	// that is not worth reading.
+	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusTooManyRequests:
+		return throttled(retryAfter(resp.Header, time.Now()))
+	case code >= 500:
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to the response_url post; it will be retried.", code)
+	default:
+		why := strings.TrimSpace(string(reason))
+		if why == "" || !printable(why) {
+			why = http.StatusText(code)
+		}
+		return switchboard.Errorf(switchboard.EINVALID, "Slack refused the response_url (HTTP %d %s): it expired or was used too often; post with chat.postMessage instead.", code, why)
+	}
+}
+
+func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) error {
+	if m.BotToken == "" {
+		return switchboard.Errorf(switchboard.EINVALID, "no bot token configured: set slack.bot_token to answer after response_url expires")
+	}
+	if msg.ChannelID == "" {
+		return switchboard.Errorf(switchboard.EINVALID, "The message has no channel to post to.")
+	}
+	api := goslack.New(m.BotToken,
+		goslack.OptionAPIURL(apiBaseURL(m.APIURL)),
+		goslack.OptionHTTPClient(m.client()),
+	)
+	// Not escaped: run texts use Slack's own markup (<@U123>, <url|label>).
+	_, _, err := api.PostMessageContext(ctx, msg.ChannelID, goslack.MsgOptionText(msg.Text, false))
+	if err == nil {
+		return nil
+	}
+	return postMessageError(ctx, msg.ChannelID, err)
+}
+
+// postMessageError maps what slack-go returned from chat.postMessage onto
+// the codes the worker acts on.
+func postMessageError(ctx context.Context, channel string, err error) error {
+	var limited *goslack.RateLimitedError
+	var status goslack.StatusCodeError
+	var api goslack.SlackErrorResponse
+	switch {
+	case errors.As(err, &limited):
+		return throttled(limited.RetryAfter)
+	case errors.As(err, &status):
+		if status.Code == http.StatusTooManyRequests {
+			return throttled(0)
+		}
+		if status.Code >= 500 {
+			return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to chat.postMessage; it will be retried.", status.Code)
+		}
+		return switchboard.Errorf(switchboard.EINVALID, "Slack refused chat.postMessage with HTTP %d.", status.Code)
+	case errors.As(err, &api):
+		switch api.Err {
+		case "ratelimited":
+			return throttled(0)
+		case "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+			return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack failed to post the message (%s); it will be retried.", api.Err)
+		case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope", "not_allowed_token_type":
+			return switchboard.Errorf(switchboard.EUNAUTHORIZED, "Slack refused the bot token (%s): check slack.bot_token and that the app has the chat:write scope.", api.Err)
+		case "channel_not_found", "not_in_channel", "is_archived":
+			return switchboard.Errorf(switchboard.EINVALID, "Slack cannot post to channel %s (%s): invite the Switchboard app to it, or add the chat:write.public scope.", channel, api.Err)
+		default:
+			return switchboard.Errorf(switchboard.EINVALID, "Slack refused the message for channel %s (%s).", channel, api.Err)
+		}
+	default:
+		return unreachable(ctx, err)
+	}
+}
+
+// unreachable reports a post that got no answer. The URL is left out of the
+// message: a response_url is a credential for its channel.
+func unreachable(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("post to slack: %w", ctx.Err())
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack did not answer (%v); the message will be retried.", err)
+}
+
+func throttled(after time.Duration) error {
+	e := switchboard.Errorf(switchboard.ETHROTTLED, "Slack asked Switchboard to slow down; the message will be retried.")
+	e.RetryAfter = after
+	return e
+}
+
+// maxRetryAfterSecs caps what a peer may ask for, so a silly header cannot
+// park a message for days or overflow a Duration.
+const maxRetryAfterSecs = 3600
+
+// retryAfter reads a Retry-After header, in seconds or as an HTTP date; 0
+// when absent or unreadable.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(min(secs, maxRetryAfterSecs)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfterSecs*time.Second)
+	}
+	return 0
+}
+
+// printable reports whether s is short plain text worth quoting to a person.
+func printable(s string) bool {
+	if len(s) > 80 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

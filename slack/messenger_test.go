@@ -1,0 +1,252 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// responseURLServer impersonates a Slack response_url: it answers each post
+// with status and header, and records the bodies.
+type responseURLServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []responseURLBody
+}
+
+func newResponseURLServer(t *testing.T, status int, header map[string]string, reply string) *responseURLServer {
+	t.Helper()
+	s := &responseURLServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b responseURLBody
+		if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&b) != nil {
+			http.Error(w, "invalid_payload", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.bodies = append(s.bodies, b)
+		s.mu.Unlock()
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, reply)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestMessengerResponseURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name           string
+		status         int
+		header         map[string]string
+		reply          string
+		wantCode       string
+		wantRetryAfter time.Duration
+		wantInMessage  string
+	}{
+		{"ok", 200, nil, "ok", "", 0, ""},
+		{"server error is retried", 500, nil, "", switchboard.EUNAVAILABLE, 0, "retried"},
+		{"bad gateway is retried", 502, nil, "", switchboard.EUNAVAILABLE, 0, "retried"},
+		{"throttled", 429, map[string]string{"Retry-After": "3"}, "", switchboard.ETHROTTLED, 3 * time.Second, "slow down"},
+		{"throttled without Retry-After", 429, nil, "", switchboard.ETHROTTLED, 0, "slow down"},
+		{"expired", 404, nil, "expired_url", switchboard.EINVALID, 0, "response_url (HTTP 404 expired_url)"},
+		{"gone", 410, nil, "", switchboard.EINVALID, 0, "refused the response_url"},
+		{"too many posts", 400, nil, "used_url", switchboard.EINVALID, 0, "used_url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newResponseURLServer(t, tt.status, tt.header, tt.reply)
+			m := &Messenger{HTTPClient: srv.Client()}
+			err := m.Post(context.Background(), switchboard.Message{
+				ChannelID:   "C1",
+				ResponseURL: srv.URL + "/commands/T1/1/secret",
+				Text:        "tools (i-0123) is now running at 107.20.248.29",
+			})
+			if got := switchboard.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q (%v), want %q", got, err, tt.wantCode)
+			}
+			srv.mu.Lock()
+			bodies := srv.bodies
+			srv.mu.Unlock()
+			want := responseURLBody{ResponseType: "in_channel", ReplaceOriginal: false, Text: "tools (i-0123) is now running at 107.20.248.29"}
+			if len(bodies) != 1 || bodies[0] != want {
+				t.Errorf("posted %+v, want %+v", bodies, want)
+			}
+			if err == nil {
+				return
+			}
+			var e *switchboard.Error
+			errors.As(err, &e)
+			if e.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.wantRetryAfter)
+			}
+			if !strings.Contains(e.Message, tt.wantInMessage) {
+				t.Errorf("message %q does not contain %q", e.Message, tt.wantInMessage)
+			}
+			if strings.Contains(e.Message, "secret") {
+				t.Errorf("message %q leaks the response_url", e.Message)
+			}
+		})
+	}
+}
+
+func TestMessengerResponseURLUnreachable(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens there any more
+	m := &Messenger{}
+	err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: addr + "/commands/T1/1/secret", Text: "hi"})
+	if got := switchboard.ErrorCode(err); got != switchboard.EUNAVAILABLE {
+		t.Fatalf("code = %q (%v), want unavailable", got, err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q leaks the response_url", err)
+	}
+}
+
+// webAPI impersonates Slack's Web API chat.postMessage.
+type webAPI struct {
+	*httptest.Server
+	mu    sync.Mutex
+	calls []postMessageCall
+}
+
+type postMessageCall struct {
+	token, channel, text string
+}
+
+func newWebAPI(t *testing.T, answer func(w http.ResponseWriter)) *webAPI {
+	t.Helper()
+	s := &webAPI{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/chat.postMessage" {
+			http.NotFound(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		// slack-go sends the token as a form field on chat.postMessage;
+		// Slack also takes it as a bearer token. Either will do.
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			token = r.PostForm.Get("token")
+		}
+		s.calls = append(s.calls, postMessageCall{token, r.PostForm.Get("channel"), r.PostForm.Get("text")})
+		s.mu.Unlock()
+		answer(w)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func slackOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true,"channel":"C1","ts":"1503435956.000247"}`)
+}
+
+func TestMessengerPostMessage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name           string
+		answer         func(w http.ResponseWriter)
+		wantCode       string
+		wantRetryAfter time.Duration
+	}{
+		{"ok", slackOK, "", 0},
+		{"rate limited", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, switchboard.ETHROTTLED, 7 * time.Second},
+		{"server error", func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) }, switchboard.EUNAVAILABLE, 0},
+		{"not in channel", func(w http.ResponseWriter) {
+			io.WriteString(w, `{"ok":false,"error":"not_in_channel"}`)
+		}, switchboard.EINVALID, 0},
+		{"bad token", func(w http.ResponseWriter) {
+			io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
+		}, switchboard.EUNAUTHORIZED, 0},
+		{"slack internal error", func(w http.ResponseWriter) {
+			io.WriteString(w, `{"ok":false,"error":"internal_error"}`)
+		}, switchboard.EUNAVAILABLE, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := newWebAPI(t, tt.answer)
+			m := &Messenger{BotToken: "xoxb-test-token", APIURL: api.URL + "/api", HTTPClient: api.Client()}
+			err := m.Post(context.Background(), switchboard.Message{ChannelID: "C0123", Text: "tools is <https://x|up>"})
+			if got := switchboard.ErrorCode(err); got != tt.wantCode {
+				t.Fatalf("code = %q (%v), want %q", got, err, tt.wantCode)
+			}
+			api.mu.Lock()
+			calls := api.calls
+			api.mu.Unlock()
+			want := postMessageCall{"xoxb-test-token", "C0123", "tools is <https://x|up>"}
+			if len(calls) != 1 || calls[0] != want {
+				t.Errorf("calls = %+v, want %+v", calls, want)
+			}
+			if err != nil {
+				var e *switchboard.Error
+				errors.As(err, &e)
+				if e.RetryAfter != tt.wantRetryAfter {
+					t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.wantRetryAfter)
+				}
+				if strings.Contains(e.Message, "xoxb-test-token") {
+					t.Errorf("message %q leaks the token", e.Message)
+				}
+			}
+		})
+	}
+}
+
+func TestMessengerWithoutBotToken(t *testing.T) {
+	t.Parallel()
+	m := &Messenger{APIURL: "http://127.0.0.1:1/api/"}
+	err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", Text: "hi"})
+	var e *switchboard.Error
+	if !errors.As(err, &e) || e.Code != switchboard.EINVALID || !strings.Contains(e.Message, "slack.bot_token") {
+		t.Fatalf("err = %v, want EINVALID naming slack.bot_token", err)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"3", 3 * time.Second},
+		{"0", 0},
+		{"-4", 0},
+		{"soon", 0},
+		{"99999999999999999", time.Hour},
+		{"86400", time.Hour},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		h.Set("Retry-After", tt.value)
+		if got := retryAfter(h, now); got != tt.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}

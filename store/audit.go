@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Audit writes one audit line.
+func (s *Store) Audit(ctx context.Context, ev switchboard.AuditEvent) error {
+	return s.insertAudit(ctx, s.db, []switchboard.AuditEvent{ev})
+}
+
+func (s *Store) insertAudit(ctx context.Context, db execer, evs []switchboard.AuditEvent) error {
+	for _, ev := range evs {
+		if ev.Time.IsZero() {
+			ev.Time = time.Now()
+		}
+		_, err := db.ExecContext(ctx, s.q(`INSERT INTO sb_audit (at, run_id, kind, actor, channel, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			ev.Time.UnixNano(), ev.RunID, ev.Kind, ev.Actor, ev.Channel, ev.Subject, ev.Outcome, ev.Detail)
+		if err != nil {
+			return fmt.Errorf("write audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListAudit returns audit lines since a time, oldest first, at most limit
+// (the newest ones when there are more).
+func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]switchboard.AuditEvent, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, run_id, kind, actor, channel, subject, outcome, detail FROM sb_audit
+		WHERE at >= ? ORDER BY id DESC LIMIT ?`), since.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var evs []switchboard.AuditEvent
+	for rows.Next() {
+		var ev switchboard.AuditEvent
+		var at int64
+		if err := rows.Scan(&ev.ID, &at, &ev.RunID, &ev.Kind, &ev.Actor, &ev.Channel, &ev.Subject, &ev.Outcome, &ev.Detail); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		ev.Time = time.Unix(0, at)
+		evs = append(evs, ev)
+	}
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	return evs, rows.Err()
+}
+
+// AppendTranscript adds a line to a channel's transcript and returns its id.
+func (s *Store) AppendTranscript(ctx context.Context, line switchboard.TranscriptLine) (int64, error) {
+	return s.appendTranscript(ctx, s.db, line)
+}
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) appendTranscript(ctx context.Context, db rowQuerier, line switchboard.TranscriptLine) (int64, error) {
+	if line.Time.IsZero() {
+		line.Time = time.Now()
+	}
+	var id int64
+	err := db.QueryRowContext(ctx, s.q(`INSERT INTO sb_transcript (at, run_id, channel_id, user_id, kind, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`),
+		line.Time.UnixNano(), line.RunID, line.ChannelID, line.UserID, line.Kind, line.Text).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("append transcript: %w", err)
+	}
+	return id, nil
+}
+
+// Transcript returns a channel's lines after afterID, oldest first.
+func (s *Store) Transcript(ctx context.Context, channel string, afterID int64, limit int) ([]switchboard.TranscriptLine, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 200
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, run_id, channel_id, user_id, kind, body FROM sb_transcript
+		WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?`), channel, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	defer rows.Close()
+	var lines []switchboard.TranscriptLine
+	for rows.Next() {
+		var l switchboard.TranscriptLine
+		var at int64
+		if err := rows.Scan(&l.ID, &at, &l.RunID, &l.ChannelID, &l.UserID, &l.Kind, &l.Text); err != nil {
+			return nil, fmt.Errorf("read transcript: %w", err)
+		}
+		l.Time = time.Unix(0, at)
+		lines = append(lines, l)
+	}
+	return lines, rows.Err()
+}
+
+// FirstDelivery records a delivery key (a Slack event_id, an SQS message id)
+// and reports whether this is the first time it was seen.
+func (s *Store) FirstDelivery(ctx context.Context, key string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO sb_deliveries (delivery_key, seen_at) VALUES (?, ?) ON CONFLICT (delivery_key) DO NOTHING`), key, time.Now().UnixNano())
+	if err != nil {
+		return false, fmt.Errorf("record delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record delivery: %w", err)
+	}
+	return n == 1, nil
+}

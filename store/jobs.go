@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// RunArgs is the job that advances a run.
+type RunArgs struct {
+	RunID string `json:"run_id"`
+}
+
+func (RunArgs) Kind() string { return "run" }
+
+func (RunArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 10} }
+
+// MessageArgs is the job that delivers one message; the message itself is in
+// sb_messages, written in the same transaction.
+type MessageArgs struct {
+	RunID string `json:"run_id"`
+	Key   string `json:"key"`
+}
+
+func (MessageArgs) Kind() string { return "message" }
+
+func (MessageArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 12} }
+
+// Work is what the job workers need from the rest of Switchboard.
+type Work struct {
+	Advancer switchboard.Advancer
+	// Messenger delivers to Slack; nil when Slack is not configured.
+	Messenger switchboard.Messenger
+	Meter     switchboard.Meter
+}
+
+// Slack's limits for a response_url: five posts within thirty minutes.
+const (
+	responseURLMaxPosts = 5
+	responseURLLifetime = 30 * time.Minute
+)
+
+func (s *Store) newRiver(opts Options) error {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &runWorker{s: s}); err != nil {
+		return err
+	}
+	mw := &messageWorker{s: s, limits: map[string]*rate.Limiter{}}
+	if err := river.AddWorkerSafely(workers, mw); err != nil {
+		return err
+	}
+	n := opts.Workers
+	if n <= 0 {
+		n = 20
+	}
+	cfg := &river.Config{
+		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}},
+		Workers:    workers,
+		Logger:     quietLogger(s.logger),
+		JobTimeout: 2 * time.Minute,
+		// A replica that died mid-job leaves it "running"; the leader hands
+		// it to another replica after this long.
+		RescueStuckJobsAfter: 3 * time.Minute,
+		FetchCooldown:        10 * time.Millisecond,
+	}
+	if !s.postgres {
+		// SQLite has no LISTEN/NOTIFY: poll often, it is a local file.
+		cfg.FetchPollInterval = 50 * time.Millisecond
+	}
+	client, err := river.NewClient(s.driver, cfg)
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	s.river = client
+	return nil
+}
+
+// Start begins working runs and messages.
+func (s *Store) Start(ctx context.Context, w Work) error {
+	if w.Meter == nil {
+		w.Meter = switchboard.NopMeter{}
+	}
+	s.work = w
+	if !s.postgres {
+		// With SQLite this process is the only one: a job still marked
+		// running was cut off by a crash. Make it available again now rather
+		// than waiting for the stuck-job rescuer.
+		if _, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`); err != nil {
+			return fmt.Errorf("recover interrupted jobs: %w", err)
+		}
+	}
+	if err := s.river.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	s.started = true
+	return nil
+}
+
+// Stop stops fetching new jobs and waits for the ones in flight to finish or
+// for ctx to end, whichever comes first.
+func (s *Store) Stop(ctx context.Context) error {
+	if !s.started {
+		return nil
+	}
+	return s.river.Stop(ctx)
+}
+
+type runWorker struct {
+	river.WorkerDefaults[RunArgs]
+	s *Store
+}
+
+func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
+	s := w.s
+	run, err := s.GetRun(ctx, job.Args.RunID)
+	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+		return river.JobCancel(err)
+	} else if err != nil {
+		return err
+	}
+	if run.State.Finished() {
+		return nil
+	}
+	out, err := s.work.Advancer.Advance(ctx, run, s)
+	if err != nil {
+		if job.Attempt < job.MaxAttempts {
+			s.logger.Warn("run will be retried", "run", run.ID, "attempt", job.Attempt, "err", err)
+			return err
+		}
+		// Out of retries: end the run and say so, rather than leave the
+		// channel waiting forever.
+		text := fmt.Sprintf("I gave up on %s after %d attempts: %s", run.Workflow, job.Attempt, switchboard.ErrorMessage(err))
+		run.State, run.Error, run.FinishedAt = switchboard.RunFailed, text, time.Now()
+		out = switchboard.Outcome{Messages: []switchboard.Message{messageFor(run, "giveup", text)},
+			Audit: []switchboard.AuditEvent{{Kind: switchboard.AuditRun, RunID: run.ID, Actor: run.Request.UserID,
+				Channel: run.Request.ChannelID, Subject: run.Workflow, Outcome: string(switchboard.RunFailed), Detail: err.Error()}}}
+	}
+	if err := s.commitOutcome(ctx, run, out); err != nil {
+		return err
+	}
+	if !run.State.Finished() && out.Wait > 0 {
+		return river.JobSnooze(out.Wait)
+	}
+	if !run.State.Finished() {
+		return river.JobSnooze(0)
+	}
+	return nil
+}
+
+func messageFor(run *switchboard.Run, key, text string) switchboard.Message {
+	return switchboard.Message{RunID: run.ID, Key: key, Source: run.Request.Source, ChannelID: run.Request.ChannelID,
+		ResponseURL: run.Request.ResponseURL, Text: text, RequestedAt: run.Request.ReceivedAt}
+}
+
+type messageWorker struct {
+	river.WorkerDefaults[MessageArgs]
+	s *Store
+
+	mu     sync.Mutex
+	limits map[string]*rate.Limiter // per channel: Slack takes about one message a second
+}
+
+// channelDelay reserves a slot to post in channel and says how long to wait
+// first; a non-zero wait is not kept, the job is snoozed instead.
+func (w *messageWorker) channelDelay(channel string) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lim, ok := w.limits[channel]
+	if !ok {
+		lim = rate.NewLimiter(1, 3)
+		w.limits[channel] = lim
+	}
+	r := lim.Reserve()
+	d := r.Delay()
+	if d > 0 {
+		r.Cancel()
+	}
+	return d
+}
+
+func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
+	s := w.s
+	var body string
+	var sentAt int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`), job.Args.RunID, job.Args.Key).Scan(&body, &sentAt)
+	if isNoRows(err) {
+		return river.JobCancel(fmt.Errorf("message %s/%s is gone", job.Args.RunID, job.Args.Key))
+	} else if err != nil {
+		return err
+	}
+	if sentAt != 0 {
+		return nil
+	}
+	var m switchboard.Message
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return river.JobCancel(fmt.Errorf("decode message: %w", err))
+	}
+	if m.Source == "console" {
+		return s.markSent(ctx, m, "console")
+	}
+	if s.work.Messenger == nil {
+		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "Slack is not configured, so this message cannot be delivered"))
+	}
+	if d := w.channelDelay(m.ChannelID); d > 0 {
+		return river.JobSnooze(d)
+	}
+
+	via := "chat.postMessage"
+	if m.ResponseURL != "" {
+		var used int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND via = 'response_url'`), m.RunID).Scan(&used); err != nil {
+			return err
+		}
+		if used < responseURLMaxPosts && time.Since(m.RequestedAt) < responseURLLifetime {
+			via = "response_url"
+		} else {
+			m.ResponseURL = ""
+		}
+	}
+	err = s.work.Messenger.Post(ctx, m)
+	if err != nil && via == "response_url" && switchboard.ErrorCode(err) == switchboard.EINVALID {
+		// Slack refused the response_url (expired or used up): the bot
+		// token can still post.
+		s.logger.Info("response_url refused, falling back to chat.postMessage", "run", m.RunID, "err", err)
+		m.ResponseURL, via = "", "chat.postMessage"
+		err = s.work.Messenger.Post(ctx, m)
+	}
+	var se *switchboard.Error
+	switch code := switchboard.ErrorCode(err); {
+	case err == nil:
+		s.work.Meter.MessageSent("sent")
+		return s.markSent(ctx, m, via)
+	case code == switchboard.ETHROTTLED:
+		s.work.Meter.MessageSent("throttled")
+		wait := time.Second
+		if errors.As(err, &se) && se.RetryAfter > 0 {
+			wait = se.RetryAfter
+		}
+		return river.JobSnooze(wait)
+	case code == switchboard.EUNAVAILABLE || code == switchboard.EINTERNAL:
+		if job.Attempt < job.MaxAttempts {
+			s.work.Meter.MessageSent("retry")
+			s.recordError(ctx, m, err)
+			return err
+		}
+	}
+	return w.failed(ctx, m, err)
+}
+
+// failed gives up on a message: recorded, audited, counted.
+func (w *messageWorker) failed(ctx context.Context, m switchboard.Message, err error) error {
+	s := w.s
+	s.work.Meter.MessageSent("failed")
+	s.recordError(ctx, m, err)
+	aerr := s.Audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditMessage, RunID: m.RunID, Channel: m.ChannelID,
+		Subject: "message " + m.Key, Outcome: "failed", Detail: err.Error()})
+	if aerr != nil {
+		return aerr
+	}
+	return river.JobCancel(err)
+}
+
+func (s *Store) recordError(ctx context.Context, m switchboard.Message, err error) {
+	_, _ = s.db.ExecContext(ctx, s.q(`UPDATE sb_messages SET last_error = ? WHERE run_id = ? AND msg_key = ?`), err.Error(), m.RunID, m.Key)
+}
+
+// markSent records a delivered message and puts it in the channel's
+// transcript, where the console shows it.
+func (s *Store) markSent(ctx context.Context, m switchboard.Message, via string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
+			time.Now().UnixNano(), via, m.RunID, m.Key)
+		if err != nil {
+			return fmt.Errorf("mark message sent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = s.appendTranscript(ctx, tx, switchboard.TranscriptLine{RunID: m.RunID, ChannelID: m.ChannelID, Kind: "answer", Text: m.Text})
+		return err
+	})
+}

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+const runColumns = `id, workflow, cloud, state, request, plan, step_cursor, scratch, vars, result, error, created_at, updated_at, finished_at`
+
+// CreateRun writes a new run, its audit lines and the job that will carry it
+// out in one transaction. A repeated delivery (same source and delivery id)
+// writes nothing and returns the run the first delivery created.
+func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []switchboard.AuditEvent) (*switchboard.Run, error) {
+	req, err := json.Marshal(run.Request)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	plan, err := json.Marshal(run.Plan)
+	if err != nil {
+		return nil, fmt.Errorf("encode plan: %w", err)
+	}
+	var deliveryKey any
+	if run.Request.DeliveryID != "" {
+		deliveryKey = run.Request.Source + ":" + run.Request.DeliveryID
+	}
+	var existing *switchboard.Run
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_runs (id, delivery_key, workflow, cloud, state, request, plan, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_key) DO NOTHING`),
+			run.ID, deliveryKey, run.Workflow, run.Cloud, string(run.State), string(req), string(plan), run.CreatedAt.UnixNano(), run.UpdatedAt.UnixNano())
+		if err != nil {
+			return fmt.Errorf("insert run: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			existing, err = s.getRun(ctx, tx, `delivery_key = ?`, deliveryKey)
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, audit); err != nil {
+			return err
+		}
+		if _, err := s.river.InsertTx(ctx, tx, RunArgs{RunID: run.ID}, nil); err != nil {
+			return fmt.Errorf("enqueue run: %w", err)
+		}
+		return nil
+	})
+	return existing, err
+}
+
+// SaveRun writes a run's progress.
+func (s *Store) SaveRun(ctx context.Context, run *switchboard.Run) error {
+	return s.saveRun(ctx, s.db, run)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) saveRun(ctx context.Context, db execer, run *switchboard.Run) error {
+	vars, err := json.Marshal(run.Vars)
+	if err != nil {
+		return fmt.Errorf("encode vars: %w", err)
+	}
+	var finished int64
+	if !run.FinishedAt.IsZero() {
+		finished = run.FinishedAt.UnixNano()
+	}
+	run.UpdatedAt = time.Now()
+	_, err = db.ExecContext(ctx, s.q(`UPDATE sb_runs SET state = ?, step_cursor = ?, scratch = ?, vars = ?, result = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?`),
+		string(run.State), run.Cursor, string(run.Scratch), string(vars), run.Result, run.Error, run.UpdatedAt.UnixNano(), finished, run.ID)
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", run.ID, err)
+	}
+	return nil
+}
+
+// GetRun reads one run.
+func (s *Store) GetRun(ctx context.Context, id string) (*switchboard.Run, error) {
+	return s.getRun(ctx, s.db, `id = ?`, id)
+}
+
+func (s *Store) getRun(ctx context.Context, db querier, where string, arg any) (*switchboard.Run, error) {
+	row := db.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM sb_runs WHERE `+where), arg)
+	run, err := scanRun(row)
+	if isNoRows(err) {
+		return nil, switchboard.Errorf(switchboard.ENOTFOUND, "No run %v.", arg)
+	}
+	return run, err
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(row scanner) (*switchboard.Run, error) {
+	var (
+		run                         switchboard.Run
+		state, req, plan            string
+		scratch, vars               string
+		created, updated, finished int64
+	)
+	if err := row.Scan(&run.ID, &run.Workflow, &run.Cloud, &state, &req, &plan, &run.Cursor, &scratch, &vars,
+		&run.Result, &run.Error, &created, &updated, &finished); err != nil {
+		return nil, err
+	}
+	run.State = switchboard.RunState(state)
+	if err := json.Unmarshal([]byte(req), &run.Request); err != nil {
+		return nil, fmt.Errorf("run %s: decode request: %w", run.ID, err)
+	}
+	if err := json.Unmarshal([]byte(plan), &run.Plan); err != nil {
+		return nil, fmt.Errorf("run %s: decode plan: %w", run.ID, err)
+	}
+	if scratch != "" {
+		run.Scratch = json.RawMessage(scratch)
+	}
+	if vars != "" && vars != "null" {
+		if err := json.Unmarshal([]byte(vars), &run.Vars); err != nil {
+			return nil, fmt.Errorf("run %s: decode vars: %w", run.ID, err)
+		}
+	}
+	run.CreatedAt = time.Unix(0, created)
+	run.UpdatedAt = time.Unix(0, updated)
+	if finished != 0 {
+		run.FinishedAt = time.Unix(0, finished)
+	}
+	return &run, nil
+}
+
+// ListRuns returns the newest runs first.
+func (s *Store) ListRuns(ctx context.Context, limit int) ([]switchboard.Run, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM sb_runs ORDER BY created_at DESC, id DESC LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []switchboard.Run
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		runs = append(runs, *run)
+	}
+	return runs, rows.Err()
+}
+
+// CountRunsByState counts runs in each state, for metrics.
+func (s *Store) CountRunsByState(ctx context.Context) (map[switchboard.RunState]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM sb_runs GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	counts := map[switchboard.RunState]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, err
+		}
+		counts[switchboard.RunState(state)] = n
+	}
+	return counts, rows.Err()
+}
+
+// LockInstances takes every key for runID, or none: it returns the id of an
+// unfinished run holding one of them. A lock left by a finished run (it
+// should have been released with it) is taken over.
+func (s *Store) LockInstances(ctx context.Context, runID string, keys []string) (string, error) {
+	var holder string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		for _, key := range keys {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_locks (lock_key, run_id, acquired_at) VALUES (?, ?, ?) ON CONFLICT (lock_key) DO NOTHING`), key, runID, now); err != nil {
+				return fmt.Errorf("lock %s: %w", key, err)
+			}
+			var owner, ownerState string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT l.run_id, COALESCE(r.state, '') FROM sb_locks l LEFT JOIN sb_runs r ON r.id = l.run_id WHERE l.lock_key = ?`), key).Scan(&owner, &ownerState)
+			if err != nil {
+				return fmt.Errorf("lock %s: %w", key, err)
+			}
+			if owner == runID {
+				continue
+			}
+			if ownerState == "" || switchboard.RunState(ownerState).Finished() {
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE sb_locks SET run_id = ?, acquired_at = ? WHERE lock_key = ? AND run_id = ?`), runID, now, key, owner); err != nil {
+					return fmt.Errorf("take over lock %s: %w", key, err)
+				}
+				continue
+			}
+			holder = owner
+			return errHeld
+		}
+		return nil
+	})
+	if err == errHeld {
+		return holder, nil
+	}
+	return "", err
+}
+
+var errHeld = fmt.Errorf("lock held")
+
+// commitOutcome writes what advancing a run produced, in one transaction: the
+// run, new messages and the jobs that deliver them (a message already written
+// for the same run and key is not written or sent again), audit lines, and,
+// when the run finished, the release of its instance locks.
+func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.saveRun(ctx, tx, run); err != nil {
+			return err
+		}
+		for _, m := range out.Messages {
+			body, err := json.Marshal(m)
+			if err != nil {
+				return fmt.Errorf("encode message: %w", err)
+			}
+			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_messages (run_id, msg_key, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (run_id, msg_key) DO NOTHING`),
+				m.RunID, m.Key, string(body), time.Now().UnixNano())
+			if err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue
+			}
+			if _, err := s.river.InsertTx(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, nil); err != nil {
+				return fmt.Errorf("enqueue message: %w", err)
+			}
+		}
+		if err := s.insertAudit(ctx, tx, out.Audit); err != nil {
+			return err
+		}
+		if run.State.Finished() {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sb_locks WHERE run_id = ?`), run.ID); err != nil {
+				return fmt.Errorf("release locks: %w", err)
+			}
+		}
+		return nil
+	})
+}

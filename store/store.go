@@ -1,0 +1,300 @@
+// Package store keeps Switchboard's durable state — runs, the audit log, the
+// channel transcript, outgoing messages, delivery keys and instance locks —
+// and the River job queue that carries runs out, in one SQL database: SQLite
+// (embedded, the default) or Postgres (several replicas). Both go through
+// database/sql, so a run and the job that works it are written in one
+// transaction on either.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Store is the database behind one Switchboard process.
+type Store struct {
+	db       *sql.DB
+	pgPool   *pgxpool.Pool // Postgres only: LISTEN/NOTIFY for River
+	postgres bool
+	driver   riverdriver.Driver[*sql.Tx]
+	river    *river.Client[*sql.Tx]
+	logger   *slog.Logger
+	work     Work
+	started  bool
+}
+
+// Options tunes Open.
+type Options struct {
+	Logger *slog.Logger
+	// Workers is how many jobs this process works at once. Default 20.
+	Workers int
+}
+
+// Open connects to the database named by rawURL (sqlite://PATH or
+// postgres://...), creates or upgrades its tables, and prepares the job
+// queue. Call Start to begin working jobs.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	s := &Store{logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		path := strings.TrimPrefix(rawURL, "sqlite://")
+		if path == "" {
+			return nil, switchboard.Errorf(switchboard.EINVALID, "store %q names no file; write sqlite://./data/switchboard.db", rawURL)
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("create data directory: %w", err)
+			}
+		}
+		// WAL lets readers (the console, `switchboard audit`) run beside the
+		// writer; one connection avoids SQLITE_BUSY between River and us, as
+		// riversqlite recommends. A process crash loses nothing committed.
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(1)
+		s.db = db
+		s.driver = riversqlite.New(db)
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		pool, err := pgxpool.New(ctx, rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("connect to postgres %s: %w", redactURL(rawURL), err)
+		}
+		s.pgPool = pool
+		s.db = stdlib.OpenDBFromPool(pool)
+		s.postgres = true
+		s.driver = riverdatabasesql.NewWithPgxListener(s.db, pool)
+	default:
+		return nil, switchboard.Errorf(switchboard.EINVALID, "store %q is neither sqlite://PATH nor postgres://...", redactURL(rawURL))
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("reach store %s: %w", redactURL(rawURL), err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.newRiver(opts); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the database. Call Stop first when Start was called.
+func (s *Store) Close() error {
+	var err error
+	if s.db != nil {
+		err = s.db.Close()
+	}
+	if s.pgPool != nil {
+		s.pgPool.Close()
+	}
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// Postgres reports whether the store is Postgres (and so may be shared by
+// several replicas).
+func (s *Store) Postgres() bool { return s.postgres }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if s.postgres {
+		// Replicas starting together take turns.
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7243100)"); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7243100)") //nolint:errcheck
+	}
+	migrator, err := rivermigrate.New(s.driver, &rivermigrate.Config{Logger: quietLogger(s.logger)})
+	if err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if s.postgres {
+		serial = "BIGSERIAL PRIMARY KEY"
+	}
+	for _, stmt := range strings.Split(strings.ReplaceAll(schema, "{{serial}}", serial), ";\n") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("migrate: %w\n%s", err, stmt)
+		}
+	}
+	return nil
+}
+
+// schema is Switchboard's own tables. Times are Unix nanoseconds, JSON is
+// text, so one schema serves SQLite and Postgres.
+const schema = `
+CREATE TABLE IF NOT EXISTS sb_runs (
+	id TEXT PRIMARY KEY,
+	delivery_key TEXT UNIQUE,
+	workflow TEXT NOT NULL,
+	cloud TEXT NOT NULL DEFAULT '',
+	state TEXT NOT NULL,
+	request TEXT NOT NULL,
+	plan TEXT NOT NULL,
+	step_cursor INTEGER NOT NULL DEFAULT 0,
+	scratch TEXT NOT NULL DEFAULT '',
+	vars TEXT NOT NULL DEFAULT '',
+	result TEXT NOT NULL DEFAULT '',
+	error TEXT NOT NULL DEFAULT '',
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	finished_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sb_runs_state ON sb_runs (state);
+CREATE TABLE IF NOT EXISTS sb_audit (
+	id {{serial}},
+	at BIGINT NOT NULL,
+	run_id TEXT NOT NULL DEFAULT '',
+	kind TEXT NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	channel TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	outcome TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS sb_audit_at ON sb_audit (at);
+CREATE TABLE IF NOT EXISTS sb_transcript (
+	id {{serial}},
+	at BIGINT NOT NULL,
+	run_id TEXT NOT NULL DEFAULT '',
+	channel_id TEXT NOT NULL,
+	user_id TEXT NOT NULL DEFAULT '',
+	kind TEXT NOT NULL,
+	body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sb_transcript_channel ON sb_transcript (channel_id, id);
+CREATE TABLE IF NOT EXISTS sb_messages (
+	run_id TEXT NOT NULL,
+	msg_key TEXT NOT NULL,
+	body TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	sent_at BIGINT NOT NULL DEFAULT 0,
+	via TEXT NOT NULL DEFAULT '',
+	last_error TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (run_id, msg_key)
+);
+CREATE TABLE IF NOT EXISTS sb_deliveries (
+	delivery_key TEXT PRIMARY KEY,
+	seen_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sb_locks (
+	lock_key TEXT PRIMARY KEY,
+	run_id TEXT NOT NULL,
+	acquired_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sb_locks_run ON sb_locks (run_id);
+`
+
+// q adapts a query written with ? placeholders to the database: Postgres
+// wants $1, $2...
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// quietLogger passes River's warnings and errors on and drops its chatter.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{l.Handler(), slog.LevelWarn})
+}
+
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{f.Handler.WithAttrs(a), f.min}
+}
+
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{f.Handler.WithGroup(n), f.min}
+}
+
+// inTx runs fn in a transaction and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+var errNoRows = sql.ErrNoRows
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

@@ -1,0 +1,129 @@
+package web_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/testenv"
+	"github.com/switchboardhq/switchboard/web"
+)
+
+// TestConsoleInBrowser drives the playground in headless Chromium the way a
+// newcomer would: pick a user, type /ec2 status, press Enter, and see the
+// ack and the channel's answers appear.
+func TestConsoleInBrowser(t *testing.T) {
+	t.Parallel()
+	chromium := testenv.Chromium(t) // skips, or fails when CI=true, without Chromium
+
+	store := &fakeStore{}
+	commands := &fakeCommands{}
+	commands.handleFunc = func(req switchboard.Request) (switchboard.Ack, error) {
+		store.mu.Lock()
+		store.runs = append(store.runs, switchboard.Run{ID: "run-1", Workflow: "ec2.status", State: switchboard.RunSucceeded,
+			Request: req, Result: "tools is running", CreatedAt: time.Now()})
+		store.mu.Unlock()
+		return switchboard.Ack{Text: "Checking tools (i-0123…), only you can see this.", RunID: "run-1"}, nil
+	}
+	// The run answers in the channel once the ack is written, as the real
+	// engine's messenger does a moment later.
+	store.onAppend = func(line switchboard.TranscriptLine) {
+		if line.Kind != "ack" || line.RunID == "" {
+			return
+		}
+		for _, text := range []string{
+			"Starting tools (i-0123…) — I'll report back here.",
+			"tools (i-0123…) is now running at *107.20.248.29*",
+		} {
+			_, _ = store.AppendTranscript(context.Background(), switchboard.TranscriptLine{
+				Time: time.Now(), RunID: line.RunID, ChannelID: line.ChannelID, Kind: "answer", Text: text,
+			})
+		}
+	}
+	srv := httptest.NewServer(web.NewServer(web.Config{
+		Addr:         "127.0.0.1:0",
+		Commands:     commands,
+		Store:        store,
+		Users:        []string{"U0DEV1", "U0OPS1"},
+		Channels:     []string{"C0OPS", "C0DEV"},
+		CommandNames: []string{"/ec2"},
+	}).Handler())
+	t.Cleanup(srv.Close)
+
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium)}
+	for _, f := range testenv.ChromiumFlags() {
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if hasValue {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancelBrowser)
+	// The first action starts the browser; it must not run under the
+	// timeout below, which would stop the browser with it.
+	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatalf("load the console: %v", err)
+	}
+	// A bound so a broken page fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+
+	err := chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
+		chromedp.SetValue(chromedp.ID("channel"), "C0OPS"),
+		chromedp.SendKeys(chromedp.ID("input"), "/ec2 status"+kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="ack"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="answer"] + .line[data-kind="answer"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#runs tbody tr`)),
+	)
+	if err != nil {
+		t.Fatalf("send /ec2 status: %v", err)
+	}
+	transcript, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("transcript")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"U0OPS1: /ec2 status",
+		"Only visible to you",
+		"Checking tools (i-0123…), only you can see this.",
+		"Starting tools (i-0123…) — I'll report back here.",
+		"tools (i-0123…) is now running at 107.20.248.29",
+	} {
+		if !strings.Contains(transcript, want) {
+			t.Errorf("transcript does not show %q:\n%s", want, transcript)
+		}
+	}
+	if reqs := commands.requests(); len(reqs) != 1 || reqs[0].UserID != "U0OPS1" || reqs[0].ChannelID != "C0OPS" || reqs[0].Command != "/ec2" || reqs[0].Text != "status" {
+		t.Errorf("command handler got %+v, want one /ec2 status from U0OPS1 in C0OPS", reqs)
+	}
+	runs, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("runs")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(runs, "ec2.status") || !strings.Contains(runs, "U0OPS1") {
+		t.Errorf("runs table does not show the run:\n%s", runs)
+	}
+
+	// The ack is ephemeral: picking another user hides it, the answers stay.
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("user"), "U0DEV1"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("user").dispatchEvent(new Event("change"))`),
+		chromedp.WaitNotVisible(chromedp.CSS(`#transcript .line[data-kind="ack"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="answer"]`)),
+	)
+	if err != nil {
+		t.Fatalf("switch user: %v", err)
+	}
+}

@@ -1,0 +1,83 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// routes lists every route the server answers. Probes, /metrics and the
+// Slack endpoints need no console login (Slack's verify their signature);
+// console pages need one when the server is not on loopback, and the
+// console API needs that plus the page's CSRF token.
+func (s *Server) routes() http.Handler {
+	cfg := s.cfg
+	mux := http.NewServeMux()
+
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(cfg.Store))
+	mux.Handle("GET /metrics", orNotFound(cfg.Metrics, "Metrics are not configured."))
+
+	mux.Handle("POST /slack/commands", orNotFound(cfg.Slack.Commands, slackNotConfigured))
+	mux.Handle("POST /slack/interactions", orNotFound(cfg.Slack.Interactions, slackNotConfigured))
+	mux.Handle("POST /slack/events", orNotFound(cfg.Slack.Events, slackNotConfigured))
+
+	page := consolePage{
+		CSRF:     s.csrf,
+		Users:    cfg.Users,
+		Channels: cfg.Channels,
+		Commands: cfg.CommandNames,
+		Version:  switchboard.Version,
+	}
+	mux.Handle("GET /{$}", s.requirePage(handleConsolePage(cfg.Logger, page, s.needsLogin)))
+	mux.Handle("GET /console/login", s.handleLoginPage())
+	mux.Handle("POST /console/login", s.handleLogin())
+	mux.Handle("POST /console/logout", s.handleLogout())
+	mux.Handle("GET /static/", handleStatic())
+
+	mux.Handle("POST /console/api/command", s.requireAPI(handleCommand(cfg.Commands, cfg.Store, cfg.Logger, cfg.Meter, cfg.NowFunc)))
+	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Logger)))
+	mux.Handle("GET /console/api/runs", s.requireAPI(handleRuns(cfg.Store, cfg.Logger)))
+	mux.Handle("GET /console/api/audit", s.requireAPI(handleAudit(cfg.Store, cfg.Logger, cfg.NowFunc)))
+
+	return mux
+}
+
+const slackNotConfigured = "Slack is not configured: add a slack: section with signing_secret."
+
+// handleHealthz answers while the process is up.
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	})
+}
+
+// handleReadyz answers 200 while the store answers, 503 with the reason
+// when it does not.
+func handleReadyz(store Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := store.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: store: " + err.Error()))
+			return
+		}
+		_, _ = w.Write([]byte("ready"))
+	})
+}
+
+// orNotFound serves h, or answers 404 with the sentence when h is nil
+// because the feature is not configured.
+func orNotFound(h http.Handler, sentence string) http.Handler {
+	if h != nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, sentence, http.StatusNotFound)
+	})
+}

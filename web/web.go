@@ -1,0 +1,150 @@
+// Package web is Switchboard's HTTP server: health and readiness probes,
+// /metrics, the Slack endpoints, and the web console — a chat playground
+// where a newcomer types "/ec2 status" as a chosen user in a chosen channel
+// and watches the ack and the channel's answers arrive, next to the list of
+// runs and the audit log. The playground goes through the same
+// switchboard.CommandHandler as Slack does, behind a CSRF token and, unless
+// the server only listens on loopback, a login with the admin token.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Store is what the server reads and writes: readiness, the runs and audit
+// tables, and the console's channel transcripts.
+type Store interface {
+	Ping(ctx context.Context) error
+	ListRuns(ctx context.Context, limit int) ([]switchboard.Run, error)
+	ListAudit(ctx context.Context, since time.Time, limit int) ([]switchboard.AuditEvent, error)
+	Transcript(ctx context.Context, channel string, afterID int64, limit int) ([]switchboard.TranscriptLine, error)
+	AppendTranscript(ctx context.Context, line switchboard.TranscriptLine) (int64, error)
+}
+
+// Auditor records audit events; the server uses it for failed console logins
+// (console commands are audited by the CommandHandler).
+type Auditor interface {
+	Audit(ctx context.Context, e switchboard.AuditEvent) error
+}
+
+// SlackHandlers are the Slack endpoints, verified by signature in their own
+// handlers. A nil handler means Slack is not configured.
+type SlackHandlers struct {
+	Commands     http.Handler
+	Interactions http.Handler
+	Events       http.Handler
+}
+
+// Config is what NewServer needs. Commands and Store are required.
+type Config struct {
+	// Addr is the listen address. It only decides whether the console needs
+	// a login: on a loopback address (127.0.0.0/8, ::1, localhost) it does
+	// not, unless AdminToken is set; anywhere else it needs AdminToken.
+	Addr string
+	// AdminToken is the console password (console.admin_token). When set,
+	// the console always asks for it; when empty, the console only serves
+	// local requests to a loopback listener and refuses everywhere else.
+	AdminToken string
+	Commands   switchboard.CommandHandler
+	Store      Store
+	// Auditor records failed logins; nil records nothing.
+	Auditor Auditor
+	Slack   SlackHandlers
+	// Metrics serves /metrics; nil answers 404.
+	Metrics http.Handler
+	// Users, Channels and CommandNames fill the playground's pickers and
+	// help line: user ids from the config's groups, channel ids from allow
+	// lists, command names such as "/ec2".
+	Users        []string
+	Channels     []string
+	CommandNames []string
+	Logger       *slog.Logger
+	Meter        switchboard.Meter
+	NowFunc      func() time.Time
+	// SessionTTL is how long a console login lasts; 12h when zero.
+	SessionTTL time.Duration
+}
+
+// Server is the HTTP server's handler tree and the console's in-memory state
+// (its CSRF token and login sessions).
+type Server struct {
+	cfg      Config
+	loopback bool   // Addr is a loopback address
+	csrf     string // per-process token the console page carries
+	sessions *sessions
+	logins   *loginLimiter
+	handler  http.Handler
+}
+
+// NewServer builds the server. It panics when Commands or Store is nil, which
+// is a wiring mistake, not a runtime condition.
+func NewServer(cfg Config) *Server {
+	if cfg.Commands == nil {
+		panic("web: Config.Commands is required")
+	}
+	if cfg.Store == nil {
+		panic("web: Config.Store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = switchboard.NopMeter{}
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	s := &Server{
+		cfg:      cfg,
+		loopback: isLoopbackAddr(cfg.Addr),
+		csrf:     randomID(32),
+		sessions: newSessions(cfg.SessionTTL, cfg.NowFunc),
+		logins:   newLoginLimiter(cfg.NowFunc),
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// isLoopbackAddr reports whether a listen address only accepts connections
+// from this machine. ":8080" listens everywhere, so it is not loopback.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr // an address without a port
+	}
+	return isLoopbackHost(host)
+}
+
+// isLoopbackHost reports whether host (a name or an IP, without port) names
+// this machine.
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// randomID returns n random bytes as hex. crypto/rand.Read never fails on
+// the platforms Go supports (it panics instead).
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
