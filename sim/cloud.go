@@ -16,6 +16,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -89,6 +90,17 @@ type Options struct {
 	// round trip in benchmarks. It runs on the real clock, not NowFunc, and
 	// ends early with the context's error when the context is done.
 	Latency time.Duration
+
+	// StateFile, when set, is where the cloud remembers its account across
+	// restarts, as a real cloud does: every instance with its state and when
+	// its transition ends, addresses, reboots, client tokens and Elastic IPs.
+	// If the file exists New loads it and Instances and ElasticIPs are
+	// ignored (they only seed a fresh file); its times are read on NowFunc's
+	// clock, so a restarted process must use the same clock. Every call that
+	// changes something rewrites the file atomically; when that write fails
+	// the call changes nothing and answers InternalError. Token buckets,
+	// stats and faults are not kept. Validate reports a file it cannot read.
+	StateFile string
 }
 
 // RunSpec is a RunInstances request.
@@ -127,6 +139,7 @@ type Cloud struct {
 	reboot    time.Duration
 	buckets   map[string]*bucket // by action; nil entry means unlimited
 	addresses *addressBook
+	stateFile string
 
 	mu        sync.Mutex
 	instances map[string]*record
@@ -134,6 +147,8 @@ type Cloud struct {
 	faults    []*fault
 	stats     Stats
 	privateN  int
+	saved     []byte // the state as last saved (or loaded, or seeded), for undoing a call whose save failed
+	written   bool   // whether saved is in the state file yet
 }
 
 var _ switchboard.Provider = (*Cloud)(nil)
@@ -159,9 +174,17 @@ type launch struct {
 	last map[string]switchboard.Instance // the last view of each, for when one is gone
 }
 
-// Validate reports what is wrong with opts, naming the field. New panics on
-// the same problems; call Validate first when opts come from a user's file.
+// Validate reports what is wrong with opts, naming the field, including a
+// StateFile that exists but cannot be read. New panics on the same problems;
+// call Validate first when opts come from a user's file.
 func (opts Options) Validate() error {
+	_, err := opts.validate()
+	return err
+}
+
+// validate is Validate that also returns the state file's content, nil when
+// there is no file yet.
+func (opts Options) validate() (*snapshot, error) {
 	var errs []error
 	ids := make(map[string]int)
 	addrs := make(map[string]string)
@@ -194,13 +217,21 @@ func (opts Options) Validate() error {
 			errs = append(errs, fmt.Errorf("sim: Options.ElasticIPs[%d]: %q is not an IPv4 address", i, ip))
 		}
 	}
-	return errors.Join(errs...)
+	var saved *snapshot
+	if opts.StateFile != "" {
+		var err error
+		if saved, err = loadState(opts.StateFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return saved, errors.Join(errs...)
 }
 
-// New returns a simulated cloud holding opts.Instances. It panics when
-// opts.Validate reports a problem.
+// New returns a simulated cloud holding opts.Instances, or what
+// opts.StateFile remembers. It panics when opts.Validate reports a problem.
 func New(opts Options) *Cloud {
-	if err := opts.Validate(); err != nil {
+	saved, err := opts.validate()
+	if err != nil {
 		panic(err)
 	}
 	c := &Cloud{
@@ -212,6 +243,7 @@ func New(opts Options) *Cloud {
 		reboot:    duration(opts.RebootDuration, DefaultRebootDuration),
 		buckets:   opts.Limits.buckets(),
 		addresses: newAddressBook(opts.ElasticIPs),
+		stateFile: opts.StateFile,
 		instances: make(map[string]*record),
 		launches:  make(map[string]*launch),
 		stats:     Stats{Calls: make(map[string]int)},
@@ -219,9 +251,19 @@ func New(opts Options) *Cloud {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	now := c.now()
-	for _, in := range opts.Instances {
-		c.seed(in, now)
+	if saved != nil {
+		c.restore(saved)
+		c.written = true
+	} else {
+		now := c.now()
+		for _, in := range opts.Instances {
+			c.seed(in, now)
+		}
+	}
+	if c.stateFile != "" {
+		// A fresh file is written by the first call, which can answer an
+		// error; New cannot.
+		c.saved, _ = json.MarshalIndent(c.capture(), "", "\t")
 	}
 	return c
 }
@@ -401,12 +443,17 @@ func (c *Cloud) begin(ctx context.Context, action string) (time.Time, error) {
 	return now, nil
 }
 
-// end releases c.mu and counts a failed call.
-func (c *Cloud) end(err error) {
+// end saves what the call changed, releases c.mu and counts a failed call.
+// It returns err, or the save's error when the call itself succeeded.
+func (c *Cloud) end(err error) error {
+	if serr := c.save(); err == nil {
+		err = serr
+	}
 	if err != nil {
 		c.stats.Failed++
 	}
 	c.mu.Unlock()
+	return err
 }
 
 func (c *Cloud) wait(ctx context.Context) error {
@@ -462,6 +509,24 @@ func (c *Cloud) resolve(ids []string, now time.Time) ([]*record, error) {
 	return records, nil
 }
 
+// settleAll settles every instance at now and returns those still in the
+// account, sorted by id. Settling in id order rather than map order makes
+// the auto-assigned addresses of instances that finish booting together the
+// same every time, so a cloud reloaded from its StateFile hands out the ones
+// it would have without the reload.
+func (c *Cloud) settleAll(now time.Time) []*record {
+	records := slices.SortedFunc(maps.Values(c.instances), func(a, b *record) int { return strings.Compare(a.ID, b.ID) })
+	live := records[:0]
+	for _, r := range records {
+		if c.settle(r, now) {
+			c.forget(r)
+			continue
+		}
+		live = append(live, r)
+	}
+	return live
+}
+
 // forget removes an instance that has left the account, keeping its last
 // view for the client token that launched it.
 func (c *Cloud) forget(r *record) {
@@ -474,30 +539,28 @@ func (c *Cloud) forget(r *record) {
 // DescribeInstances returns the instances that match f, sorted by id. Naming
 // an id that does not exist fails the call with InvalidInstanceID.NotFound,
 // as on EC2. Tag values may use EC2's wildcards: * and ?.
-func (c *Cloud) DescribeInstances(ctx context.Context, f switchboard.Filter) (_ []switchboard.Instance, err error) {
+func (c *Cloud) DescribeInstances(ctx context.Context, f switchboard.Filter) (res []switchboard.Instance, err error) {
 	const action = "DescribeInstances"
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	defer func() {
+		if err = c.end(err); err != nil {
+			res = nil // the call failed as a whole
+		}
+	}()
 
 	var candidates []*record
 	if len(f.IDs) > 0 {
 		if candidates, err = c.resolve(f.IDs, now); err != nil {
 			return nil, err
 		}
+		// Sorting the records rather than the views moves pointers, not structs.
+		slices.SortFunc(candidates, func(a, b *record) int { return strings.Compare(a.ID, b.ID) })
 	} else {
-		for _, r := range c.instances {
-			if c.settle(r, now) {
-				c.forget(r)
-				continue
-			}
-			candidates = append(candidates, r)
-		}
+		candidates = c.settleAll(now)
 	}
-	// Sorting the records rather than the views moves pointers, not structs.
-	slices.SortFunc(candidates, func(a, b *record) int { return strings.Compare(a.ID, b.ID) })
 	var out []switchboard.Instance
 	var touched []string
 	for _, r := range candidates {
@@ -515,13 +578,17 @@ func (c *Cloud) DescribeInstances(ctx context.Context, f switchboard.Filter) (_ 
 // StartInstances starts stopped instances. Pending and running ones are
 // left as they are and reported unchanged; any other state fails the whole
 // call with IncorrectInstanceState.
-func (c *Cloud) StartInstances(ctx context.Context, ids []string) (_ []switchboard.StateChange, err error) {
+func (c *Cloud) StartInstances(ctx context.Context, ids []string) (res []switchboard.StateChange, err error) {
 	const action = "StartInstances"
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	defer func() {
+		if err = c.end(err); err != nil {
+			res = nil // the call failed as a whole
+		}
+	}()
 
 	records, err := c.targets(ids, now)
 	if err != nil {
@@ -543,13 +610,17 @@ func (c *Cloud) StartInstances(ctx context.Context, ids []string) (_ []switchboa
 // reported unchanged; pending, shutting-down and terminated ones fail the
 // whole call with IncorrectInstanceState. Force and Hibernate do not change
 // the simulation: every stop takes StoppingDuration.
-func (c *Cloud) StopInstances(ctx context.Context, ids []string, _ switchboard.StopOptions) (_ []switchboard.StateChange, err error) {
+func (c *Cloud) StopInstances(ctx context.Context, ids []string, _ switchboard.StopOptions) (res []switchboard.StateChange, err error) {
 	const action = "StopInstances"
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	defer func() {
+		if err = c.end(err); err != nil {
+			res = nil // the call failed as a whole
+		}
+	}()
 
 	records, err := c.targets(ids, now)
 	if err != nil {
@@ -576,7 +647,7 @@ func (c *Cloud) RebootInstances(ctx context.Context, ids []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { c.end(err) }()
+	defer func() { err = c.end(err) }()
 
 	records, err := c.targets(ids, now)
 	if err != nil {
@@ -599,13 +670,17 @@ func (c *Cloud) RebootInstances(ctx context.Context, ids []string) (err error) {
 // TerminateInstances terminates instances in any state: they go through
 // shutting-down to terminated, and stay visible for TerminatedVisibility.
 // Instances already on the way are reported unchanged.
-func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) (_ []switchboard.StateChange, err error) {
+func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) (res []switchboard.StateChange, err error) {
 	const action = "TerminateInstances"
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	defer func() {
+		if err = c.end(err); err != nil {
+			res = nil // the call failed as a whole
+		}
+	}()
 
 	records, err := c.targets(ids, now)
 	if err != nil {
@@ -682,7 +757,7 @@ func (c *Cloud) AssociateAddress(ctx context.Context, instanceID, publicIP strin
 	if err != nil {
 		return err
 	}
-	defer func() { c.end(err) }()
+	defer func() { err = c.end(err) }()
 
 	if instanceID == "" {
 		return errMissingParameter("InstanceId")
@@ -730,13 +805,17 @@ func (c *Cloud) AssociateAddress(ctx context.Context, instanceID, publicIP strin
 // and become running after PendingDuration, with an auto-assigned public
 // address. A repeated ClientToken returns the first call's instances as they
 // are now.
-func (c *Cloud) RunInstances(ctx context.Context, spec RunSpec) (_ []switchboard.Instance, err error) {
+func (c *Cloud) RunInstances(ctx context.Context, spec RunSpec) (res []switchboard.Instance, err error) {
 	const action = "RunInstances"
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	defer func() {
+		if err = c.end(err); err != nil {
+			res = nil // the call failed as a whole
+		}
+	}()
 
 	if spec.Count == 0 {
 		spec.Count = 1
@@ -843,6 +922,10 @@ func (c *Cloud) replay(l *launch, now time.Time) []switchboard.Instance {
 func (c *Cloud) Instance(id string) (d Detail, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A look settles instances, which a StateFile must remember like any
+	// change. A failed save puts the last saved state back; the next look
+	// settles it again.
+	defer func() { _ = c.save() }()
 	r, ok := c.instances[id]
 	if !ok {
 		return Detail{}, false
@@ -859,15 +942,11 @@ func (c *Cloud) Instance(id string) (d Detail, ok bool) {
 func (c *Cloud) Instances() []Detail {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	out := make([]Detail, 0, len(c.instances))
-	for _, r := range c.instances {
-		if c.settle(r, now) {
-			c.forget(r)
-			continue
-		}
-		out = append(out, r.detail())
+	defer func() { _ = c.save() }() // as in Instance
+	records := c.settleAll(c.now())
+	out := make([]Detail, len(records))
+	for i, r := range records {
+		out[i] = r.detail()
 	}
-	slices.SortFunc(out, func(a, b Detail) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

@@ -119,3 +119,13 @@ func errInternal(ids []string) *switchboard.CloudError {
 		IDs:     ids,
 	}
 }
+
+// errSaveFailed is InternalError for a call the cloud undid because it could
+// not remember it; the message names the file so an operator can fix it.
+func errSaveFailed(err error) *switchboard.CloudError {
+	return &switchboard.CloudError{
+		Code:    "InternalError",
+		Message: fmt.Sprintf("An internal error has occurred: the simulated cloud could not save its state, so nothing was changed (%v).", err),
+		Kind:    switchboard.EUNAVAILABLE,
+	}
+}

@@ -90,7 +90,17 @@ type Handler struct {
 	secret         string
 	token          string
 	allowLegacy    bool
-	endpointByName map[string]func(http.ResponseWriter, *http.Request, []byte, time.Time)
+	endpointByName map[string]func(http.ResponseWriter, *http.Request, inbound)
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// inbound is a verified request body and when it arrived: start for the
+// ack latency, receivedAt by the configured clock for the Request.
+type inbound struct {
+	body       []byte
+	start      time.Time
+	receivedAt time.Time
 }
 
 // NewHandler returns the HTTP handler for Slack's request URLs, or an error
@@ -112,7 +122,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		allowLegacy: cfg.AllowLegacyToken,
 	}
 	h.rc.withDefaults(cfg.Meter, cfg.Logger, cfg.NowFunc)
-	h.endpointByName = map[string]func(http.ResponseWriter, *http.Request, []byte, time.Time){
+	h.endpointByName = map[string]func(http.ResponseWriter, *http.Request, inbound){
 		"commands":     h.serveCommand,
 		"interactions": h.serveInteraction,
 		"events":       h.serveEvent,
@@ -152,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body was consumed above; the parsers read it again from memory.
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	endpoint(w, r, body, start)
+	endpoint(w, r, inbound{body: body, start: start, receivedAt: receivedAt})
 }
 
 // authenticate returns why the request is not from Slack, or "".
@@ -216,39 +226,39 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, start time.Time
 	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(start))
 }
 
-func (h *Handler) serveCommand(w http.ResponseWriter, r *http.Request, _ []byte, start time.Time) {
+func (h *Handler) serveCommand(w http.ResponseWriter, r *http.Request, in inbound) {
 	sc, err := goslack.SlashCommandParse(r)
 	if err != nil {
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, "The slash command form could not be parsed.", "parse form: "+err.Error())
+		h.reject(w, r, in.start, http.StatusBadRequest, outcomeInvalid, "The slash command form could not be parsed.", "parse form: "+err.Error())
 		return
 	}
-	reply := h.rc.runCommand(r.Context(), sc, sourceHTTP, h.rc.now())
+	reply := h.rc.runCommand(r.Context(), sc, sourceHTTP, in.receivedAt)
 	if reply.Outcome == outcomeInvalid {
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, reply.Text, "slash command without command or user_id")
+		h.reject(w, r, in.start, http.StatusBadRequest, outcomeInvalid, reply.Text, "slash command without command or user_id")
 		return
 	}
 	writeJSON(w, reply.body())
-	h.rc.meter.RequestServed(sourceHTTP, reply.Outcome, time.Since(start))
+	h.rc.meter.RequestServed(sourceHTTP, reply.Outcome, time.Since(in.start))
 }
 
-func (h *Handler) serveInteraction(w http.ResponseWriter, r *http.Request, _ []byte, start time.Time) {
+func (h *Handler) serveInteraction(w http.ResponseWriter, r *http.Request, in inbound) {
 	ic, err := goslack.InteractionCallbackParse(r)
 	if err != nil {
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, "The interaction payload could not be parsed.", "parse payload: "+err.Error())
+		h.reject(w, r, in.start, http.StatusBadRequest, outcomeInvalid, "The interaction payload could not be parsed.", "parse payload: "+err.Error())
 		return
 	}
-	outcome := h.rc.deliverInteraction(r.Context(), ic, sourceHTTP, h.rc.now())
+	outcome := h.rc.deliverInteraction(r.Context(), ic, sourceHTTP, in.receivedAt)
 	w.WriteHeader(http.StatusOK)
-	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(start))
+	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(in.start))
 }
 
-func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, body []byte, start time.Time) {
+func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, in inbound) {
 	var outer struct {
 		Type      string `json:"type"`
 		Challenge string `json:"challenge"`
 	}
-	if err := json.Unmarshal(body, &outer); err != nil {
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, "The event body is not valid JSON.", "parse event: "+err.Error())
+	if err := json.Unmarshal(in.body, &outer); err != nil {
+		h.reject(w, r, in.start, http.StatusBadRequest, outcomeInvalid, "The event body is not valid JSON.", "parse event: "+err.Error())
 		return
 	}
 	switch outer.Type {
@@ -256,7 +266,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, body []byte
 		// Answered only now, after the signature check, so that nobody but
 		// Slack can make this URL look like a working events endpoint.
 		writeJSON(w, map[string]string{"challenge": outer.Challenge})
-		h.rc.meter.RequestServed(sourceHTTP, outcomeOK, time.Since(start))
+		h.rc.meter.RequestServed(sourceHTTP, outcomeOK, time.Since(in.start))
 		return
 	case slackevents.CallbackEvent:
 	default:
@@ -264,16 +274,16 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, body []byte
 		// would only make Slack retry.
 		h.rc.log.Info("slack event ignored", "type", outer.Type)
 		w.WriteHeader(http.StatusOK)
-		h.rc.meter.RequestServed(sourceHTTP, outcomeIgnored, time.Since(start))
+		h.rc.meter.RequestServed(sourceHTTP, outcomeIgnored, time.Since(in.start))
 		return
 	}
 
 	retryNum, _ := strconv.Atoi(r.Header.Get(headerRetryNum))
-	outcome, err := h.rc.deliverEvent(r.Context(), body, sourceHTTP, retryNum, h.rc.now())
+	outcome, err := h.rc.deliverEvent(r.Context(), in.body, sourceHTTP, retryNum, in.receivedAt)
 	var invalid *invalidError
 	switch {
 	case errors.As(err, &invalid):
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, "The event is malformed: "+invalid.reason+".", "event: "+invalid.reason)
+		h.reject(w, r, in.start, http.StatusBadRequest, outcomeInvalid, "The event is malformed: "+invalid.reason+".", "event: "+invalid.reason)
 		return
 	case err != nil:
 		// Not recorded: a 500 makes Slack deliver it again.
@@ -281,7 +291,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, body []byte
 	default:
 		w.WriteHeader(http.StatusOK)
 	}
-	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(start))
+	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(in.start))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -115,3 +115,13 @@ func (s *Store) FirstDelivery(ctx context.Context, key string) (bool, error) {
 	}
 	return n == 1, nil
 }
+
+// ForgetDelivery removes a delivery key, so that a retry of a delivery whose
+// handling failed after it was recorded is handled again rather than dropped
+// as a duplicate.
+func (s *Store) ForgetDelivery(ctx context.Context, key string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sb_deliveries WHERE delivery_key = ?`), key); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	return nil
+}

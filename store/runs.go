@@ -100,9 +100,9 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanRun(row scanner) (*switchboard.Run, error) {
 	var (
-		run                         switchboard.Run
-		state, req, plan            string
-		scratch, vars               string
+		run                        switchboard.Run
+		state, req, plan           string
+		scratch, vars              string
 		created, updated, finished int64
 	)
 	if err := row.Scan(&run.ID, &run.Workflow, &run.Cloud, &state, &req, &plan, &run.Cursor, &scratch, &vars,

@@ -74,10 +74,11 @@ func renderPage(w http.ResponseWriter, logger *slog.Logger, status int, name str
 }
 
 // handleConsolePage serves the playground; requirePage has let the request in.
-func handleConsolePage(logger *slog.Logger, page consolePage, loggedIn func(*http.Request) bool) http.Handler {
+// showLogout says whether the request came through a login.
+func handleConsolePage(logger *slog.Logger, page consolePage, showLogout func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := page
-		p.LoggedIn = loggedIn(r)
+		p.LoggedIn = showLogout(r)
 		renderPage(w, logger, http.StatusOK, "index.html", p)
 	})
 }

@@ -95,7 +95,8 @@ func (s *fakeStore) allLines() []switchboard.TranscriptLine {
 	return append([]switchboard.TranscriptLine(nil), s.lines...)
 }
 
-// commandFunc is a CommandHandler made of a func, recording what it got.
+// fakeCommands is a CommandHandler that records what it got and answers with
+// handleFunc, or with a plain ack.
 type fakeCommands struct {
 	handleFunc func(switchboard.Request) (switchboard.Ack, error)
 

@@ -233,11 +233,15 @@ func (lt *test) fail(a *attempt, kind, detail string) {
 // trigger_id, because servers deduplicate deliveries by it, and its own
 // response_url, so that each answer names the command it answers.
 func (lt *test) body(n int) []byte {
+	channel := lt.cfg.Channel
+	if lt.cfg.Channels > 1 {
+		channel += strconv.Itoa(n % lt.cfg.Channels)
+	}
 	v := url.Values{
 		"token":                 {"slackload-unused-verification-token"},
 		"team_id":               {"T0SLACKLOAD"},
 		"team_domain":           {"slackload"},
-		"channel_id":            {lt.cfg.Channel},
+		"channel_id":            {channel},
 		"channel_name":          {"slackload"},
 		"user_id":               {lt.cfg.User},
 		"user_name":             {"slackload"},

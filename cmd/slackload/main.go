@@ -88,6 +88,7 @@ type config struct {
 	Text          string
 	User          string
 	Channel       string
+	Channels      int
 	Rate          float64
 	Concurrency   int
 	N             int
@@ -118,6 +119,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.Text, "text", "status", "command `text`")
 	fs.StringVar(&cfg.User, "user", "U0SLACKLOAD", "Slack user `id` the commands come from (the server must allow it)")
 	fs.StringVar(&cfg.Channel, "channel", "C0SLACKLOAD", "Slack channel `id` the commands come from")
+	fs.IntVar(&cfg.Channels, "channels", 1, "spread the commands over this many `channels` (-channel followed by 0..N-1), so that a server's per-channel posting limit does not dominate end-to-end latency")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: send this many `requests/s` whatever the answers; 0 = closed loop")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "closed loop: `workers`, each sending its next command once the last is acked")
 	fs.IntVar(&cfg.N, "n", 0, "total `requests` to send (with -duration, whichever ends first)")
@@ -166,6 +168,9 @@ func (c config) validate() error {
 	}
 	if c.Rate == 0 && c.Concurrency < 1 {
 		return errors.New("-concurrency must be at least 1")
+	}
+	if c.Channels < 1 {
+		return errors.New("-channels must be at least 1")
 	}
 	if c.Timeout <= 0 || c.AnswerTimeout < 0 || c.Settle < 0 {
 		return errors.New("-timeout must be positive, -answer-timeout and -settle not negative")

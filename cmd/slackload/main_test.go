@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,17 +39,23 @@ type slackServer struct {
 	mu       sync.Mutex
 	triggers map[string]bool
 	urls     map[string]bool
+	channels map[string]bool
 	wg       sync.WaitGroup
 }
 
 func newSlackServer(t *testing.T, answers int, status func(int) int) *httptest.Server {
-	s := &slackServer{t: t, answers: answers, status: status, triggers: map[string]bool{}, urls: map[string]bool{}}
+	srv, _ := newSlackServerState(t, answers, status)
+	return srv
+}
+
+func newSlackServerState(t *testing.T, answers int, status func(int) int) (*httptest.Server, *slackServer) {
+	s := &slackServer{t: t, answers: answers, status: status, triggers: map[string]bool{}, urls: map[string]bool{}, channels: map[string]bool{}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(func() {
 		srv.Close()
 		s.wg.Wait()
 	})
-	return srv
+	return srv, s
 }
 
 func (s *slackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +79,7 @@ func (s *slackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not a slash command", http.StatusBadRequest)
 		return
 	}
-	if cmd.Command != "/ec2" || cmd.Text != "status" || cmd.UserID != "U1" || cmd.ChannelID != "C1" {
+	if cmd.Command != "/ec2" || cmd.Text != "status" || cmd.UserID != "U1" || !strings.HasPrefix(cmd.ChannelID, "C1") {
 		s.t.Errorf("command = %+v; want /ec2 status from U1 in C1", cmd)
 	}
 	ru, err := url.Parse(cmd.ResponseURL)
@@ -82,7 +90,7 @@ func (s *slackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.triggers[cmd.TriggerID] || s.urls[cmd.ResponseURL] {
 		s.t.Errorf("trigger_id %s or response_url %s sent twice", cmd.TriggerID, cmd.ResponseURL)
 	}
-	s.triggers[cmd.TriggerID], s.urls[cmd.ResponseURL] = true, true
+	s.triggers[cmd.TriggerID], s.urls[cmd.ResponseURL], s.channels[cmd.ChannelID] = true, true, true
 	s.mu.Unlock()
 
 	n, _ := strconv.Atoi(path.Base(ru.Path))
@@ -208,6 +216,28 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunChannels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "[C1]"},
+		{[]string{"-channels", "3"}, "[C10 C11 C12]"},
+	}
+	for _, tt := range tests {
+		srv, s := newSlackServerState(t, 1, nil)
+		args := append([]string{"slackload", "-url", srv.URL, "-user", "U1", "-channel", "C1", "-n", "9", "-settle", "0s"}, tt.args...)
+		if err := run(context.Background(), args, env(secret), io.Discard, io.Discard); err != nil {
+			t.Fatalf("run %v: %v", tt.args, err)
+		}
+		s.mu.Lock()
+		got := slices.Sorted(maps.Keys(s.channels))
+		s.mu.Unlock()
+		want(t, fmt.Sprintf("channels with %v", tt.args), fmt.Sprint(got), tt.want)
+	}
+}
+
 func TestRunConnectionRefused(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -295,6 +325,7 @@ func TestFlags(t *testing.T) {
 		{"no secret", []string{"-url", "http://127.0.0.1/x", "-n", "1"}, "", "SLACK_SIGNING_SECRET"},
 		{"unbounded", []string{"-url", "http://127.0.0.1/x"}, secret, "-n or -duration"},
 		{"negative rate", []string{"-url", "http://127.0.0.1/x", "-n", "1", "-rate", "-1"}, secret, "-rate"},
+		{"no channels", []string{"-url", "http://127.0.0.1/x", "-n", "1", "-channels", "0"}, secret, "-channels"},
 		{"no workers", []string{"-url", "http://127.0.0.1/x", "-n", "1", "-concurrency", "0"}, secret, "-concurrency"},
 		{"bad command", []string{"-url", "http://127.0.0.1/x", "-n", "1", "-command", "ec2"}, secret, "must start with /"},
 		{"stray argument", []string{"-url", "http://127.0.0.1/x", "-n", "1", "status"}, secret, "unexpected arguments"},

@@ -46,6 +46,9 @@ func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writ
 	if path == "" {
 		return config.Default(dataDir), nil
 	}
+	if dataDir != "" {
+		return nil, errors.New("--data-dir only applies to the built-in config; with --config, set data_dir: (and store:) in the file")
+	}
 	cfg, err := config.Load(path, getenv)
 	if err != nil {
 		var problems config.Problems
@@ -53,9 +56,6 @@ func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writ
 			fmt.Fprintln(stderr, problems.Error())
 		}
 		return nil, err
-	}
-	if dataDir != "" {
-		cfg.DataDir = dataDir
 	}
 	return cfg, nil
 }

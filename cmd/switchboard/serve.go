@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -38,6 +42,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		cfg.Listen = *addr
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
 
 	providers, err := buildProviders(cfg)
 	if err != nil {
@@ -170,6 +177,7 @@ func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error)
 		case config.ProviderSim:
 			opts := sim.Options{
 				Instances:            c.Instances,
+				StateFile:            simStateFile(cfg.DataDir, c),
 				PendingDuration:      c.Sim.PendingDuration,
 				StoppingDuration:     c.Sim.StoppingDuration,
 				ShuttingDownDuration: c.Sim.ShuttingDownDuration,
@@ -186,6 +194,16 @@ func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error)
 		}
 	}
 	return providers, nil
+}
+
+// simStateFile is where a simulated cloud remembers its fleet, so that a
+// restart finds instances as it left them, as a real cloud would. The name
+// carries a digest of the configured fleet: editing the fleet in the config
+// starts from the new seed instead of an old state.
+func simStateFile(dataDir string, c config.Cloud) string {
+	seed, _ := json.Marshal(c.Instances)
+	sum := sha256.Sum256(seed)
+	return filepath.Join(dataDir, fmt.Sprintf("sim-%s-%x.json", c.Name, sum[:4]))
 }
 
 // playgroundPickers lists the users and channels the console offers: every

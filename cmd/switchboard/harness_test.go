@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard/testenv"
+)
+
+// The end-to-end tests run the real binary, as a user would, and talk to it
+// over HTTP on loopback.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchboard-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "switchboard")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build switchboard: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := 0
+	func() {
+		defer os.RemoveAll(dir)
+		testenv.Main(m)
+	}()
+	os.Exit(code)
+}
+
+const testSecret = "e2e-signing-secret-0123456789abcdef"
+
+// server is one switchboard process.
+type server struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	addr    string
+	config  string
+	dataDir string
+	env     []string
+	logs    *bytes.Buffer
+}
+
+// configYAML is the config the end-to-end tests use. The %s are: listen,
+// data dir, store, Slack API URL, sim pending duration.
+const configYAML = `listen: %s
+data_dir: %s
+store: %s
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  bot_token: xoxb-e2e-test
+  api_url: %s
+clouds:
+  main:
+    provider: sim
+    sim: { pending_duration: %s, stopping_duration: 1s }
+    instances:
+      - { id: i-0123456789abcdef0, name: tools, state: stopped, tags: { env: dev } }
+      - { id: i-0fedcba9876543210, name: web-1, state: running, tags: { env: prod, role: web } }
+groups:
+  ops: [U0OPS1, U0OPS2]
+commands:
+  /ec2:
+    cloud: main
+    allow:
+      users: [group:ops]
+      channels: [C0OPS]
+    instances:
+      tools: { id: i-0123456789abcdef0, elastic_ip: 107.20.248.29 }
+      web: { tags: { role: web } }
+    actions: [status, start, stop, reboot, list]
+`
+
+type serverOptions struct {
+	store   string // default: SQLite in the data dir
+	pending string // sim pending duration, default 1s
+}
+
+func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
+	t.Helper()
+	dir := t.TempDir()
+	if opts.store == "" {
+		opts.store = "sqlite://" + filepath.Join(dir, "switchboard.db")
+	}
+	if opts.pending == "" {
+		opts.pending = "1s"
+	}
+	s := &server{t: t, addr: testenv.FreeAddr(t), dataDir: dir, config: filepath.Join(dir, "switchboard.yaml"),
+		env: append(os.Environ(), "SLACK_SIGNING_SECRET="+testSecret)}
+	yaml := fmt.Sprintf(configYAML, s.addr, dir, opts.store, slackAPI+"/api/", opts.pending)
+	if err := os.WriteFile(s.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	s.logs = &bytes.Buffer{}
+	s.cmd = exec.Command(binary, "serve", "--config", s.config)
+	s.cmd.Env = s.env
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("switchboard did not become healthy:\n%s", s.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill9 kills the process the hard way: no drain, no cleanup.
+func (s *server) kill9() {
+	s.t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			s.t.Errorf("switchboard exited with %v after SIGTERM:\n%s", err, s.logs)
+		}
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		s.t.Errorf("switchboard did not stop within 30s of SIGTERM:\n%s", s.logs)
+	}
+	s.cmd = nil
+}
+
+func (s *server) url(path string) string { return "http://" + s.addr + path }
+
+// slackPeer stands in for Slack: it receives response_url posts and Web API
+// calls, and can be told to fail.
+type slackPeer struct {
+	*httptest.Server
+	mu        sync.Mutex
+	responses map[string][]string // response_url path -> texts posted
+	posts     []url.Values        // chat.postMessage calls
+	failNext  int                 // answer this many response_url posts with 500
+}
+
+func newSlackPeer(t *testing.T) *slackPeer {
+	p := &slackPeer{responses: map[string][]string{}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			form, _ := url.ParseQuery(string(body))
+			p.posts = append(p.posts, form)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"ok":true,"channel":"C0OPS","ts":"1.000001"}`)
+			return
+		}
+		if p.failNext > 0 {
+			p.failNext--
+			http.Error(w, "slack is having a moment", http.StatusInternalServerError)
+			return
+		}
+		var msg struct {
+			Text string `json:"text"`
+		}
+		_ = json.Unmarshal(body, &msg)
+		p.responses[r.URL.Path] = append(p.responses[r.URL.Path], msg.Text)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *slackPeer) answers(path string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.responses[path]...)
+}
+
+// waitAnswers waits until n answers arrived at path, then a little longer to
+// catch any duplicate.
+func (p *slackPeer) waitAnswers(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.answers(path)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %d answer(s) at %s; got %q", n, path, p.answers(path))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	return p.answers(path)
+}
+
+var triggerSeq int
+
+// slashCommand builds a signed slash command request as Slack sends it.
+func slashCommand(t *testing.T, s *server, peer *slackPeer, user, channel, text string) (*http.Request, string) {
+	t.Helper()
+	triggerSeq++
+	path := "/commands/T1/" + strconv.Itoa(triggerSeq)
+	form := url.Values{
+		"token": {"legacy"}, "team_id": {"T1"}, "team_domain": {"e2e"}, "channel_id": {channel}, "channel_name": {"ops"},
+		"user_id": {user}, "user_name": {"someone"}, "command": {"/ec2"}, "text": {text},
+		"response_url": {peer.URL + path}, "trigger_id": {fmt.Sprintf("trigger.%d.%d", time.Now().UnixNano(), triggerSeq)},
+	}
+	body := form.Encode()
+	req, err := http.NewRequest(http.MethodPost, s.url("/slack/commands"), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign(req, body, time.Now())
+	return req, path
+}
+
+func sign(req *http.Request, body string, at time.Time) {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte("v0:" + ts + ":" + body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+}
+
+// send posts a request and returns the status and the ack text.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var ack struct {
+		Text string `json:"text"`
+	}
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(body, &ack); err != nil {
+			t.Fatalf("ack is not JSON: %q", body)
+		}
+		return resp.StatusCode, ack.Text
+	}
+	return resp.StatusCode, string(body)
+}
