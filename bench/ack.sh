@@ -128,7 +128,7 @@ out="$RESULTS/ack-$(date -u +%Y-%m-%dT%H%M%SZ).txt"
 	echo "server:    switchboard serve --config switchboard.yaml --addr $addr"
 	echo "store:     ${STORE:-sqlite in data_dir}"
 	echo "warm-up:   $WARMUP commands, not counted"
-	echo "command:   SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload ${run[*]:1}"
+	echo "command:   SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload $(printf '%q ' "${run[@]:1}")"
 	echo "exit:      $status"
 	echo
 	echo "$report"

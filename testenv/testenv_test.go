@@ -184,7 +184,7 @@ func TestDatabaseName(t *testing.T) {
 			}
 		}
 	}
-	if databaseName("TestX") == databaseName("TestX") {
+	if first, second := databaseName("TestX"), databaseName("TestX"); first == second {
 		t.Error("two calls for one test gave the same name")
 	}
 }

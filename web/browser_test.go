@@ -20,8 +20,6 @@ import (
 // ack and the channel's answers appear.
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
-	chromium := testenv.Chromium(t) // skips, or fails when CI=true, without Chromium
-
 	store := &fakeStore{}
 	commands := &fakeCommands{}
 	commands.handleFunc = func(req switchboard.Request) (switchboard.Ack, error) {
@@ -56,19 +54,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}).Handler())
 	t.Cleanup(srv.Close)
 
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium)}
-	for _, f := range testenv.ChromiumFlags() {
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if hasValue {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancelBrowser)
+	browser := testenv.Browser(t)
 	// The first action starts the browser; it must not run under the
 	// timeout below, which would stop the browser with it.
 	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {

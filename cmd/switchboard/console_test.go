@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/switchboardhq/switchboard/testenv"
+)
+
+// A newcomer opens the console of the real binary in a browser, types
+// /ec2 start tools as an ops user and sees the ack, then the answer, and the
+// run in the Runs tab.
+func TestConsoleStartsAnInstance(t *testing.T) {
+	t.Parallel()
+	browser := testenv.Browser(t)
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{})
+
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url("/")),
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
+		chromedp.SetValue(chromedp.ID("channel"), "C0OPS"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("channel").dispatchEvent(new Event("change"))`),
+		chromedp.SendKeys(chromedp.ID("input"), "/ec2 start tools"+kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="ack"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="answer"]`)),
+	)
+	if err != nil {
+		t.Fatalf("send /ec2 start tools in the console: %v\n%s", err, s.logs)
+	}
+	transcript, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("transcript")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"U0OPS1: /ec2 start tools",
+		"Starting tools (i-0123456789abcdef0) — I'll report back here.",
+		"tools (i-0123456789abcdef0) is now running at 107.20.248.29.",
+	} {
+		if !strings.Contains(transcript, want) {
+			t.Errorf("transcript does not show %q:\n%s", want, transcript)
+		}
+	}
+	// The Runs tab refreshes on its own; wait for it to show the run done.
+	var runs string
+	for !strings.Contains(runs, "succeeded") {
+		if ctx.Err() != nil {
+			t.Fatalf("runs table never showed the finished run:\n%s", runs)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if runs, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("runs"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(runs, "ec2.start") {
+		t.Errorf("runs table does not show the run:\n%s", runs)
+	}
+}
