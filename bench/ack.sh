@@ -9,6 +9,7 @@
 # errored, was never answered or was answered twice.
 #
 # Knobs (environment): N (commands, default 2000), CONCURRENCY (default 8),
+# RATE (commands per second, open loop; unset: closed loop with CONCURRENCY),
 # CHANNELS (channels the commands are spread over, default N: the server
 # paces posts per channel at about one a second, as Slack's chat.postMessage
 # wants, so one busy channel measures that pacing rather than the engine;
@@ -113,6 +114,7 @@ if ((WARMUP > 0)); then
 fi
 
 run=("${load[@]}" -n "$N" -channel C0SLACKLOAD -channels "$CHANNELS")
+if [[ -n "${RATE:-}" ]]; then run+=(-rate "$RATE"); fi
 set +e
 report=$("${run[@]}" 2>&1)
 status=$?

@@ -38,7 +38,6 @@ const (
 
 // Keys under which deliveries are deduplicated. Events share one namespace
 // across HTTP and Socket Mode, so switching transports does not replay them.
-func commandKey(triggerID string) string     { return "slack/command/" + triggerID }
 func interactionKey(triggerID string) string { return "slack/interaction/" + triggerID }
 func eventKey(eventID string) string         { return "slack/event/" + eventID }
 
@@ -81,22 +80,10 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 
 	// Slack does not retry slash commands over HTTP, but Socket Mode
 	// redelivers an envelope that was not acked in time, and a signed
-	// request can be replayed within the five-minute window: trigger_id is
-	// unique per invocation, so it catches both.
-	var key string
-	if sc.TriggerID != "" {
-		key = commandKey(sc.TriggerID)
-		first, err := rc.deliveries.FirstDelivery(ctx, key)
-		if err != nil {
-			log.Error("record slash command delivery", "err", err)
-			return commandReply{Outcome: outcomeError, Text: textNotRecorded}
-		}
-		if !first {
-			log.Info("duplicate slash command", "trigger_id", sc.TriggerID)
-			return commandReply{Outcome: outcomeDuplicate, Text: textDuplicate}
-		}
-	}
-
+	// request can be replayed within the five-minute window. The
+	// CommandHandler deduplicates on DeliveryID (trigger_id, unique per
+	// invocation) in the same transaction that writes the run, so a repeat
+	// gets the first run's ack and starts nothing; no separate write here.
 	ack, err := rc.commands.HandleCommand(ctx, req)
 	switch code := switchboard.ErrorCode(err); code {
 	case "":
@@ -107,7 +94,6 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 		return commandReply{Outcome: outcomeOK, Text: text}
 	case switchboard.EINTERNAL:
 		log.Error("handle slash command", "err", err)
-		rc.forget(ctx, key)
 		return commandReply{Outcome: outcomeError, Text: switchboard.ErrorMessage(err)}
 	default:
 		log.Info("slash command refused", "code", code, "err", err)

@@ -11,7 +11,7 @@ import (
 
 // Audit writes one audit line.
 func (s *Store) Audit(ctx context.Context, ev switchboard.AuditEvent) error {
-	return s.insertAudit(ctx, s.db, []switchboard.AuditEvent{ev})
+	return s.insertAudit(ctx, s.req, []switchboard.AuditEvent{ev})
 }
 
 func (s *Store) insertAudit(ctx context.Context, db execer, evs []switchboard.AuditEvent) error {
@@ -34,7 +34,7 @@ func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]sw
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, run_id, kind, actor, channel, subject, outcome, detail FROM sb_audit
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, kind, actor, channel, subject, outcome, detail FROM sb_audit
 		WHERE at >= ? ORDER BY id DESC LIMIT ?`), since.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
@@ -58,7 +58,7 @@ func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]sw
 
 // AppendTranscript adds a line to a channel's transcript and returns its id.
 func (s *Store) AppendTranscript(ctx context.Context, line switchboard.TranscriptLine) (int64, error) {
-	return s.appendTranscript(ctx, s.db, line)
+	return s.appendTranscript(ctx, s.req, line)
 }
 
 type rowQuerier interface {
@@ -83,7 +83,7 @@ func (s *Store) Transcript(ctx context.Context, channel string, afterID int64, l
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, run_id, channel_id, user_id, kind, body FROM sb_transcript
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, channel_id, user_id, kind, body FROM sb_transcript
 		WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?`), channel, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read transcript: %w", err)
@@ -105,7 +105,7 @@ func (s *Store) Transcript(ctx context.Context, channel string, afterID int64, l
 // FirstDelivery records a delivery key (a Slack event_id, an SQS message id)
 // and reports whether this is the first time it was seen.
 func (s *Store) FirstDelivery(ctx context.Context, key string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO sb_deliveries (delivery_key, seen_at) VALUES (?, ?) ON CONFLICT (delivery_key) DO NOTHING`), key, time.Now().UnixNano())
+	res, err := s.req.ExecContext(ctx, s.q(`INSERT INTO sb_deliveries (delivery_key, seen_at) VALUES (?, ?) ON CONFLICT (delivery_key) DO NOTHING`), key, time.Now().UnixNano())
 	if err != nil {
 		return false, fmt.Errorf("record delivery: %w", err)
 	}
@@ -120,7 +120,7 @@ func (s *Store) FirstDelivery(ctx context.Context, key string) (bool, error) {
 // handling failed after it was recorded is handled again rather than dropped
 // as a duplicate.
 func (s *Store) ForgetDelivery(ctx context.Context, key string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sb_deliveries WHERE delivery_key = ?`), key); err != nil {
+	if _, err := s.req.ExecContext(ctx, s.q(`DELETE FROM sb_deliveries WHERE delivery_key = ?`), key); err != nil {
 		return fmt.Errorf("forget delivery: %w", err)
 	}
 	return nil

@@ -74,7 +74,7 @@ func (s *Store) newRiver(opts Options) error {
 	}
 	if !s.postgres {
 		// SQLite has no LISTEN/NOTIFY: poll often, it is a local file.
-		cfg.FetchPollInterval = 50 * time.Millisecond
+		cfg.FetchPollInterval = 20 * time.Millisecond
 	}
 	client, err := river.NewClient(s.driver, cfg)
 	if err != nil {
@@ -210,10 +210,6 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if s.work.Messenger == nil {
 		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "Slack is not configured, so this message cannot be delivered"))
 	}
-	if d := w.channelDelay(m.ChannelID); d > 0 {
-		return river.JobSnooze(d)
-	}
-
 	via := "chat.postMessage"
 	if m.ResponseURL != "" {
 		var used int
@@ -226,12 +222,22 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 			m.ResponseURL = ""
 		}
 	}
+	// chat.postMessage takes about one message a second per channel; a
+	// response_url has its own limit (five posts), counted above.
+	if via == "chat.postMessage" {
+		if d := w.channelDelay(m.ChannelID); d > 0 {
+			return river.JobSnooze(d)
+		}
+	}
 	err = s.work.Messenger.Post(ctx, m)
 	if err != nil && via == "response_url" && switchboard.ErrorCode(err) == switchboard.EINVALID {
 		// Slack refused the response_url (expired or used up): the bot
 		// token can still post.
 		s.logger.Info("response_url refused, falling back to chat.postMessage", "run", m.RunID, "err", err)
 		m.ResponseURL, via = "", "chat.postMessage"
+		if d := w.channelDelay(m.ChannelID); d > 0 {
+			return river.JobSnooze(d)
+		}
 		err = s.work.Messenger.Post(ctx, m)
 	}
 	var se *switchboard.Error
@@ -276,7 +282,7 @@ func (s *Store) recordError(ctx context.Context, m switchboard.Message, err erro
 // markSent records a delivered message and puts it in the channel's
 // transcript, where the console shows it.
 func (s *Store) markSent(ctx context.Context, m switchboard.Message, via string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
 			time.Now().UnixNano(), via, m.RunID, m.Key)
 		if err != nil {

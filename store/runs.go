@@ -29,7 +29,7 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 		deliveryKey = run.Request.Source + ":" + run.Request.DeliveryID
 	}
 	var existing *switchboard.Run
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_runs (id, delivery_key, workflow, cloud, state, request, plan, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_key) DO NOTHING`),
 			run.ID, deliveryKey, run.Workflow, run.Cloud, string(run.State), string(req), string(plan), run.CreatedAt.UnixNano(), run.UpdatedAt.UnixNano())
@@ -137,7 +137,7 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]switchboard.Run, err
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM sb_runs ORDER BY created_at DESC, id DESC LIMIT ?`), limit)
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM sb_runs ORDER BY created_at DESC, id DESC LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -155,7 +155,7 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]switchboard.Run, err
 
 // CountRunsByState counts runs in each state, for metrics.
 func (s *Store) CountRunsByState(ctx context.Context) (map[switchboard.RunState]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM sb_runs GROUP BY state`)
+	rows, err := s.req.QueryContext(ctx, `SELECT state, COUNT(*) FROM sb_runs GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("count runs: %w", err)
 	}
@@ -177,7 +177,7 @@ func (s *Store) CountRunsByState(ctx context.Context) (map[switchboard.RunState]
 // should have been released with it) is taken over.
 func (s *Store) LockInstances(ctx context.Context, runID string, keys []string) (string, error) {
 	var holder string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		now := time.Now().UnixNano()
 		for _, key := range keys {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_locks (lock_key, run_id, acquired_at) VALUES (?, ?, ?) ON CONFLICT (lock_key) DO NOTHING`), key, runID, now); err != nil {
@@ -215,7 +215,7 @@ var errHeld = fmt.Errorf("lock held")
 // for the same run and key is not written or sent again), audit lines, and,
 // when the run finished, the release of its instance locks.
 func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.saveRun(ctx, tx, run); err != nil {
 			return err
 		}

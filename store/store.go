@@ -25,14 +25,17 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/switchboardhq/switchboard"
 )
 
 // Store is the database behind one Switchboard process.
 type Store struct {
-	db       *sql.DB
+	db *sql.DB // the job workers' pool
+	// req is the request path's pool: acks, refusals, deliveries and the
+	// console. On SQLite it is a connection of its own, so an ack never
+	// queues behind background work for the one writer connection.
+	req      *sql.DB
 	pgPool   *pgxpool.Pool // Postgres only: LISTEN/NOTIFY for River
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
@@ -72,13 +75,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// writer; one connection avoids SQLITE_BUSY between River and us, as
 		// riversqlite recommends. A process crash loses nothing committed.
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-		db, err := sql.Open("sqlite", dsn)
-		if err != nil {
-			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-		}
+		gate := &writeGate{}
+		db := openSQLite(dsn, gate, false)
 		db.SetMaxOpenConns(1)
 		s.db = db
 		s.driver = riversqlite.New(db)
+		req := openSQLite(dsn, gate, true)
+		req.SetMaxOpenConns(1)
+		s.req = req
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		pool, err := pgxpool.New(ctx, rawURL)
 		if err != nil {
@@ -86,6 +90,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		s.pgPool = pool
 		s.db = stdlib.OpenDBFromPool(pool)
+		s.req = s.db
 		s.postgres = true
 		s.driver = riverdatabasesql.NewWithPgxListener(s.db, pool)
 	default:
@@ -109,8 +114,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 // Close releases the database. Call Stop first when Start was called.
 func (s *Store) Close() error {
 	var err error
+	if s.req != nil && s.req != s.db {
+		err = s.req.Close()
+	}
 	if s.db != nil {
-		err = s.db.Close()
+		err = errors.Join(err, s.db.Close())
 	}
 	if s.pgPool != nil {
 		s.pgPool.Close()
@@ -120,7 +128,7 @@ func (s *Store) Close() error {
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.db.PingContext(ctx)
+	return s.req.PingContext(ctx)
 }
 
 // Postgres reports whether the store is Postgres (and so may be shared by
@@ -280,8 +288,8 @@ func (f levelFilter) WithGroup(n string) slog.Handler {
 }
 
 // inTx runs fn in a transaction and commits it when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

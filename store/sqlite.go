@@ -1,0 +1,289 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync"
+
+	"modernc.org/sqlite"
+)
+
+// openSQLite opens a SQLite pool whose connections keep their prepared
+// statements. database/sql prepares a statement for every Exec and Query and
+// throws it away; SQLite's parser then costs about a third of an ack's CPU,
+// in our queries and River's alike. Each connection here keeps up to
+// maxCachedStatements of them by SQL text.
+//
+// Connections opened with the same gate take turns to write through it;
+// high marks the request path's pool, whose writers go first.
+func openSQLite(dsn string, gate *writeGate, high bool) *sql.DB {
+	return sql.OpenDB(stmtCachingConnector{dsn: dsn, driver: &sqlite.Driver{}, gate: gate, high: high})
+}
+
+const maxCachedStatements = 256
+
+type stmtCachingConnector struct {
+	dsn    string
+	driver *sqlite.Driver
+	gate   *writeGate
+	high   bool
+}
+
+func (c stmtCachingConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.driver.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &cachingConn{inner: conn, stmts: map[string]*cachedStmt{}, gate: c.gate, high: c.high}, nil
+}
+
+func (c stmtCachingConnector) Driver() driver.Driver { return c.driver }
+
+// innerConn is what the SQLite driver's connection offers beyond driver.Conn.
+type innerConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// cachingConn is used by one goroutine at a time, as database/sql
+// guarantees for a driver.Conn, so it needs no lock.
+type cachingConn struct {
+	inner driver.Conn
+	stmts map[string]*cachedStmt
+	order []string // oldest first, for eviction
+	gate  *writeGate
+	high  bool
+	inTx  bool // holds the gate for a transaction
+}
+
+type cachedStmt struct {
+	stmt driver.Stmt
+	busy bool // its rows are open: a second use needs a statement of its own
+}
+
+var (
+	_ driver.ExecerContext  = (*cachingConn)(nil)
+	_ driver.QueryerContext = (*cachingConn)(nil)
+	_ driver.ConnBeginTx    = (*cachingConn)(nil)
+	_ driver.Pinger         = (*cachingConn)(nil)
+)
+
+func (c *cachingConn) conn() innerConn { return c.inner.(innerConn) }
+
+func (c *cachingConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
+
+func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	return c.conn().PrepareContext(ctx, query)
+}
+
+func (c *cachingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx takes the write gate for the whole transaction: with
+// _txlock=immediate every transaction is a writer.
+func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if err := c.gate.acquire(ctx, c.high); err != nil {
+		return nil, err
+	}
+	tx, err := c.conn().BeginTx(ctx, opts)
+	if err != nil {
+		c.gate.release()
+		return nil, err
+	}
+	c.inTx = true
+	return &gatedTx{Tx: tx, conn: c}, nil
+}
+
+func (c *cachingConn) endTx() {
+	if c.inTx {
+		c.inTx = false
+		c.gate.release()
+	}
+}
+
+func (c *cachingConn) Ping(ctx context.Context) error { return c.conn().Ping(ctx) }
+
+func (c *cachingConn) ResetSession(ctx context.Context) error { return c.conn().ResetSession(ctx) }
+
+func (c *cachingConn) IsValid() bool { return c.conn().IsValid() }
+
+func (c *cachingConn) Close() error {
+	var errs []error
+	for _, cs := range c.stmts {
+		errs = append(errs, cs.stmt.Close())
+	}
+	c.stmts = nil
+	errs = append(errs, c.inner.Close())
+	return errors.Join(errs...)
+}
+
+// cached returns the connection's statement for query, preparing it the
+// first time.
+func (c *cachingConn) cached(ctx context.Context, query string) (*cachedStmt, error) {
+	if cs, ok := c.stmts[query]; ok {
+		return cs, nil
+	}
+	st, err := c.conn().PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.order) >= maxCachedStatements {
+		oldest := c.order[0]
+		c.order = c.order[1:]
+		if old := c.stmts[oldest]; old != nil && !old.busy {
+			_ = old.stmt.Close()
+			delete(c.stmts, oldest)
+		}
+	}
+	cs := &cachedStmt{stmt: st}
+	c.stmts[query] = cs
+	c.order = append(c.order, query)
+	return cs, nil
+}
+
+func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	cs, err := c.cached(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if !c.inTx {
+		// An Exec outside a transaction is a write of its own.
+		if err := c.gate.acquire(ctx, c.high); err != nil {
+			return nil, err
+		}
+		defer c.gate.release()
+	}
+	if cs.busy {
+		return c.conn().(driver.ExecerContext).ExecContext(ctx, query, args)
+	}
+	return cs.stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	cs, err := c.cached(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if cs.busy {
+		return c.conn().(driver.QueryerContext).QueryContext(ctx, query, args)
+	}
+	rows, err := cs.stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	cs.busy = true
+	return &cachedRows{Rows: rows, stmt: cs}, nil
+}
+
+// cachedRows frees its statement for the next use when closed.
+type cachedRows struct {
+	driver.Rows
+	stmt *cachedStmt
+}
+
+func (r *cachedRows) Close() error {
+	err := r.Rows.Close()
+	r.stmt.busy = false
+	return err
+}
+
+// writeGate lets one transaction at a time write the SQLite file, and lets
+// the request path (acks) go before background work. SQLite serializes
+// writers itself, but a writer that finds the file locked sleeps in steps of
+// 1, 2, 5, 10... ms; queueing here instead hands the lock over at once. It is
+// an optimisation only: SQLite's own locking still guarantees correctness
+// for writes that bypass the gate (autocommit queries).
+type writeGate struct {
+	mu        sync.Mutex
+	held      bool
+	high, low []chan struct{}
+	// skipped counts grants to the request path while background work
+	// waited; past a few, background work gets a turn so answers keep
+	// flowing under a flood of commands.
+	skipped int
+}
+
+const maxHighGrantsInARow = 4
+
+func (g *writeGate) acquire(ctx context.Context, high bool) error {
+	g.mu.Lock()
+	if !g.held {
+		g.held = true
+		g.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	if high {
+		g.high = append(g.high, ch)
+	} else {
+		g.low = append(g.low, ch)
+	}
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		removed := remove(&g.high, ch) || remove(&g.low, ch)
+		g.mu.Unlock()
+		if !removed { // granted as we gave up: pass it on
+			g.release()
+		}
+		return ctx.Err()
+	}
+}
+
+func remove(q *[]chan struct{}, ch chan struct{}) bool {
+	for i, c := range *q {
+		if c == ch {
+			*q = append((*q)[:i], (*q)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (g *writeGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := func(q *[]chan struct{}) {
+		ch := (*q)[0]
+		*q = (*q)[1:]
+		close(ch) // the gate stays held: handed over
+	}
+	switch {
+	case len(g.high) > 0 && (len(g.low) == 0 || g.skipped < maxHighGrantsInARow):
+		if len(g.low) > 0 {
+			g.skipped++
+		}
+		next(&g.high)
+	case len(g.low) > 0:
+		g.skipped = 0
+		next(&g.low)
+	default:
+		g.held = false
+	}
+}
+
+// gatedTx releases the write gate when the transaction ends.
+type gatedTx struct {
+	driver.Tx
+	conn *cachingConn
+}
+
+func (t *gatedTx) Commit() error {
+	defer t.conn.endTx()
+	return t.Tx.Commit()
+}
+
+func (t *gatedTx) Rollback() error {
+	defer t.conn.endTx()
+	return t.Tx.Rollback()
+}
