@@ -169,9 +169,9 @@ func TestKillBetweenAckAndAnswer(t *testing.T) {
 		t.Fatalf("answered before the instance could be running: %q", got)
 	}
 	s.start()
-	got := peer.waitAnswers(t, path, 1)
+	peer.waitAnswers(t, path, 1)
 	time.Sleep(time.Second) // a duplicate would come now
-	got = peer.answers(path)
+	got := peer.answers(path)
 	if want := "tools (i-0123456789abcdef0) is now running at 107.20.248.29."; len(got) != 1 || got[0] != want {
 		t.Errorf("answers after restart = %q, want exactly [%q]", got, want)
 	}
