@@ -50,6 +50,8 @@ func ErrorCode(err error) string {
 		return e.Code
 	} else if errors.As(err, &ce) && ce.Kind != "" {
 		return ce.Kind
+	} else if pe := (*PartialError)(nil); errors.As(err, &pe) {
+		return ECONFLICT
 	}
 	return EINTERNAL
 }
@@ -83,4 +85,15 @@ type CloudError struct {
 
 func (e *CloudError) Error() string {
 	return e.Code + ": " + e.Message
+}
+
+// PartialError is a batch call that worked for some instances and failed
+// for others. Failed holds each failed id's error; whatever the call returned
+// with it is for the instances that worked.
+type PartialError struct {
+	Failed map[string]error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d instance(s) failed", len(e.Failed))
 }

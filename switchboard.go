@@ -78,4 +78,26 @@ type Provider interface {
 	// AssociateAddress attaches an Elastic IP (given by its public address)
 	// to an instance.
 	AssociateAddress(ctx context.Context, instanceID, publicIP string) error
+	// RunInstances launches instances. The same ClientToken returns the
+	// instances of the first call instead of launching more.
+	RunInstances(ctx context.Context, spec LaunchSpec) ([]Instance, error)
+	// DryRun asks the cloud whether action (start, stop, reboot, terminate)
+	// on ids would be allowed, without acting: nil when it would, EFORBIDDEN
+	// when the credentials may not, another error when the call itself fails.
+	DryRun(ctx context.Context, action string, ids []string) error
+}
+
+// LaunchSpec is what RunInstances launches.
+type LaunchSpec struct {
+	ImageID        string            `json:"image_id"`
+	Type           string            `json:"type,omitempty"`
+	Count          int               `json:"count,omitempty"` // zero means 1
+	SubnetID       string            `json:"subnet_id,omitempty"`
+	SecurityGroups []string          `json:"security_groups,omitempty"`
+	KeyName        string            `json:"key_name,omitempty"`
+	UserData       string            `json:"user_data,omitempty"` // plain text; providers encode it as their API wants
+	Tags           map[string]string `json:"tags,omitempty"`
+	// ClientToken makes the launch idempotent; derive it from the run and
+	// step so a retried step launches nothing new.
+	ClientToken string `json:"client_token,omitempty"`
 }

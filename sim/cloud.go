@@ -86,6 +86,11 @@ type Options struct {
 	// Limits are the per-action token buckets. The zero value is EC2's.
 	Limits Limits
 
+	// DeniedActions are the actions (start, stop, reboot, terminate) the
+	// simulated credentials may not take: DryRun answers
+	// UnauthorizedOperation for them. The calls themselves are not refused.
+	DeniedActions []string
+
 	// Latency is how long every call takes before it acts, to emulate an API
 	// round trip in benchmarks. It runs on the real clock, not NowFunc, and
 	// ends early with the context's error when the context is done.
@@ -103,18 +108,13 @@ type Options struct {
 	StateFile string
 }
 
-// RunSpec is a RunInstances request.
-type RunSpec struct {
-	ImageID  string // "ami-" and 8 or 17 hex digits
-	Type     string // instance type; empty means t3.micro
-	Count    int    // instances to launch, 1 to 1000; zero means 1
-	Tags     map[string]string
-	UserData string // at most 16 KiB, as on EC2
-	// ClientToken makes the launch idempotent: a second call with the same
-	// token returns the instances of the first instead of launching more, and
-	// fails with IdempotentParameterMismatch when the rest of the spec differs.
-	ClientToken string
-}
+// RunSpec is a RunInstances request. The simulator checks ImageID ("ami-"
+// and 8 or 17 hex digits), Count (1 to 1000; zero means 1), UserData (at most
+// 16 KiB, as on EC2) and ClientToken (at most 64 characters); a second call
+// with the same ClientToken returns the instances of the first instead of
+// launching more, and fails with IdempotentParameterMismatch when the rest of
+// the spec differs. An empty Type means t3.micro.
+type RunSpec = switchboard.LaunchSpec
 
 // Detail is what the simulated cloud knows about an instance beyond what
 // DescribeInstances shows, for tests that check what a workflow did.
@@ -131,6 +131,7 @@ type Detail struct {
 // Cloud is a simulated EC2 account in one region. It is safe for concurrent
 // use; every call acts atomically on the whole fleet.
 type Cloud struct {
+	denied    []string
 	now       func() time.Time
 	latency   time.Duration
 	pending   time.Duration
@@ -235,6 +236,7 @@ func New(opts Options) *Cloud {
 		panic(err)
 	}
 	c := &Cloud{
+		denied:    slices.Clone(opts.DeniedActions),
 		now:       opts.NowFunc,
 		latency:   opts.Latency,
 		pending:   duration(opts.PendingDuration, DefaultPendingDuration),

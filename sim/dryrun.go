@@ -1,0 +1,41 @@
+package sim
+
+import (
+	"context"
+	"slices"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// dryRunActions maps the domain's action names to the EC2 calls a dry run
+// stands for.
+var dryRunActions = map[string]string{
+	"start":     "StartInstances",
+	"stop":      "StopInstances",
+	"reboot":    "RebootInstances",
+	"terminate": "TerminateInstances",
+}
+
+// DryRun answers as EC2 does for a call with DryRun set: it checks the ids
+// (malformed or unknown ones fail as the real call would) and the
+// permission, and changes nothing. Options.DeniedActions lists the actions the
+// simulated credentials may not take: those answer UnauthorizedOperation.
+func (c *Cloud) DryRun(ctx context.Context, action string, ids []string) (err error) {
+	call, ok := dryRunActions[action]
+	if !ok {
+		return errInvalidValue("action", action, "A dry run covers start, stop, reboot and terminate.")
+	}
+	now, err := c.begin(ctx, call)
+	if err != nil {
+		return err
+	}
+	defer func() { err = c.end(err) }()
+	if _, err := c.resolve(ids, now); err != nil {
+		return err
+	}
+	if slices.Contains(c.denied, action) {
+		return &switchboard.CloudError{Code: "UnauthorizedOperation", Kind: switchboard.EFORBIDDEN, IDs: ids,
+			Message: "You are not authorized to perform this operation."}
+	}
+	return nil
+}
