@@ -580,100 +580,71 @@ func (c *Cloud) DescribeInstances(ctx context.Context, f switchboard.Filter) (re
 // StartInstances starts stopped instances. Pending and running ones are
 // left as they are and reported unchanged; any other state fails the whole
 // call with IncorrectInstanceState.
-func (c *Cloud) StartInstances(ctx context.Context, ids []string) (res []switchboard.StateChange, err error) {
-	const action = "StartInstances"
-	now, err := c.begin(ctx, action)
-	if err != nil {
-		return nil, err
+func (c *Cloud) StartInstances(ctx context.Context, ids []string) ([]switchboard.StateChange, error) {
+	refuse := func(rs []*record) []string {
+		return inStates(rs, switchboard.StateStopping, switchboard.StateShuttingDown, switchboard.StateTerminated)
 	}
-	defer func() {
-		if err = c.end(err); err != nil {
-			res = nil // the call failed as a whole
-		}
-	}()
-
-	records, err := c.targets(ids, now)
-	if err != nil {
-		return nil, err
-	}
-	if bad := inStates(records, switchboard.StateStopping, switchboard.StateShuttingDown, switchboard.StateTerminated); len(bad) > 0 {
-		return nil, errIncorrectState(bad, "can be started")
-	}
-	return c.change(action, records, func(r *record) {
+	return c.mutate(ctx, "StartInstances", ids, refuse, "can be started", func(r *record, now time.Time) {
 		if r.State == switchboard.StateStopped {
 			r.State = switchboard.StatePending
 			r.until = now.Add(c.pending)
 			r.LaunchTime = now
 		}
-	}, now)
+	})
 }
 
 // StopInstances stops running instances. Stopped and stopping ones are
 // reported unchanged; pending, shutting-down and terminated ones fail the
 // whole call with IncorrectInstanceState. Force and Hibernate do not change
 // the simulation: every stop takes StoppingDuration.
-func (c *Cloud) StopInstances(ctx context.Context, ids []string, _ switchboard.StopOptions) (res []switchboard.StateChange, err error) {
-	const action = "StopInstances"
-	now, err := c.begin(ctx, action)
-	if err != nil {
-		return nil, err
+func (c *Cloud) StopInstances(ctx context.Context, ids []string, _ switchboard.StopOptions) ([]switchboard.StateChange, error) {
+	refuse := func(rs []*record) []string {
+		return inStates(rs, switchboard.StatePending, switchboard.StateShuttingDown, switchboard.StateTerminated)
 	}
-	defer func() {
-		if err = c.end(err); err != nil {
-			res = nil // the call failed as a whole
-		}
-	}()
-
-	records, err := c.targets(ids, now)
-	if err != nil {
-		return nil, err
-	}
-	if bad := inStates(records, switchboard.StatePending, switchboard.StateShuttingDown, switchboard.StateTerminated); len(bad) > 0 {
-		return nil, errIncorrectState(bad, "can be stopped")
-	}
-	return c.change(action, records, func(r *record) {
+	return c.mutate(ctx, "StopInstances", ids, refuse, "can be stopped", func(r *record, now time.Time) {
 		if r.State == switchboard.StateRunning {
 			r.State = switchboard.StateStopping
 			r.until = now.Add(c.stopping)
 			r.rebootUntil = time.Time{}
 		}
-	}, now)
+	})
 }
 
 // RebootInstances reboots running instances. As on EC2 they stay running
 // throughout; Detail.Rebooting shows the reboot. Any instance that is not
 // running fails the whole call with IncorrectInstanceState.
-func (c *Cloud) RebootInstances(ctx context.Context, ids []string) (err error) {
-	const action = "RebootInstances"
-	now, err := c.begin(ctx, action)
-	if err != nil {
-		return err
-	}
-	defer func() { err = c.end(err) }()
-
-	records, err := c.targets(ids, now)
-	if err != nil {
-		return err
-	}
-	if bad := notInState(records, switchboard.StateRunning); len(bad) > 0 {
-		return errIncorrectState(bad, "can be rebooted")
-	}
-	_, err = c.change(action, records, func(r *record) {
+func (c *Cloud) RebootInstances(ctx context.Context, ids []string) error {
+	refuse := func(rs []*record) []string { return notInState(rs, switchboard.StateRunning) }
+	_, err := c.mutate(ctx, "RebootInstances", ids, refuse, "can be rebooted", func(r *record, now time.Time) {
 		r.reboots++
 		r.rebootUntil = now.Add(c.reboot)
 		if c.reboot == 0 {
 			// An instant reboot is over before anyone can look.
 			r.rebootUntil = time.Time{}
 		}
-	}, now)
+	})
 	return err
 }
 
 // TerminateInstances terminates instances in any state: they go through
 // shutting-down to terminated, and stay visible for TerminatedVisibility.
 // Instances already on the way are reported unchanged.
-func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) (res []switchboard.StateChange, err error) {
-	const action = "TerminateInstances"
+func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) ([]switchboard.StateChange, error) {
+	return c.mutate(ctx, "TerminateInstances", ids, nil, "", func(r *record, now time.Time) {
+		if r.State != switchboard.StateShuttingDown && r.State != switchboard.StateTerminated {
+			r.State = switchboard.StateShuttingDown
+			r.until = now.Add(c.shutting)
+			r.rebootUntil = time.Time{}
+		}
+	})
+}
+
+// mutate is the shape of every state-changing call: the call's round trip
+// and token, the ids resolved, a refusal with IncorrectInstanceState when
+// refuse names instances in a state the call cannot act on ("what" ends the
+// message: "can be started"), then apply to every instance.
+func (c *Cloud) mutate(ctx context.Context, action string, ids []string, refuse func([]*record) []string, what string,
+	apply func(r *record, now time.Time)) (res []switchboard.StateChange, err error) {
 	now, err := c.begin(ctx, action)
 	if err != nil {
 		return nil, err
@@ -683,18 +654,16 @@ func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) (res []swi
 			res = nil // the call failed as a whole
 		}
 	}()
-
 	records, err := c.targets(ids, now)
 	if err != nil {
 		return nil, err
 	}
-	return c.change(action, records, func(r *record) {
-		if r.State != switchboard.StateShuttingDown && r.State != switchboard.StateTerminated {
-			r.State = switchboard.StateShuttingDown
-			r.until = now.Add(c.shutting)
-			r.rebootUntil = time.Time{}
+	if refuse != nil {
+		if bad := refuse(records); len(bad) > 0 {
+			return nil, errIncorrectState(bad, what)
 		}
-	}, now)
+	}
+	return c.change(action, records, func(r *record) { apply(r, now) }, now)
 }
 
 // targets resolves the ids of a state-changing call, which EC2 requires.

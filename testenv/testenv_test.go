@@ -202,33 +202,19 @@ func TestFreeAddr(t *testing.T) {
 	l.Close()
 }
 
-func TestChromium(t *testing.T) {
+func TestBrowser(t *testing.T) {
 	t.Parallel()
-	path := Chromium(t)
+	browser := Browser(t)
 
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<!doctype html><title>switchboard testenv</title><p>hello`)
 	}))
 	defer page.Close()
 
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path)}
-	for _, f := range ChromiumFlags() {
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if hasValue {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(browser, time.Minute)
 	defer cancel()
-	ctx, cancel = chromedp.NewExecAllocator(ctx, opts...)
-	defer cancel()
-	ctx, cancel = chromedp.NewContext(ctx)
-	defer cancel()
-
 	if err := chromedp.Do(ctx, chromedp.Navigate(page.URL)); err != nil {
-		t.Fatalf("load %s in %s: %v", page.URL, path, err)
+		t.Fatalf("load %s: %v", page.URL, err)
 	}
 	title, err := chromedp.Run(ctx, chromedp.Title())
 	if err != nil {
