@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,6 +25,8 @@ type instancesProgress struct {
 	// WaitingFor is the run holding a lock we want, once we told the
 	// channel about it.
 	WaitingFor string `json:"waiting_for,omitempty"`
+	// Failed counts instances the cloud refused; the run fails if any did.
+	Failed int `json:"failed,omitempty"`
 }
 
 func (sc *stepContext) instances(ctx context.Context, with json.RawMessage) error {
@@ -114,7 +117,7 @@ func (st *instancesStep) decide(ctx context.Context) error {
 	if holder != "" {
 		if st.p.WaitingFor != holder {
 			st.p.WaitingFor = holder
-			st.say(fmt.Sprintf("Another run (%s) is working on %s; I'll go on when it is done.", holder, labels(acting)))
+			st.say("lock."+holder, fmt.Sprintf("Another run (%s) is working on %s; I'll go on when it is done.", holder, labels(acting)))
 			if err := st.checkpoint(ctx, st.p); err != nil {
 				return err
 			}
@@ -147,6 +150,31 @@ func (st *instancesStep) act(ctx context.Context) error {
 		err = st.cloud.RebootInstances(ctx, ids)
 	}
 	subject := st.cmd.Action + " " + strings.Join(ids, ",")
+	var partial *switchboard.PartialError
+	if errors.As(err, &partial) {
+		// Some instances failed and the rest worked: report each failure
+		// and carry on with the others.
+		var worked []switchboard.Instance
+		for _, inst := range st.p.Acting {
+			ferr, failed := partial.Failed[inst.ID]
+			if !failed {
+				worked = append(worked, inst)
+				continue
+			}
+			st.p.Notes = append(st.p.Notes, fmt.Sprintf("Could not %s %s: %s", st.cmd.Action, inst.Label(), switchboard.ErrorMessage(ferr)))
+			st.p.Failed++
+			st.audit(switchboard.AuditAction, st.cmd.Action+" "+inst.ID, "failed", switchboard.ErrorMessage(ferr))
+		}
+		st.p.Acting, err = worked, nil
+		if len(worked) == 0 {
+			return st.fail(strings.Join(st.p.Notes, "\n"))
+		}
+		ids = ids[:0]
+		for _, inst := range worked {
+			ids = append(ids, inst.ID)
+		}
+		subject = st.cmd.Action + " " + strings.Join(ids, ",")
+	}
 	if err != nil {
 		if final, ferr := st.cloudFailure(err, st.cmd.Action+" "+labels(st.p.Acting)); !final {
 			return ferr
@@ -160,7 +188,7 @@ func (st *instancesStep) act(ctx context.Context) error {
 		for _, inst := range st.p.Acting {
 			notes = append(notes, inst.Label()+" was rebooted; it will be back in a minute or two.")
 		}
-		return st.finish(notes)
+		return st.report(notes)
 	}
 	timeout := st.runner.StartTimeout
 	if timeout <= 0 {
@@ -187,6 +215,12 @@ func (st *instancesStep) check(ctx context.Context) error {
 		ids[i] = inst.ID
 	}
 	current, err := st.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
+	// An instance that is gone fails the whole describe on EC2 (the fleet
+	// layer narrows that to the missing ids): report it as gone.
+	var partial *switchboard.PartialError
+	if errors.As(err, &partial) || (switchboard.ErrorCode(err) == switchboard.ENOTFOUND && len(ids) == 1) {
+		err = nil
+	}
 	if err != nil {
 		if final, ferr := st.cloudFailure(err, "check "+labels(st.p.Acting)); !final {
 			return ferr
@@ -233,6 +267,9 @@ func (st *instancesStep) check(ctx context.Context) error {
 			notes = append(notes, line)
 		case inst.State == want:
 			notes = append(notes, inst.Label()+" is now stopped.")
+		case inst.State == switchboard.StateTerminated:
+			notes = append(notes, fmt.Sprintf("%s was terminated before it was %s.", inst.Label(), want))
+			failed = true
 		default:
 			notes = append(notes, fmt.Sprintf("%s is still %s after %s; check it with `%s status %s`.",
 				inst.Label(), inst.State, st.timeout(), st.cmd.Command, acted.ID))
@@ -240,19 +277,28 @@ func (st *instancesStep) check(ctx context.Context) error {
 		}
 	}
 	if failed {
-		return st.fail(strings.Join(notes, "\n"))
+		st.p.Failed++
 	}
-	return st.finish(notes)
+	return st.report(notes)
+}
+
+// report ends the step with the lines for the channel: a failed run when any
+// instance failed, a finished one otherwise.
+func (st *instancesStep) report(lines []string) error {
+	if st.p.Failed > 0 {
+		return st.fail(strings.Join(lines, "\n"))
+	}
+	return st.finish(lines)
 }
 
 func (st *instancesStep) timeout() time.Duration {
 	if st.cmd.Action == switchboard.ActionStop {
-		return cmp(st.runner.StopTimeout, 10*time.Minute)
+		return orDefault(st.runner.StopTimeout, 10*time.Minute)
 	}
-	return cmp(st.runner.StartTimeout, 5*time.Minute)
+	return orDefault(st.runner.StartTimeout, 5*time.Minute)
 }
 
-func cmp(d, def time.Duration) time.Duration {
+func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
@@ -391,7 +437,7 @@ func (st *instancesStep) finish(lines []string) error {
 	if text == "" {
 		text = "Nothing to do."
 	}
-	st.say(text)
+	st.say("answer", text)
 	st.succeed(text)
 	return nil
 }

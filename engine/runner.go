@@ -93,13 +93,15 @@ type stepContext struct {
 	out    *switchboard.Outcome
 }
 
-// say queues a message to the run's channel, keyed by step and order so a
-// retried step cannot post it twice.
-func (sc *stepContext) say(text string) {
+// say queues a message to the run's channel. name says which of the step's
+// messages it is ("answer", "lock.r-…"): with the step it makes the
+// message's key, so a retried step cannot post the same message twice and
+// different messages of one step never share a key.
+func (sc *stepContext) say(name, text string) {
 	req := sc.run.Request
 	sc.out.Messages = append(sc.out.Messages, switchboard.Message{
 		RunID:       sc.run.ID,
-		Key:         fmt.Sprintf("step%d.%d", sc.run.Cursor, len(sc.out.Messages)),
+		Key:         fmt.Sprintf("step%d.%s", sc.run.Cursor, name),
 		Source:      req.Source,
 		ChannelID:   req.ChannelID,
 		ResponseURL: req.ResponseURL,
@@ -127,7 +129,7 @@ func (sc *stepContext) succeed(result string) {
 
 // fail ends the run as failed and tells the channel why.
 func (sc *stepContext) fail(text string) error {
-	sc.say(text)
+	sc.say("answer", text)
 	sc.run.Error = text
 	sc.run.State = switchboard.RunFailed
 	sc.run.Scratch = nil
