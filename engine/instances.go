@@ -115,10 +115,12 @@ func (st *instancesStep) decide(ctx context.Context) error {
 		return fmt.Errorf("lock instances: %w", err)
 	}
 	if holder != "" {
-		if st.p.WaitingFor != holder {
+		if st.p.WaitingFor == "" {
+			// Said once per run, and kept with the run in the same commit
+			// as the message, so a crash cannot lose or repeat it.
 			st.p.WaitingFor = holder
-			st.say("lock."+holder, fmt.Sprintf("Another run (%s) is working on %s; I'll go on when it is done.", holder, labels(acting)))
-			if err := st.checkpoint(ctx, st.p); err != nil {
+			st.say("lock", fmt.Sprintf("Another run (%s) is working on %s; I'll go on when it is done.", holder, labels(acting)))
+			if err := st.stage(st.p); err != nil {
 				return err
 			}
 		}

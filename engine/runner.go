@@ -150,13 +150,22 @@ func (sc *stepContext) loadScratch(v any) error {
 	return nil
 }
 
-// checkpoint writes the step's progress durably before a side effect.
-func (sc *stepContext) checkpoint(ctx context.Context, v any) error {
+// stage records the step's progress in the run, to be written with the
+// outcome of this Advance (its messages and audit lines) in one commit.
+func (sc *stepContext) stage(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode step progress: %w", err)
 	}
 	sc.run.Scratch = b
+	return nil
+}
+
+// checkpoint writes the step's progress durably before a side effect.
+func (sc *stepContext) checkpoint(ctx context.Context, v any) error {
+	if err := sc.stage(v); err != nil {
+		return err
+	}
 	if err := sc.saver.SaveRun(ctx, sc.run); err != nil {
 		return fmt.Errorf("save run %s: %w", sc.run.ID, err)
 	}

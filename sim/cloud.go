@@ -125,6 +125,8 @@ type Detail struct {
 	ClientToken string
 	ElasticIP   string // the associated Elastic IP, if any
 	Reboots     int    // reboots requested over the instance's life
+	Starts      int    // times a start moved it from stopped to pending
+	Stops       int    // times a stop moved it from running to stopping
 	Rebooting   bool   // a reboot is under way (EC2 still says running)
 }
 
@@ -165,6 +167,7 @@ type record struct {
 	userData             string
 	clientToken          string
 	reboots              int
+	starts, stops        int // stopped->pending and running->stopping transitions made
 	rebootUntil          time.Time
 }
 
@@ -416,6 +419,8 @@ func (r *record) detail() Detail {
 		ClientToken: r.clientToken,
 		ElasticIP:   r.elasticIP,
 		Reboots:     r.reboots,
+		Starts:      r.starts,
+		Stops:       r.stops,
 		Rebooting:   !r.rebootUntil.IsZero(),
 	}
 }
@@ -586,6 +591,7 @@ func (c *Cloud) StartInstances(ctx context.Context, ids []string) ([]switchboard
 	}
 	return c.mutate(ctx, "StartInstances", ids, refuse, "can be started", func(r *record, now time.Time) {
 		if r.State == switchboard.StateStopped {
+			r.starts++
 			r.State = switchboard.StatePending
 			r.until = now.Add(c.pending)
 			r.LaunchTime = now
@@ -603,6 +609,7 @@ func (c *Cloud) StopInstances(ctx context.Context, ids []string, _ switchboard.S
 	}
 	return c.mutate(ctx, "StopInstances", ids, refuse, "can be stopped", func(r *record, now time.Time) {
 		if r.State == switchboard.StateRunning {
+			r.stops++
 			r.State = switchboard.StateStopping
 			r.until = now.Add(c.stopping)
 			r.rebootUntil = time.Time{}

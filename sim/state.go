@@ -42,6 +42,8 @@ type savedInstance struct {
 	GoneAt      time.Time `json:"gone_at,omitzero"`
 	RebootUntil time.Time `json:"reboot_until,omitzero"`
 	Reboots     int       `json:"reboots,omitempty"`
+	Starts      int       `json:"starts,omitempty"`
+	Stops       int       `json:"stops,omitempty"`
 	AutoIP      string    `json:"auto_ip,omitempty"`
 	ElasticIP   string    `json:"elastic_ip,omitempty"`
 	ImageID     string    `json:"image_id,omitempty"`
@@ -129,7 +131,7 @@ func (c *Cloud) capture() *snapshot {
 	for _, r := range c.instances {
 		s.Instances = append(s.Instances, savedInstance{
 			Instance: r.Instance, Until: r.until, GoneAt: r.goneAt, RebootUntil: r.rebootUntil, Reboots: r.reboots,
-			AutoIP: r.autoIP, ElasticIP: r.elasticIP, ImageID: r.imageID, UserData: r.userData, ClientToken: r.clientToken,
+			Starts: r.starts, Stops: r.stops, AutoIP: r.autoIP, ElasticIP: r.elasticIP, ImageID: r.imageID, UserData: r.userData, ClientToken: r.clientToken,
 		})
 	}
 	slices.SortFunc(s.Instances, func(a, b savedInstance) int { return strings.Compare(a.ID, b.ID) })
@@ -149,7 +151,7 @@ func (c *Cloud) restore(s *snapshot) {
 	for _, in := range s.Instances {
 		c.instances[in.ID] = &record{
 			Instance: in.Instance, until: in.Until, goneAt: in.GoneAt, rebootUntil: in.RebootUntil, reboots: in.Reboots,
-			autoIP: in.AutoIP, elasticIP: in.ElasticIP, imageID: in.ImageID, userData: in.UserData, clientToken: in.ClientToken,
+			starts: in.Starts, stops: in.Stops, autoIP: in.AutoIP, elasticIP: in.ElasticIP, imageID: in.ImageID, userData: in.UserData, clientToken: in.ClientToken,
 		}
 	}
 	c.launches = make(map[string]*launch, len(s.Launches))

@@ -281,8 +281,14 @@ func (s *Store) recordError(ctx context.Context, m switchboard.Message, err erro
 
 // markSent records a delivered message and puts it in the channel's
 // transcript, where the console shows it.
+//
+// A message delivered but not yet marked would be sent again after a crash
+// (Slack cannot deduplicate a response_url post), so the mark goes through
+// the request path's connection, which is first in line for the SQLite
+// writer: the window between "Slack has it" and "we know it" stays as short
+// as one small write.
 func (s *Store) markSent(ctx context.Context, m switchboard.Message, via string) error {
-	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
+	return s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
 			time.Now().UnixNano(), via, m.RunID, m.Key)
 		if err != nil {

@@ -23,22 +23,14 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(good, []byte(strings.Replace(configYAML, "listen: %s", "listen: 127.0.0.1:8080", 1)), 0o600); err != nil {
+	goodYAML := fillConfig(configYAML, "127.0.0.1:8080", dir, "sqlite://"+dir+"/sb.db", "http://127.0.0.1:9/api/", "1s")
+	badYAML := strings.Replace(goodYAML, "users: [group:ops]", "users: [group:opz]", 1)
+	badYAML = strings.Replace(badYAML, "cloud: main", "clod: main", 1)
+	if err := os.WriteFile(good, []byte(goodYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	goodYAML, _ := os.ReadFile(good)
-	badYAML := strings.Replace(string(goodYAML), "users: [group:ops]", "users: [group:opz]", 1)
-	badYAML = strings.Replace(badYAML, "cloud: main", "clod: main", 1)
 	if err := os.WriteFile(bad, []byte(badYAML), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	// Fill in the remaining %s of the template with harmless values.
-	fixed := strings.NewReplacer("data_dir: %s", "data_dir: "+dir, "store: %s", "store: sqlite://"+dir+"/sb.db", "api_url: %s", "api_url: http://127.0.0.1:9/api/", "pending_duration: %s", "pending_duration: 1s")
-	for _, p := range []string{good, bad} {
-		b, _ := os.ReadFile(p)
-		if err := os.WriteFile(p, []byte(fixed.Replace(string(b))), 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	env := getenv(map[string]string{"SLACK_SIGNING_SECRET": "s3cret-value-never-printed"})
 

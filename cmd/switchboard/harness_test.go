@@ -60,19 +60,19 @@ type server struct {
 	logs    *bytes.Buffer
 }
 
-// configYAML is the config the end-to-end tests use. The %s are: listen,
-// data dir, store, Slack API URL, sim pending duration.
-const configYAML = `listen: %s
-data_dir: %s
-store: %s
+// configYAML is the config the end-to-end tests use; startServer fills in
+// the {{...}} placeholders.
+const configYAML = `listen: {{listen}}
+data_dir: {{data_dir}}
+store: {{store}}
 slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e-test
-  api_url: %s
+  api_url: {{api_url}}
 clouds:
   main:
     provider: sim
-    sim: { pending_duration: %s, stopping_duration: 1s }
+    sim: { pending_duration: {{pending}}, stopping_duration: 1s }
     instances:
       - { id: i-0123456789abcdef0, name: tools, state: stopped, tags: { env: dev } }
       - { id: i-0fedcba9876543210, name: web-1, state: running, tags: { env: prod, role: web } }
@@ -93,6 +93,13 @@ commands:
 type serverOptions struct {
 	store   string // default: SQLite in the data dir
 	pending string // sim pending duration, default 1s
+	config  string // default: configYAML
+}
+
+// fillConfig puts a server's addresses and paths into a config template.
+func fillConfig(template, listen, dataDir, store, apiURL, pending string) string {
+	return strings.NewReplacer("{{listen}}", listen, "{{data_dir}}", dataDir, "{{store}}", store,
+		"{{api_url}}", apiURL, "{{pending}}", pending).Replace(template)
 }
 
 func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
@@ -106,7 +113,10 @@ func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
 	}
 	s := &server{t: t, addr: testenv.FreeAddr(t), dataDir: dir, config: filepath.Join(dir, "switchboard.yaml"),
 		env: append(os.Environ(), "SLACK_SIGNING_SECRET="+testSecret)}
-	yaml := fmt.Sprintf(configYAML, s.addr, dir, opts.store, slackAPI+"/api/", opts.pending)
+	if opts.config == "" {
+		opts.config = configYAML
+	}
+	yaml := fillConfig(opts.config, s.addr, dir, opts.store, slackAPI+"/api/", opts.pending)
 	if err := os.WriteFile(s.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

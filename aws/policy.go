@@ -1,0 +1,190 @@
+package aws
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// PolicyInput is what a configuration lets Switchboard do in one AWS
+// account, as `switchboard aws-policy` reads it from the file.
+type PolicyInput struct {
+	// Actions are the actions the commands on this account offer: status and
+	// list (which only describe), start, stop, reboot, terminate and run.
+	Actions []string
+	// ElasticIPs is whether a target has an elastic_ip, which a start
+	// associates.
+	ElasticIPs bool
+	// Regions are the regions of the account's clouds; every statement is
+	// limited to them. Empty means any region.
+	Regions []string
+	// InstanceIDs and TagSelectors narrow start, stop, reboot and terminate
+	// to the instances the commands name: by id, or carrying every tag of
+	// one selector. Both empty means any instance of the account.
+	InstanceIDs  []string
+	TagSelectors []map[string]string
+	// Partition is the ARN partition: "aws" when empty, "aws-cn" or
+	// "aws-us-gov" elsewhere.
+	Partition string
+}
+
+// policyActions maps each action to the EC2 calls it makes. DryRun makes the
+// same calls with DryRun set, which IAM authorizes like the real ones.
+var policyActions = map[string][]string{
+	"status":    nil,
+	"list":      nil,
+	"start":     {"ec2:StartInstances"},
+	"stop":      {"ec2:StopInstances"},
+	"reboot":    {"ec2:RebootInstances"},
+	"terminate": {"ec2:TerminateInstances"},
+	"run":       {"ec2:RunInstances", "ec2:CreateTags"},
+}
+
+// statement is one IAM policy statement. Resource is a string or a list.
+type statement struct {
+	Sid       string                         `json:"Sid"`
+	Effect    string                         `json:"Effect"`
+	Action    []string                       `json:"Action"`
+	Resource  any                            `json:"Resource"`
+	Condition map[string]map[string][]string `json:"Condition,omitempty"`
+}
+
+type policy struct {
+	Version   string      `json:"Version"`
+	Statement []statement `json:"Statement"`
+}
+
+// Policy returns the least-privilege IAM policy, as indented JSON, for what
+// in allows: DescribeInstances always (RunInstances looks for a launch's
+// client token with it too), and per action only the EC2 calls it makes.
+// State changes are limited to the instances in.InstanceIDs and
+// in.TagSelectors name, when they name any. Describe calls cannot be limited
+// to resources in IAM, so they are on "*".
+func Policy(in PolicyInput) ([]byte, error) {
+	partition := in.Partition
+	if partition == "" {
+		partition = "aws"
+	}
+	var change []string
+	run := false
+	for _, a := range in.Actions {
+		calls, ok := policyActions[a]
+		if !ok {
+			return nil, fmt.Errorf("aws policy: unknown action %q (want one of %s)", a, strings.Join(slices.Sorted(maps.Keys(policyActions)), ", "))
+		}
+		if a == "run" {
+			run = true
+			continue
+		}
+		for _, c := range calls {
+			if !slices.Contains(change, c) {
+				change = append(change, c)
+			}
+		}
+	}
+	slices.Sort(change)
+	associate := in.ElasticIPs && slices.Contains(in.Actions, "start")
+
+	// region adds the condition every statement carries to a statement's
+	// own StringEquals.
+	region := func(equals map[string][]string) map[string]map[string][]string {
+		if len(in.Regions) > 0 {
+			if equals == nil {
+				equals = make(map[string][]string, 1)
+			}
+			equals["aws:RequestedRegion"] = slices.Compact(slices.Sorted(slices.Values(in.Regions)))
+		}
+		cond := make(map[string]map[string][]string)
+		if len(equals) > 0 {
+			cond["StringEquals"] = equals
+		}
+		return cond // empty is left out of the JSON
+	}
+	instanceARN := func(id string) string { return "arn:" + partition + ":ec2:*:*:instance/" + id }
+
+	describe := []string{"ec2:DescribeInstances"}
+	if associate {
+		describe = append(describe, "ec2:DescribeAddresses")
+	}
+	p := policy{Version: "2012-10-17"}
+	p.Statement = append(p.Statement, statement{
+		Sid: "DescribeInstances", Effect: "Allow", Action: describe, Resource: "*", Condition: region(nil),
+	})
+
+	if len(change) > 0 {
+		switch {
+		case len(in.InstanceIDs) == 0 && len(in.TagSelectors) == 0:
+			p.Statement = append(p.Statement, statement{
+				Sid: "ChangeInstanceState", Effect: "Allow", Action: change,
+				Resource: instanceARN("*"), Condition: region(nil),
+			})
+		default:
+			if len(in.InstanceIDs) > 0 {
+				ids := slices.Compact(slices.Sorted(slices.Values(in.InstanceIDs)))
+				arns := make([]string, len(ids))
+				for i, id := range ids {
+					arns[i] = instanceARN(id)
+				}
+				p.Statement = append(p.Statement, statement{
+					Sid: "ChangeNamedInstances", Effect: "Allow", Action: change,
+					Resource: arns, Condition: region(nil),
+				})
+			}
+			for i, sel := range in.TagSelectors {
+				equals, like := make(map[string][]string), make(map[string][]string)
+				for k, v := range sel {
+					// A selector may use EC2's wildcards, which only
+					// StringLike understands.
+					if strings.ContainsAny(v, "*?") {
+						like["ec2:ResourceTag/"+k] = []string{v}
+					} else {
+						equals["ec2:ResourceTag/"+k] = []string{v}
+					}
+				}
+				cond := region(equals)
+				if len(like) > 0 {
+					cond["StringLike"] = like
+				}
+				p.Statement = append(p.Statement, statement{
+					Sid: fmt.Sprintf("ChangeTaggedInstances%d", i+1), Effect: "Allow", Action: change,
+					Resource: instanceARN("*"), Condition: cond,
+				})
+			}
+		}
+	}
+
+	if associate {
+		// AssociateAddress also authorizes the elastic-ip resource, which
+		// carries none of the instance's tags, so a tag condition here would
+		// refuse every association.
+		p.Statement = append(p.Statement, statement{
+			Sid: "AssociateElasticIP", Effect: "Allow", Action: []string{"ec2:AssociateAddress"},
+			Resource: "*", Condition: region(nil),
+		})
+	}
+
+	if run {
+		// RunInstances authorizes the image, subnet, security groups,
+		// network interface, volumes and key pair along with the instance;
+		// the config does not name them, so the statement cannot either.
+		p.Statement = append(p.Statement,
+			statement{
+				Sid: "LaunchInstances", Effect: "Allow", Action: []string{"ec2:RunInstances"},
+				Resource: "*", Condition: region(nil),
+			},
+			statement{
+				// Tags go on at launch (TagSpecifications) and nowhere else.
+				Sid: "TagAtLaunch", Effect: "Allow", Action: []string{"ec2:CreateTags"},
+				Resource:  instanceARN("*"),
+				Condition: region(map[string][]string{"ec2:CreateAction": {"RunInstances"}}),
+			})
+	}
+
+	out, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("aws policy: %w", err)
+	}
+	return append(out, '\n'), nil
+}
