@@ -17,8 +17,9 @@ import (
 // cloud mutation.
 type instancesProgress struct {
 	Phase string `json:"phase"` // "" → acting → waiting
-	// Notes are lines already decided (already running, not found...).
-	Notes []string `json:"notes,omitempty"`
+	// Outcomes are the instances already decided (already running, not
+	// found, failed...), for the answer.
+	Outcomes []Outcome `json:"outcomes,omitempty"`
 	// Acting are the instances the step started, stopped or rebooted.
 	Acting   []switchboard.Instance `json:"acting,omitempty"`
 	Deadline time.Time              `json:"deadline,omitzero"`
@@ -65,7 +66,7 @@ type instancesStep struct {
 // start/stop/reboot sorts the instances into those to act on and those whose
 // state already says what to answer.
 func (st *instancesStep) decide(ctx context.Context) error {
-	found, notes, err := st.resolve(ctx)
+	found, outs, err := st.resolve(ctx)
 	if err != nil {
 		if final, ferr := st.cloudFailure(err, "look up "+st.targetText()); !final {
 			return ferr
@@ -75,35 +76,32 @@ func (st *instancesStep) decide(ctx context.Context) error {
 	switch st.cmd.Action {
 	case switchboard.ActionStatus:
 		for _, inst := range found {
-			notes = append(notes, st.statusLine(inst))
+			outs = append(outs, st.statusOutcome(inst))
 		}
-		return st.finish(notes)
+		return st.finish(outs)
 	case switchboard.ActionList:
 		for _, inst := range found {
-			notes = append(notes, listLine(inst))
+			outs = append(outs, Outcome{ID: inst.ID, Label: inst.Label(), Result: string(inst.State), Text: listLine(inst)})
 		}
 		if len(found) == 0 {
-			notes = append(notes, "No instances match.")
+			outs = append(outs, Outcome{Result: "no match", Text: "No instances match."})
 		}
-		return st.finish(notes)
+		return st.finish(outs)
 	}
 
 	var acting []switchboard.Instance
 	for _, inst := range found {
-		if line, ok := st.blocked(inst); ok {
-			notes = append(notes, line)
+		if o, ok := st.blocked(inst); ok {
+			outs = append(outs, o)
 		} else {
 			acting = append(acting, inst)
 		}
 	}
 	if len(acting) == 0 {
-		return st.finish(notes)
+		return st.finish(outs)
 	}
 	if st.cmd.DryRun {
-		for _, inst := range acting {
-			notes = append(notes, fmt.Sprintf("Dry run: I would %s %s; nothing was changed.", st.cmd.Action, inst.Label()))
-		}
-		return st.finish(notes)
+		return st.dryRun(ctx, acting, outs)
 	}
 
 	keys := make([]string, len(acting))
@@ -127,7 +125,7 @@ func (st *instancesStep) decide(ctx context.Context) error {
 		st.wait(st.runner.pollInterval())
 		return nil
 	}
-	st.p.Phase, st.p.Notes, st.p.Acting = "acting", notes, acting
+	st.p.Phase, st.p.Outcomes, st.p.Acting = "acting", outs, acting
 	if err := st.checkpoint(ctx, st.p); err != nil {
 		return err
 	}
@@ -163,13 +161,14 @@ func (st *instancesStep) act(ctx context.Context) error {
 				worked = append(worked, inst)
 				continue
 			}
-			st.p.Notes = append(st.p.Notes, fmt.Sprintf("Could not %s %s: %s", st.cmd.Action, inst.Label(), switchboard.ErrorMessage(ferr)))
+			st.p.Outcomes = append(st.p.Outcomes, Outcome{ID: inst.ID, Label: inst.Label(), Result: ResultFailed, Detail: Reason(ferr),
+				Text: fmt.Sprintf("Could not %s %s: %s", st.cmd.Action, inst.Label(), switchboard.ErrorMessage(ferr))})
 			st.p.Failed++
 			st.audit(switchboard.AuditAction, st.cmd.Action+" "+inst.ID, "failed", switchboard.ErrorMessage(ferr))
 		}
 		st.p.Acting, err = worked, nil
 		if len(worked) == 0 {
-			return st.fail(strings.Join(st.p.Notes, "\n"))
+			return st.report(st.p.Outcomes)
 		}
 		ids = ids[:0]
 		for _, inst := range worked {
@@ -186,11 +185,12 @@ func (st *instancesStep) act(ctx context.Context) error {
 	}
 	st.audit(switchboard.AuditAction, subject, "ok", "")
 	if st.cmd.Action == switchboard.ActionReboot {
-		notes := st.p.Notes
+		outs := st.p.Outcomes
 		for _, inst := range st.p.Acting {
-			notes = append(notes, inst.Label()+" was rebooted; it will be back in a minute or two.")
+			outs = append(outs, Outcome{ID: inst.ID, Label: inst.Label(), Result: "rebooted",
+				Text: inst.Label() + " was rebooted; it will be back in a minute or two."})
 		}
-		return st.report(notes)
+		return st.report(outs)
 	}
 	timeout := st.runner.StartTimeout
 	if timeout <= 0 {
@@ -250,14 +250,14 @@ func (st *instancesStep) check(ctx context.Context) error {
 		return nil
 	}
 
-	notes := st.p.Notes
-	failed := false
+	outs := st.p.Outcomes
 	for _, acted := range st.p.Acting {
 		inst, ok := byID[acted.ID]
+		o := Outcome{ID: acted.ID, Label: acted.Label()}
 		switch {
 		case !ok:
-			notes = append(notes, acted.Label()+" has disappeared from the cloud.")
-			failed = true
+			o.Result, o.Detail, o.Text = "disappeared", "gone from the cloud", acted.Label()+" has disappeared from the cloud."
+			st.p.Failed++
 		case inst.State == want && want == switchboard.StateRunning:
 			line, err := st.attachAddress(ctx, inst)
 			if err != nil {
@@ -266,31 +266,30 @@ func (st *instancesStep) check(ctx context.Context) error {
 			if st.out.Wait > 0 {
 				return nil // throttled: try the address again later
 			}
-			notes = append(notes, line)
+			o.Result, o.Text = "started", line
 		case inst.State == want:
-			notes = append(notes, inst.Label()+" is now stopped.")
+			o.Result, o.Text = "stopped", inst.Label()+" is now stopped."
 		case inst.State == switchboard.StateTerminated:
-			notes = append(notes, fmt.Sprintf("%s was terminated before it was %s.", inst.Label(), want))
-			failed = true
+			o.Result, o.Detail = "terminated", "terminated while waiting"
+			o.Text = fmt.Sprintf("%s was terminated before it was %s.", inst.Label(), want)
+			st.p.Failed++
 		default:
-			notes = append(notes, fmt.Sprintf("%s is still %s after %s; check it with `%s status %s`.",
-				inst.Label(), inst.State, st.timeout(), st.cmd.Command, acted.ID))
-			failed = true
+			o.Result, o.Detail = "still "+string(inst.State), fmt.Sprintf("check it with `%s status %s`", st.cmd.Command, acted.ID)
+			o.Text = fmt.Sprintf("%s is still %s after %s; check it with `%s status %s`.", inst.Label(), inst.State, st.timeout(), st.cmd.Command, acted.ID)
+			st.p.Failed++
 		}
+		outs = append(outs, o)
 	}
-	if failed {
-		st.p.Failed++
-	}
-	return st.report(notes)
+	return st.report(outs)
 }
 
 // report ends the step with the lines for the channel: a failed run when any
 // instance failed, a finished one otherwise.
-func (st *instancesStep) report(lines []string) error {
+func (st *instancesStep) report(outs []Outcome) error {
 	if st.p.Failed > 0 {
-		return st.fail(strings.Join(lines, "\n"))
+		return st.fail(Summary(outs))
 	}
-	return st.finish(lines)
+	return st.finish(outs)
 }
 
 func (st *instancesStep) timeout() time.Duration {
@@ -354,40 +353,69 @@ func (st *instancesStep) elasticIP(id string) string {
 
 // blocked says, for an instance whose state makes the action moot or
 // impossible, what to answer instead.
-func (st *instancesStep) blocked(inst switchboard.Instance) (string, bool) {
+func (st *instancesStep) blocked(inst switchboard.Instance) (Outcome, bool) {
 	l := inst.Label()
+	o := func(result, text string) (Outcome, bool) {
+		return Outcome{ID: inst.ID, Label: l, Result: result, Text: text}, true
+	}
 	switch st.cmd.Action {
 	case switchboard.ActionStart:
 		switch inst.State {
 		case switchboard.StateRunning:
-			return l + " is already running" + at(inst) + ".", true
+			return o("already running", l+" is already running"+at(inst)+".")
 		case switchboard.StatePending:
-			return l + " is still booting (pending); it will be running shortly.", true
+			return o("still booting", l+" is still booting (pending); it will be running shortly.")
 		case switchboard.StateStopping:
-			return l + " is stopping; start it again once it has stopped.", true
+			return o("stopping", l+" is stopping; start it again once it has stopped.")
 		case switchboard.StateShuttingDown, switchboard.StateTerminated:
-			return l + " is terminated and cannot be started.", true
+			return o("terminated", l+" is terminated and cannot be started.")
 		}
 	case switchboard.ActionStop:
 		switch inst.State {
 		case switchboard.StateStopped:
-			return l + " is already stopped.", true
+			return o("already stopped", l+" is already stopped.")
 		case switchboard.StateStopping:
-			return l + " is already stopping.", true
+			return o("already stopping", l+" is already stopping.")
 		case switchboard.StatePending:
-			return l + " is still booting (pending); stop it once it is running.", true
+			return o("still booting", l+" is still booting (pending); stop it once it is running.")
 		case switchboard.StateShuttingDown, switchboard.StateTerminated:
-			return l + " is terminated.", true
+			return o("terminated", l+" is terminated.")
 		}
 	case switchboard.ActionReboot:
 		if inst.State != switchboard.StateRunning {
-			return fmt.Sprintf("%s is %s; only a running instance can be rebooted.", l, inst.State), true
+			return o("not running", fmt.Sprintf("%s is %s; only a running instance can be rebooted.", l, inst.State))
 		}
 	}
-	return "", false
+	return Outcome{}, false
 }
 
-func (st *instancesStep) statusLine(inst switchboard.Instance) string {
+// dryRun asks the cloud whether the action would be allowed, and changes
+// nothing.
+func (st *instancesStep) dryRun(ctx context.Context, acting []switchboard.Instance, outs []Outcome) error {
+	ids := make([]string, len(acting))
+	for i, inst := range acting {
+		ids[i] = inst.ID
+	}
+	err := st.cloud.DryRun(ctx, st.cmd.Action, ids)
+	if err != nil && switchboard.ErrorCode(err) != switchboard.EFORBIDDEN {
+		if final, ferr := st.cloudFailure(err, "check permission to "+st.cmd.Action+" "+labels(acting)); !final {
+			return ferr
+		}
+		return nil
+	}
+	for _, inst := range acting {
+		o := Outcome{ID: inst.ID, Label: inst.Label(), Result: "would " + st.cmd.Action,
+			Text: fmt.Sprintf("Dry run: I would %s %s, and the cloud says that is allowed; nothing was changed.", st.cmd.Action, inst.Label())}
+		if err != nil {
+			o.Result, o.Detail = "not allowed", Reason(err)
+			o.Text = fmt.Sprintf("Dry run: the cloud would refuse to %s %s: %s Nothing was changed.", st.cmd.Action, inst.Label(), switchboard.ErrorMessage(err))
+		}
+		outs = append(outs, o)
+	}
+	return st.finish(outs)
+}
+
+func (st *instancesStep) statusOutcome(inst switchboard.Instance) Outcome {
 	l := inst.Label()
 	alias := inst.ID
 	for _, t := range st.cmd.Targets {
@@ -395,17 +423,20 @@ func (st *instancesStep) statusLine(inst switchboard.Instance) string {
 			alias = t.Alias
 		}
 	}
+	o := Outcome{ID: inst.ID, Label: l, Result: string(inst.State)}
 	switch inst.State {
 	case switchboard.StateRunning:
-		return l + " is running" + at(inst) + "."
+		o.Text = l + " is running" + at(inst) + "."
 	case switchboard.StateStopped:
-		return fmt.Sprintf("%s is stopped. To start it: `%s start %s`", l, st.cmd.Command, alias)
+		o.Text = fmt.Sprintf("%s is stopped. To start it: `%s start %s`", l, st.cmd.Command, alias)
 	case switchboard.StatePending:
-		return l + " is starting (pending); check back in a minute."
+		o.Text = l + " is starting (pending); check back in a minute."
 	case switchboard.StateStopping:
-		return l + " is stopping; check back in a minute."
+		o.Text = l + " is stopping; check back in a minute."
+	default:
+		o.Text = fmt.Sprintf("%s is %s.", l, inst.State)
 	}
-	return fmt.Sprintf("%s is %s.", l, inst.State)
+	return o
 }
 
 func listLine(inst switchboard.Instance) string {
@@ -434,11 +465,8 @@ func at(inst switchboard.Instance) string {
 }
 
 // finish posts the answer and ends the step.
-func (st *instancesStep) finish(lines []string) error {
-	text := strings.Join(lines, "\n")
-	if text == "" {
-		text = "Nothing to do."
-	}
+func (st *instancesStep) finish(outs []Outcome) error {
+	text := Summary(outs)
 	st.say("answer", text)
 	st.succeed(text)
 	return nil
@@ -454,10 +482,10 @@ func (st *instancesStep) targetText() string {
 
 // resolve describes the targets and keeps the instances the command may
 // touch, in the order they were named. Lines for targets that matched nothing
-// or are out of scope come back as notes.
-func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, []string, error) {
+// or are out of scope come back as outcomes.
+func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, []Outcome, error) {
 	var found []switchboard.Instance
-	var notes []string
+	var outs []Outcome
 	seen := map[string]bool{}
 	for _, t := range st.cmd.Targets {
 		f := switchboard.Filter{Tags: t.Tags}
@@ -466,7 +494,8 @@ func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, [
 		}
 		insts, err := st.cloud.DescribeInstances(ctx, f)
 		if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
-			notes = append(notes, fmt.Sprintf("%s was not found in cloud %s.", t.Label(), st.run.Cloud))
+			outs = append(outs, Outcome{ID: t.ID, Label: t.Label(), Result: "not found", Detail: "not in cloud " + st.run.Cloud,
+				Text: fmt.Sprintf("%s was not found in cloud %s.", t.Label(), st.run.Cloud)})
 			continue
 		} else if err != nil {
 			return nil, nil, err
@@ -475,7 +504,8 @@ func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, [
 		for _, inst := range insts {
 			if !inScope(st.cmd.Scope, inst) {
 				if t.ID != "" {
-					notes = append(notes, fmt.Sprintf("%s may not touch %s.", st.cmd.Command, inst.Label()))
+					outs = append(outs, Outcome{ID: inst.ID, Label: inst.Label(), Result: "out of scope", Detail: "not covered by " + st.cmd.Command,
+						Text: fmt.Sprintf("%s may not touch %s.", st.cmd.Command, inst.Label())})
 				}
 				continue
 			}
@@ -486,10 +516,11 @@ func (st *instancesStep) resolve(ctx context.Context) ([]switchboard.Instance, [
 			}
 		}
 		if matched == 0 && t.ID == "" {
-			notes = append(notes, fmt.Sprintf("%s matches no instance %s may touch.", t.Label(), st.cmd.Command))
+			outs = append(outs, Outcome{Label: t.Label(), Result: "no match",
+				Text: fmt.Sprintf("%s matches no instance %s may touch.", t.Label(), st.cmd.Command)})
 		}
 	}
-	return found, notes, nil
+	return found, outs, nil
 }
 
 // inScope reports whether a command configured with scope may touch inst: its

@@ -443,8 +443,8 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 		},
 		{
 			name: "dry run", fleet: fleet(), text: "start tools --dry-run",
-			want:      "Dry run: I would start tools (i-0123456789abcdef0); nothing was changed.",
-			untouched: []string{"StartInstances", "AssociateAddress"},
+			want:      "Dry run: I would start tools (i-0123456789abcdef0), and the cloud says that is allowed; nothing was changed.",
+			untouched: []string{"AssociateAddress"},
 			check: func(t *testing.T, h *harness) {
 				if d := h.instance(idTools); d.State != switchboard.StateStopped {
 					t.Errorf("a dry run left tools %s", d.State)
@@ -454,8 +454,12 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 		{
 			name: "dry run of a stop", fleet: fleet(), text: "stop role=web --dry-run",
 			want: "web-2 (i-0fedcba9876543211) is already stopped.\n" +
-				"Dry run: I would stop web-1 (i-0fedcba9876543210); nothing was changed.",
-			untouched: []string{"StopInstances"},
+				"Dry run: I would stop web-1 (i-0fedcba9876543210), and the cloud says that is allowed; nothing was changed.",
+			check: func(t *testing.T, h *harness) {
+				if d := h.instance("i-0fedcba9876543210"); d.State != switchboard.StateRunning {
+					t.Errorf("a dry run left web-1 %s", d.State)
+				}
+			},
 		},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/engine"
+	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/metrics"
 	"github.com/switchboardhq/switchboard/sim"
 	"github.com/switchboardhq/switchboard/slack"
@@ -169,7 +170,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildProviders provisions every configured cloud.
+// buildProviders provisions every configured cloud, each behind the fleet
+// layer: EC2-sized rate limits, batching, retries on throttling and outages,
+// and bad ids isolated from good ones.
 func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error) {
 	providers := map[string]switchboard.Provider{}
 	for _, c := range cfg.Clouds {
@@ -188,7 +191,7 @@ func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error)
 			if err := opts.Validate(); err != nil {
 				return nil, fmt.Errorf("%s:%d: clouds.%s: %w", cfg.File, c.Line, c.Name, err)
 			}
-			providers[c.Name] = sim.New(opts)
+			providers[c.Name] = fleet.Wrap(sim.New(opts), fleet.Options{})
 		default:
 			return nil, fmt.Errorf("%s:%d: clouds.%s: provider %q is not available in this build yet; use provider: sim", cfg.File, c.Line, c.Name, c.Provider)
 		}

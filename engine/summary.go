@@ -1,4 +1,4 @@
-package fleet
+package engine
 
 import (
 	"errors"
@@ -24,6 +24,10 @@ type Outcome struct {
 	// Detail is set when someone should look at the instance: for a failure,
 	// the cloud's code (IncorrectInstanceState, see Reason) or a sentence.
 	Detail string
+	// Text is the whole sentence for this instance when the answer lists
+	// instances one by one ("tools (i-0123…) is now running at 1.2.3.4.");
+	// empty means label, result and detail.
+	Text string
 }
 
 // ResultFailed is the Result of an instance the cloud refused to act on.
@@ -42,12 +46,15 @@ const fewOutcomes = 10
 //	Stopped 1,987; already stopped 12; failed 1: web-7 (i-0abc…) IncorrectInstanceState.
 func Summary(outcomes []Outcome) string {
 	if len(outcomes) == 0 {
-		return "No instances."
+		return "Nothing to do."
 	}
 	if len(outcomes) <= fewOutcomes {
 		lines := make([]string, len(outcomes))
 		for i, o := range outcomes {
-			lines[i] = sentence(o.label() + " " + o.Result + detail(o.Detail))
+			lines[i] = o.Text
+			if lines[i] == "" {
+				lines[i] = sentence(o.label() + " " + o.Result + detail(o.Detail))
+			}
 		}
 		return strings.Join(lines, "\n")
 	}
