@@ -3,6 +3,7 @@ package switchboard
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -67,6 +68,16 @@ func ErrorMessage(err error) string {
 		return e.Message
 	} else if errors.As(err, &ce) {
 		return "The cloud answered " + ce.Code + ": " + ce.Message
+	} else if pe := (*PartialError)(nil); errors.As(err, &pe) {
+		ids := make([]string, 0, len(pe.Failed))
+		for id := range pe.Failed {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		if len(ids) == 0 {
+			return "Some instances failed."
+		}
+		return fmt.Sprintf("%d instance(s) failed, e.g. %s: %s", len(ids), ids[0], ErrorMessage(pe.Failed[ids[0]]))
 	}
 	return "Something went wrong inside Switchboard; the error is in its log."
 }
