@@ -63,6 +63,11 @@ type Options struct {
 	// Switchboard runs on; its temporary credentials come from the instance
 	// metadata service and are renewed before they expire.
 	RAMRole string
+	// RoleARN, when set, is a RAM role (acs:ram::ACCOUNT:role/NAME) to
+	// assume with STS on top of the credentials above; ExternalID goes with
+	// it when the role's trust policy asks for one.
+	RoleARN    string
+	ExternalID string
 	// HTTPClient carries the API calls: its Transport, and its Timeout when
 	// set (otherwise the SDK's per-API read timeouts apply). Nil means
 	// http.DefaultTransport.
@@ -132,8 +137,8 @@ func New(opts Options) (*Provider, error) {
 }
 
 // CredentialSource says where the provider's credentials come from, for a
-// startup log line: "options", "environment" or "ram-role:NAME". It never
-// includes a secret.
+// startup log line: "options", "environment" or "ram-role:NAME", followed
+// by "+assume-role:ARN" when a role is assumed. It never includes a secret.
 func (p *Provider) CredentialSource() string { return p.source }
 
 // Region is the region the provider acts in.
@@ -157,8 +162,29 @@ func parseEndpoint(endpoint string) (host, scheme string, err error) {
 }
 
 // chooseCredentials picks the access key from opts, then the environment,
-// then the ECS RAM role.
+// then the ECS RAM role, and assumes opts.RoleARN with them when set.
 func chooseCredentials(opts Options) (credentials.CredentialsProvider, string, error) {
+	base, source, err := baseCredentials(opts)
+	if err != nil || opts.RoleARN == "" {
+		return base, source, err
+	}
+	if !strings.HasPrefix(opts.RoleARN, "acs:ram::") {
+		return nil, "", fmt.Errorf("alibaba: assume_role.role_arn %q is not a RAM role ARN (acs:ram::ACCOUNT:role/NAME)", opts.RoleARN)
+	}
+	assumed, err := credentials.NewRAMRoleARNCredentialsProviderBuilder().
+		WithCredentialsProvider(base).
+		WithRoleArn(opts.RoleARN).
+		WithExternalId(opts.ExternalID).
+		WithRoleSessionName("switchboard").
+		WithStsRegion(opts.Region).
+		Build()
+	if err != nil {
+		return nil, "", fmt.Errorf("alibaba: assume role %s: %w", opts.RoleARN, err)
+	}
+	return &lockedCredentials{next: assumed}, source + "+assume-role:" + opts.RoleARN, nil
+}
+
+func baseCredentials(opts Options) (credentials.CredentialsProvider, string, error) {
 	switch {
 	case opts.AccessKeyID != "" && opts.AccessKeySecret != "":
 		return credentials.NewStaticAKCredentialsProvider(opts.AccessKeyID, opts.AccessKeySecret), "options", nil

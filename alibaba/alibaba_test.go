@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -699,6 +700,44 @@ func TestThrottledBatchIsThrottledNotPartial(t *testing.T) {
 	}
 }
 
+// A throttled call that changed nothing is returned as the throttle, not as
+// per-instance failures, so the layer above retries the whole call; start and
+// terminate are safe to repeat because instances already done are reported
+// unchanged.
+func TestThrottledCallWithUnchangedInstancesIsThrottled(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		action string
+		call   func(p *alibaba.Provider) ([]switchboard.StateChange, error)
+	}{
+		{"start a running and a stopped instance", "StartInstances", func(p *alibaba.Provider) ([]switchboard.StateChange, error) {
+			return p.StartInstances(context.Background(), []string{web1, web2})
+		}},
+		{"terminate a running and a stopped instance", "DeleteInstances", func(p *alibaba.Provider) ([]switchboard.StateChange, error) {
+			return p.TerminateInstances(context.Background(), []string{web1, web2})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, srv := setup(t, ecstest.Options{})
+			srv.Throttle(tt.action, 1)
+			_, err := tt.call(p)
+			var partial *switchboard.PartialError
+			if errors.As(err, &partial) || switchboard.ErrorCode(err) != switchboard.ETHROTTLED {
+				t.Fatalf("err = %v, want the throttle itself", err)
+			}
+			if _, err := tt.call(p); err != nil && !errors.As(err, &partial) {
+				t.Errorf("retry: %v", err)
+			}
+			if in, _ := srv.Instance(web2); tt.action == "StartInstances" && in.Status != ecstest.StatusStarting {
+				t.Errorf("%s is %s after the retry, want Starting", web2, in.Status)
+			}
+		})
+	}
+}
+
 func TestErrorKinds(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -786,6 +825,14 @@ func TestCredentials(t *testing.T) {
 			wantSource: "environment", callsAs: keyID},
 		{name: "ram role", opts: alibaba.Options{RAMRole: "switchboard", GetenvFunc: env(nil)},
 			wantSource: "ram-role:switchboard"},
+		{name: "assume role", opts: alibaba.Options{AccessKeyID: keyID, AccessKeySecret: keySecret,
+			RoleARN: "acs:ram::1234567890123456:role/switchboard", GetenvFunc: env(nil)},
+			wantSource: "options+assume-role:acs:ram::1234567890123456:role/switchboard"},
+		{name: "assume role without a base key", opts: alibaba.Options{RoleARN: "acs:ram::1:role/x", GetenvFunc: env(nil)},
+			wantErr: []string{"access_key_id"}},
+		{name: "not a role ARN", opts: alibaba.Options{AccessKeyID: keyID, AccessKeySecret: keySecret,
+			RoleARN: "arn:aws:iam::1:role/x", GetenvFunc: env(nil)},
+			wantErr: []string{"acs:ram::"}},
 		{name: "nothing", opts: alibaba.Options{GetenvFunc: env(nil)},
 			wantErr: []string{"access_key_id", "access_key_secret", alibaba.EnvAccessKeyID, alibaba.EnvAccessKeySecret, "ram_role"}},
 		{name: "half a key", opts: alibaba.Options{AccessKeyID: keyID, GetenvFunc: env(nil)},
@@ -819,7 +866,7 @@ func TestCredentials(t *testing.T) {
 				t.Errorf("CredentialSource = %q, want %q", got, tt.wantSource)
 			}
 			if tt.callsAs == "" {
-				return // the RAM role's credentials come from instance metadata, not here
+				return // role credentials come from instance metadata or STS, not here
 			}
 			if _, err := p.DescribeInstances(context.Background(), switchboard.Filter{}); err != nil {
 				t.Fatalf("a signed call failed: %v", err)
@@ -916,4 +963,33 @@ func TestState(t *testing.T) {
 			t.Errorf("State(%s) = %s, want %s", status, got, want)
 		}
 	}
+}
+
+// roundTripFunc answers requests without a network.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestDefaultEndpointIsHTTPS(t *testing.T) {
+	t.Parallel()
+	var seen []string
+	var mu sync.Mutex
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.URL.Scheme+"://"+r.URL.Host)
+		mu.Unlock()
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"RequestId":"1","TotalCount":0,"NextToken":"","Instances":{"Instance":[]}}`)), Request: r}, nil
+	})}
+	p, err := alibaba.New(alibaba.Options{Region: "cn-hangzhou", AccessKeyID: keyID, AccessKeySecret: keySecret, HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DescribeInstances(context.Background(), switchboard.Filter{}); err != nil {
+		t.Fatalf("DescribeInstances: %v", err)
+	}
+	if len(seen) != 1 || !strings.HasPrefix(seen[0], "https://") || !strings.HasSuffix(seen[0], ".aliyuncs.com") {
+		t.Errorf("requests went to %v, want ECS's HTTPS endpoint", seen)
+	}
+	t.Logf("endpoint: %v", seen)
 }

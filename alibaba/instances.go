@@ -3,6 +3,7 @@ package alibaba
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -249,7 +250,7 @@ func (p *Provider) RebootInstances(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return errNoIDs()
 	}
-	var changes []switchboard.StateChange
+	var acted []switchboard.StateChange
 	failed := make(map[string]error)
 	for chunk := range slices.Chunk(ids, maxBatch) {
 		responses, err := p.batch(ctx, "RebootInstances", chunk, func(c *ecs.Client, chunk []string) ([]ecs.InstanceResponse, error) {
@@ -260,9 +261,9 @@ func (p *Provider) RebootInstances(ctx context.Context, ids []string) error {
 			err := c.DoAction(req, resp)
 			return resp.InstanceResponses.InstanceResponse, err
 		})
-		changes = collect(chunk, responses, err, nil, switchboard.StateRunning, changes, failed)
+		acted = collect(chunk, responses, err, nil, switchboard.StateRunning, acted, failed)
 	}
-	_, err := outcome(ids, changes, failed)
+	_, err := outcome(ids, nil, acted, failed)
 	return err
 }
 
@@ -297,7 +298,7 @@ func (p *Provider) TerminateInstances(ctx context.Context, ids []string) ([]swit
 				id, strings.ToLower(status))
 		}
 	}
-	var changes []switchboard.StateChange
+	var acted []switchboard.StateChange
 	for _, group := range []struct {
 		ids   []string
 		force bool
@@ -315,11 +316,11 @@ func (p *Provider) TerminateInstances(ctx context.Context, ids []string) ([]swit
 					failed[id] = err
 					continue
 				}
-				changes = append(changes, switchboard.StateChange{ID: id, Previous: State(statuses[id]), Current: switchboard.StateTerminated})
+				acted = append(acted, switchboard.StateChange{ID: id, Previous: State(statuses[id]), Current: switchboard.StateTerminated})
 			}
 		}
 	}
-	return outcome(ids, changes, failed)
+	return outcome(ids, nil, acted, failed)
 }
 
 // transition is the shape of StartInstances and StopInstances: look the
@@ -336,12 +337,12 @@ func (p *Provider) transition(ctx context.Context, action string, ids []string, 
 	if err != nil {
 		return nil, err
 	}
-	var changes []switchboard.StateChange
+	var noops, acted []switchboard.StateChange
 	var send []string
 	for _, id := range ids {
 		if done(statuses[id]) {
 			s := State(statuses[id])
-			changes = append(changes, switchboard.StateChange{ID: id, Previous: s, Current: s})
+			noops = append(noops, switchboard.StateChange{ID: id, Previous: s, Current: s})
 			continue
 		}
 		send = append(send, id)
@@ -349,9 +350,9 @@ func (p *Provider) transition(ctx context.Context, action string, ids []string, 
 	failed := make(map[string]error)
 	for chunk := range slices.Chunk(send, maxBatch) {
 		responses, err := p.batch(ctx, action, chunk, call)
-		changes = collect(chunk, responses, err, statuses, next, changes, failed)
+		acted = collect(chunk, responses, err, statuses, next, acted, failed)
 	}
-	return outcome(ids, changes, failed)
+	return outcome(ids, noops, acted, failed)
 }
 
 // batch makes one batch call and maps a failure of the whole call.
@@ -401,25 +402,35 @@ func collect(chunk []string, responses []ecs.InstanceResponse, err error, status
 	return changes
 }
 
-// outcome is what a batch of calls returns: the changes in the order the
-// ids were asked for and, when some instances failed, a PartialError. When
-// nothing worked and one error failed every call, or the only instance
-// asked for failed, that error is returned as it is, so that throttling
-// stays ETHROTTLED for the retry logic above.
-func outcome(ids []string, changes []switchboard.StateChange, failed map[string]error) ([]switchboard.StateChange, error) {
+// outcome is what a batch of calls returns: the changes (noops, which
+// needed no call, and acted, which ECS made) in the order the ids were asked
+// for and, when some instances failed, a PartialError. When ECS changed
+// nothing, a failure of the call itself that is worth a retry (throttling,
+// an outage, a cancelled context) is returned as it is, so the retry logic
+// above retries the whole call rather than reporting the instances as
+// failed; and so is the failure of the only instance asked for, or one error
+// that failed every instance.
+func outcome(ids []string, noops, acted []switchboard.StateChange, failed map[string]error) ([]switchboard.StateChange, error) {
 	order := make(map[string]int, len(ids))
 	for i, id := range ids {
 		order[id] = i
 	}
+	changes := append(slices.Clone(noops), acted...)
 	slices.SortFunc(changes, func(a, b switchboard.StateChange) int { return order[a.ID] - order[b.ID] })
 	if len(failed) == 0 {
 		return changes, nil
 	}
-	if len(changes) == 0 {
+	if len(acted) == 0 {
 		var first error
-		same := true
+		same := len(noops) == 0
 		for _, id := range ids {
-			err := failed[id]
+			err, ok := failed[id]
+			if !ok {
+				continue
+			}
+			if transient(err) {
+				return nil, err
+			}
 			if first == nil {
 				first = err
 			} else if err != first {
@@ -431,6 +442,21 @@ func outcome(ids []string, changes []switchboard.StateChange, failed map[string]
 		}
 	}
 	return changes, &switchboard.PartialError{Failed: failed}
+}
+
+// transient reports whether err is about the call rather than an instance
+// and worth a retry.
+func transient(err error) bool {
+	var ce *switchboard.CloudError
+	var se *switchboard.Error
+	if !errors.As(err, &ce) && !errors.As(err, &se) {
+		return true // a cancelled context, an SDK failure
+	}
+	switch switchboard.ErrorCode(err) {
+	case switchboard.ETHROTTLED, switchboard.EUNAVAILABLE:
+		return true
+	}
+	return false
 }
 
 // statuses describes ids and returns each one's ECS status, failing the

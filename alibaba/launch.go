@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"maps"
 	"regexp"
 	"slices"
 
@@ -83,7 +84,7 @@ func (p *Provider) RunInstances(ctx context.Context, spec switchboard.LaunchSpec
 			out[i] = view(in)
 			continue
 		}
-		out[i] = switchboard.Instance{ID: id, Name: req.InstanceName, State: switchboard.StatePending, Type: spec.Type, Tags: spec.Tags}
+		out[i] = switchboard.Instance{ID: id, Name: req.InstanceName, State: switchboard.StatePending, Type: spec.Type, Tags: maps.Clone(spec.Tags)}
 	}
 	return out, nil
 }

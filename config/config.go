@@ -123,6 +123,12 @@ type Cloud struct {
 	// neither are set. Without them the SDK's default chain applies.
 	AccessKeyID     string `json:"access_key_id,omitempty"`
 	AccessKeySecret Secret `json:"access_key_secret,omitempty"`
+	// RAMRole (alibaba) is the ECS instance RAM role to take credentials
+	// from when no access key is given.
+	RAMRole string `json:"ram_role,omitempty"`
+	// ForceDelete (alibaba) lets terminate release instances that are not
+	// stopped.
+	ForceDelete bool `json:"force_delete,omitempty"`
 
 	// Instances is the simulated fleet of a sim cloud, in file order.
 	Instances []switchboard.Instance `json:"instances,omitempty"`

@@ -305,8 +305,8 @@ var (
 	ec2ID      = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	providers  = []string{ProviderSim, ProviderAWS, ProviderAlibaba}
 	simStates  = []switchboard.InstanceState{switchboard.StatePending, switchboard.StateRunning, switchboard.StateStopping, switchboard.StateStopped}
-	cloudKeys  = []string{"provider", "region", "endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "instances", "sim"}
-	remoteKeys = []string{"endpoint", "profile", "assume_role", "access_key_id", "access_key_secret"}
+	cloudKeys  = []string{"provider", "region", "endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "ram_role", "force_delete", "instances", "sim"}
+	remoteKeys = []string{"endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "ram_role", "force_delete"}
 )
 
 // checkID reports whether id is an instance id for provider, and what one
@@ -355,6 +355,17 @@ func (d *decoder) cloud(p pair) Cloud {
 	if q, ok := f["region"]; ok {
 		c.Region, _ = d.str(q)
 	}
+	for _, key := range []string{"ram_role", "force_delete"} {
+		if q, ok := f[key]; ok && c.Provider == ProviderAWS {
+			d.add(q.key.Line, q.path, "applies only to alibaba clouds")
+		}
+	}
+	if q, ok := f["ram_role"]; ok {
+		c.RAMRole, _ = d.str(q)
+	}
+	if q, ok := f["force_delete"]; ok {
+		c.ForceDelete, _ = d.boolean(q)
+	}
 	if q, ok := f["endpoint"]; ok {
 		if s, ok := d.str(q); ok {
 			if msg := checkHTTPURL(s, "http://127.0.0.1:5000"); msg != "" {
@@ -364,6 +375,9 @@ func (d *decoder) cloud(p pair) Cloud {
 		}
 	}
 	if q, ok := f["profile"]; ok {
+		if c.Provider == ProviderAlibaba {
+			d.add(q.key.Line, q.path, "applies only to aws clouds; give an alibaba cloud access_key_id/access_key_secret, ram_role or assume_role")
+		}
 		c.Profile, _ = d.str(q)
 	}
 	if q, ok := f["assume_role"]; ok {
@@ -403,8 +417,8 @@ func (d *decoder) assumeRole(p pair) AssumeRole {
 	f := d.fields(p.val, p.path, p.line(), "role_arn", "external_id")
 	if q, ok := f["role_arn"]; ok {
 		if s, ok := d.str(q); ok {
-			if !strings.HasPrefix(s, "arn:") {
-				d.problemAt(q, "must be a role ARN, like arn:aws:iam::123456789012:role/switchboard")
+			if !strings.HasPrefix(s, "arn:") && !strings.HasPrefix(s, "acs:ram::") {
+				d.problemAt(q, "must be a role ARN, like arn:aws:iam::123456789012:role/switchboard (AWS) or acs:ram::123456789012:role/switchboard (Alibaba)")
 			}
 			r.RoleARN = s
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func (s *Server) describeInstances(p url.Values) (body, *apiError) {
 
 	var matched []*record
 	for _, r := range s.sorted() {
-		if p.Has("InstanceIds") && !contains(ids, r.ID) {
+		if p.Has("InstanceIds") && !slices.Contains(ids, r.ID) {
 			continue
 		}
 		if status := p.Get("Status"); status != "" && r.Status != status {
@@ -622,15 +623,6 @@ func boolParam(p url.Values, name string) (bool, *apiError) {
 		return true, nil
 	}
 	return false, errorf(http.StatusBadRequest, "InvalidParameter."+name, "The specified parameter %s must be true or false.", name)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func ascii(s string) bool {

@@ -9,11 +9,13 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/slack"
 	"github.com/switchboardhq/switchboard/store"
@@ -74,7 +76,7 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := buildProviders(cfg); err != nil {
+	if _, err := buildProviders(context.Background(), cfg, getenv); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), cfg.Redacted().Store)
@@ -155,6 +157,64 @@ func slackManifest(args []string, getenv func(string) string, stdout, stderr io.
 		return err
 	}
 	b, err := slack.Manifest(*url, *socket, cfg.Commands)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}
+
+// awsPolicy prints the least-privilege IAM policy for what the config's
+// commands may do on its aws clouds.
+func awsPolicy(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("aws-policy", stderr)
+	path := fs.String("config", "", "the config file (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "switchboard aws-policy: --config FILE is required")
+		return errUsage
+	}
+	cfg, err := loadConfig(*path, "", getenv, stderr)
+	if err != nil {
+		return err
+	}
+	in := aws.PolicyInput{}
+	seen := map[string]bool{}
+	for _, cloud := range cfg.Clouds {
+		if cloud.Provider != config.ProviderAWS {
+			continue
+		}
+		if cloud.Region != "" && !slices.Contains(in.Regions, cloud.Region) {
+			in.Regions = append(in.Regions, cloud.Region)
+		}
+		for _, cmd := range cfg.Commands {
+			if cmd.Cloud != cloud.Name {
+				continue
+			}
+			for _, a := range cmd.Actions {
+				if !seen[a] {
+					seen[a] = true
+					in.Actions = append(in.Actions, a)
+				}
+			}
+			for _, t := range cmd.Instances {
+				switch {
+				case t.ID != "":
+					in.InstanceIDs = append(in.InstanceIDs, t.ID)
+				case len(t.Tags) > 0:
+					in.TagSelectors = append(in.TagSelectors, t.Tags)
+				}
+				in.ElasticIPs = in.ElasticIPs || t.ElasticIP != ""
+			}
+		}
+	}
+	if len(in.Regions) == 0 {
+		fmt.Fprintf(stderr, "switchboard aws-policy: %s has no aws cloud, so it needs no IAM policy\n", *path)
+		return errUsage
+	}
+	b, err := aws.Policy(in)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ Usage:
   switchboard audit [--config FILE] [--since 1h] [--json] print the audit log
   switchboard slack-manifest --url https://HOST [--config FILE] [--socket-mode]
                                                           print a Slack app manifest for this config
+  switchboard aws-policy --config FILE                   print the least-privilege IAM policy for the config's aws clouds
   switchboard version                                    print the version
 `
 
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return audit(ctx, args[1:], getenv, stdout, stderr)
 	case "slack-manifest":
 		return slackManifest(args[1:], getenv, stdout, stderr)
+	case "aws-policy":
+		return awsPolicy(args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		return version(stdout)
 	case "help", "--help", "-h":

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/alibaba"
+	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/fleet"
@@ -47,7 +49,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("create data directory: %w", err)
 	}
 
-	providers, err := buildProviders(cfg)
+	providers, err := buildProviders(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}
@@ -171,11 +173,12 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // buildProviders provisions every configured cloud, each behind the fleet
-// layer: EC2-sized rate limits, batching, retries on throttling and outages,
-// and bad ids isolated from good ones.
-func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error) {
+// layer: rate limits, batching, retries on throttling and outages, and bad
+// ids isolated from good ones. Nothing here calls a cloud API.
+func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string) (map[string]switchboard.Provider, error) {
 	providers := map[string]switchboard.Provider{}
 	for _, c := range cfg.Clouds {
+		where := fmt.Sprintf("%s:%d: clouds.%s", cfg.File, c.Line, c.Name)
 		switch c.Provider {
 		case config.ProviderSim:
 			opts := sim.Options{
@@ -189,11 +192,36 @@ func buildProviders(cfg *config.Config) (map[string]switchboard.Provider, error)
 				opts.Limits.Unlimited = true
 			}
 			if err := opts.Validate(); err != nil {
-				return nil, fmt.Errorf("%s:%d: clouds.%s: %w", cfg.File, c.Line, c.Name, err)
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 			providers[c.Name] = fleet.Wrap(sim.New(opts), fleet.Options{})
+		case config.ProviderAWS:
+			p, err := aws.New(ctx, aws.Options{
+				Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
+				RoleARN: c.AssumeRole.RoleARN, ExternalID: c.AssumeRole.ExternalID,
+				AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret.Value(),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			providers[c.Name] = fleet.Wrap(p, fleet.Options{})
+		case config.ProviderAlibaba:
+			p, err := alibaba.New(alibaba.Options{
+				Region: c.Region, Endpoint: c.Endpoint, RAMRole: c.RAMRole, ForceDelete: c.ForceDelete,
+				RoleARN: c.AssumeRole.RoleARN, ExternalID: c.AssumeRole.ExternalID,
+				AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret.Value(), GetenvFunc: getenv,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			// ECS's limits are not EC2's; its batch calls take 100 ids.
+			noLimit := fleet.Bucket{PerSecond: -1}
+			providers[c.Name] = fleet.Wrap(p, fleet.Options{
+				Limits: fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit},
+				Batch:  fleet.BatchSizes{Describe: 100, Mutate: 100, Terminate: 100},
+			})
 		default:
-			return nil, fmt.Errorf("%s:%d: clouds.%s: provider %q is not available in this build yet; use provider: sim", cfg.File, c.Line, c.Name, c.Provider)
+			return nil, fmt.Errorf("%s: unknown provider %q", where, c.Provider)
 		}
 	}
 	return providers, nil
