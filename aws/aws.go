@@ -9,10 +9,10 @@
 // A cloud with `provider: aws` needs a region; everything else is optional:
 //
 //	clouds:
-//	  - name: prod
+//	  prod:
 //	    provider: aws
 //	    region: eu-west-1
-//	    profile: ops                 # a profile of ~/.aws/config
+//	    profile: ops                      # a profile of ~/.aws/config
 //	    assume_role:
 //	      role_arn: arn:aws:iam::123456789012:role/switchboard
 //	      external_id: switchboard-prod
@@ -199,6 +199,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 			}
 		})
 		cfg.Credentials = awssdk.NewCredentialsCache(role)
+	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsSource{cfg.Credentials}
 	}
 	client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if opts.Endpoint != "" {
@@ -516,3 +519,21 @@ func (p *Provider) DryRun(ctx context.Context, action string, ids []string) erro
 	}
 	return p.fail(ctx, call, ids, err)
 }
+
+// credentialsSource marks the errors of finding credentials, which the SDK
+// passes on as plain text ("get identity: get credentials: ..."), so that a
+// missing key or a refused role reads as such and not as EC2's answer.
+type credentialsSource struct{ awssdk.CredentialsProvider }
+
+func (c credentialsSource) Retrieve(ctx context.Context) (awssdk.Credentials, error) {
+	creds, err := c.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return creds, &credentialsError{err}
+	}
+	return creds, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }

@@ -73,20 +73,28 @@ func (p *Provider) describeEndpoint() string {
 // cloudError maps err onto a CloudError. where names the endpoint for errors
 // that never got an answer.
 func cloudError(err error, ids []string, where string) *switchboard.CloudError {
-	// A signing error is about credentials, whatever an STS error inside it
-	// says, so it goes first.
+	// An error getting credentials is about credentials, whatever an STS
+	// error inside it says, so it goes first.
+	var credErr *credentialsError
 	var sign *v4.SigningError
-	if errors.As(err, &sign) {
-		code := "NoCredentials"
-		var api smithy.APIError
-		if errors.As(err, &api) {
-			code = api.ErrorCode()
+	if errors.As(err, &credErr) || errors.As(err, &sign) {
+		cause := error(sign)
+		if credErr != nil {
+			cause = credErr.err
 		}
-		return &switchboard.CloudError{
-			Code:    code,
-			Message: fmt.Sprintf("Switchboard could not get AWS credentials for %s: %v", where, sign.Err),
+		ce := &switchboard.CloudError{
+			Code:    "NoCredentials",
+			Message: fmt.Sprintf("Switchboard could not get AWS credentials for %s: %v", where, cause),
 			Kind:    switchboard.EFORBIDDEN,
 		}
+		var api smithy.APIError
+		if errors.As(err, &api) {
+			ce.Code = api.ErrorCode()
+		} else if unreachable(err) {
+			// STS did not answer: worth a retry, unlike a refusal.
+			ce.Code, ce.Kind = "ConnectionError", switchboard.EUNAVAILABLE
+		}
+		return ce
 	}
 
 	var api smithy.APIError
@@ -122,9 +130,7 @@ func cloudError(err error, ids []string, where string) *switchboard.CloudError {
 			IDs:     slices.Clone(ids),
 		}
 	}
-	var send *smithyhttp.RequestSendError
-	var netErr net.Error
-	if errors.As(err, &send) || errors.As(err, &netErr) {
+	if unreachable(err) {
 		return &switchboard.CloudError{
 			Code:    "ConnectionError",
 			Message: fmt.Sprintf("%s did not answer: %v", where, err),
@@ -137,6 +143,13 @@ func cloudError(err error, ids []string, where string) *switchboard.CloudError {
 		Message: fmt.Sprintf("the call to %s failed before it was sent: %v", where, err),
 		Kind:    switchboard.EINVALID,
 	}
+}
+
+// unreachable reports whether err is a request that got no answer.
+func unreachable(err error) bool {
+	var send *smithyhttp.RequestSendError
+	var netErr net.Error
+	return errors.As(err, &send) || errors.As(err, &netErr)
 }
 
 func httpStatus(err error) int {

@@ -56,7 +56,8 @@ type policy struct {
 	Statement []statement `json:"Statement"`
 }
 
-// Policy returns the least-privilege IAM policy, as indented JSON, for what
+// Policy returns the least-privilege IAM policy, as indented JSON without a
+// final newline, for what
 // in allows: DescribeInstances always (RunInstances looks for a launch's
 // client token with it too), and per action only the EC2 calls it makes.
 // State changes are limited to the instances in.InstanceIDs and
@@ -186,5 +187,5 @@ func Policy(in PolicyInput) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws policy: %w", err)
 	}
-	return append(out, '\n'), nil
+	return out, nil
 }

@@ -1,0 +1,173 @@
+package aws
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// decoded is a policy as IAM reads it.
+type decoded struct {
+	Version   string
+	Statement []struct {
+		Sid       string
+		Effect    string
+		Action    []string
+		Resource  any
+		Condition map[string]map[string][]string
+	}
+}
+
+func decodePolicy(t *testing.T, in PolicyInput) decoded {
+	t.Helper()
+	out, err := Policy(in)
+	if err != nil {
+		t.Fatalf("Policy(%+v): %v", in, err)
+	}
+	var p decoded
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("Policy is not JSON: %v\n%s", err, out)
+	}
+	if p.Version != "2012-10-17" {
+		t.Errorf("Version %q, want 2012-10-17", p.Version)
+	}
+	for _, s := range p.Statement {
+		if s.Effect != "Allow" || s.Sid == "" || strings.ContainsFunc(s.Sid, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+		}) {
+			t.Errorf("statement %+v: want Allow and an alphanumeric Sid", s)
+		}
+	}
+	return p
+}
+
+// actions lists every action the policy allows, sorted.
+func (p decoded) actions() []string {
+	var all []string
+	for _, s := range p.Statement {
+		all = append(all, s.Action...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+func TestPolicyActions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   PolicyInput
+		want []string
+	}{
+		{"status only describes", PolicyInput{Actions: []string{"status", "list"}},
+			[]string{"ec2:DescribeInstances"}},
+		{"start and stop", PolicyInput{Actions: []string{"status", "start", "stop"}},
+			[]string{"ec2:DescribeInstances", "ec2:StartInstances", "ec2:StopInstances"}},
+		{"start with elastic IPs", PolicyInput{Actions: []string{"start"}, ElasticIPs: true},
+			[]string{"ec2:AssociateAddress", "ec2:DescribeAddresses", "ec2:DescribeInstances", "ec2:StartInstances"}},
+		{"elastic IPs without start associate nothing", PolicyInput{Actions: []string{"stop"}, ElasticIPs: true},
+			[]string{"ec2:DescribeInstances", "ec2:StopInstances"}},
+		{"reboot", PolicyInput{Actions: []string{"reboot"}},
+			[]string{"ec2:DescribeInstances", "ec2:RebootInstances"}},
+		{"deploys", PolicyInput{Actions: []string{"run", "terminate"}},
+			[]string{"ec2:CreateTags", "ec2:DescribeInstances", "ec2:RunInstances", "ec2:TerminateInstances"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := decodePolicy(t, tt.in).actions(); !slices.Equal(got, tt.want) {
+				t.Errorf("actions %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPolicyUnknownAction(t *testing.T) {
+	t.Parallel()
+	_, err := Policy(PolicyInput{Actions: []string{"start", "resize"}})
+	if err == nil || !strings.Contains(err.Error(), `"resize"`) || !strings.Contains(err.Error(), "reboot") {
+		t.Errorf("Policy with an unknown action = %v, want an error naming it and the known ones", err)
+	}
+}
+
+func TestPolicyScope(t *testing.T) {
+	t.Parallel()
+	p := decodePolicy(t, PolicyInput{
+		Actions:      []string{"start", "stop", "run"},
+		ElasticIPs:   true,
+		Regions:      []string{"eu-west-1", "us-east-1"},
+		InstanceIDs:  []string{"i-0123456789abcdef0"},
+		TagSelectors: []map[string]string{{"team": "tools", "env": "dev-*"}},
+	})
+	bySid := make(map[string]int)
+	for i, s := range p.Statement {
+		bySid[s.Sid] = i
+		// Every statement is limited to the configured regions.
+		if got := s.Condition["StringEquals"]["aws:RequestedRegion"]; !slices.Equal(got, []string{"eu-west-1", "us-east-1"}) {
+			t.Errorf("%s: regions %v", s.Sid, got)
+		}
+	}
+	for _, sid := range []string{"DescribeInstances", "ChangeNamedInstances", "ChangeTaggedInstances1", "AssociateElasticIP", "LaunchInstances", "TagAtLaunch"} {
+		if _, ok := bySid[sid]; !ok {
+			t.Errorf("no statement %s in %+v", sid, p.Statement)
+		}
+	}
+	if _, ok := bySid["ChangeInstanceState"]; ok {
+		t.Error("a policy scoped to ids and tags also allows changing every instance")
+	}
+
+	named := p.Statement[bySid["ChangeNamedInstances"]]
+	if res, _ := named.Resource.([]any); len(res) != 1 || res[0] != "arn:aws:ec2:*:*:instance/i-0123456789abcdef0" {
+		t.Errorf("named instances resource %v", named.Resource)
+	}
+	tagged := p.Statement[bySid["ChangeTaggedInstances1"]]
+	if got := tagged.Condition["StringEquals"]["ec2:ResourceTag/team"]; !slices.Equal(got, []string{"tools"}) {
+		t.Errorf("tag condition team = %v, want [tools]", got)
+	}
+	if got := tagged.Condition["StringLike"]["ec2:ResourceTag/env"]; !slices.Equal(got, []string{"dev-*"}) {
+		t.Errorf("wildcard tag condition env = %v, want StringLike [dev-*]", got)
+	}
+	if !slices.Equal(tagged.Action, []string{"ec2:StartInstances", "ec2:StopInstances"}) {
+		t.Errorf("tagged instances allow %v", tagged.Action)
+	}
+	tag := p.Statement[bySid["TagAtLaunch"]]
+	if got := tag.Condition["StringEquals"]["ec2:CreateAction"]; !slices.Equal(got, []string{"RunInstances"}) {
+		t.Errorf("CreateTags condition %v, want ec2:CreateAction RunInstances", tag.Condition)
+	}
+}
+
+func TestPolicyUnscoped(t *testing.T) {
+	t.Parallel()
+	p := decodePolicy(t, PolicyInput{Actions: []string{"stop"}, Partition: "aws-cn"})
+	if len(p.Statement) != 2 {
+		t.Fatalf("statements %+v, want describe and change", p.Statement)
+	}
+	change := p.Statement[1]
+	if change.Sid != "ChangeInstanceState" || change.Resource != "arn:aws-cn:ec2:*:*:instance/*" || change.Condition != nil {
+		t.Errorf("change statement %+v, want every instance of the partition, no condition", change)
+	}
+}
+
+func TestPolicyIsIndented(t *testing.T) {
+	t.Parallel()
+	out, err := Policy(PolicyInput{Actions: []string{"status"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "DescribeInstances",
+      "Effect": "Allow",
+      "Action": [
+        "ec2:DescribeInstances"
+      ],
+      "Resource": "*"
+    }
+  ]
+}`
+	if string(out) != want {
+		t.Errorf("Policy printed\n%s\nwant\n%s", out, want)
+	}
+}
