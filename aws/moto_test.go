@@ -1,196 +1,30 @@
 package aws
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/switchboardhq/switchboard/testenv"
 )
 
-// The integration tests share one moto server per test binary: it takes
-// seconds to start, while a region of its own isolates each test (moto keeps
-// a separate account state per region) and lets them run in parallel. A reset
-// per test would wipe the state of the tests running beside it.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopMoto()
-	os.Exit(code)
-}
-
-var (
-	motoOnce sync.Once
-	motoSrv  *motoServer
-	motoErr  error
-)
-
-// motoRegions are regions moto knows, one per test that needs moto.
-var motoRegions = []string{
-	"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2",
-	"eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-southeast-1",
-	"ap-southeast-2", "ap-northeast-1", "ap-northeast-2", "ca-central-1", "sa-east-1",
-}
-
-var motoRegionN atomic.Int64
-
-// errMotoMissing says that moto is not installed, as opposed to a moto that
-// failed to start.
-var errMotoMissing = errors.New("moto is not installed: `python3 -m pip install 'moto[server]'` provides moto_server")
-
-type motoServer struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	log  *bytes.Buffer
-}
-
-// moto returns a Provider on a shared moto server in a region no other test
-// uses, and the raw EC2 client for what the Provider does not do
-// (AllocateAddress, DescribeImages). It skips the test when moto is not
-// installed, unless CI=true.
+// moto returns a Provider on the shared moto server in a region no other
+// test uses, and the raw EC2 client for what the Provider does not do
+// (AllocateAddress, DescribeImages).
 func moto(t *testing.T) (*Provider, *ec2.Client) {
 	t.Helper()
-	motoOnce.Do(func() { motoSrv, motoErr = startMoto() })
-	if errors.Is(motoErr, errMotoMissing) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v (CI=true, so a missing moto is a failure, not a skip)", motoErr)
-		}
-		t.Skipf("%v", motoErr)
-	}
-	if motoErr != nil {
-		t.Fatalf("start moto: %v", motoErr)
-	}
-	p, err := New(t.Context(), motoOptions(motoRegion(t)))
+	endpoint, region := testenv.Moto(t)
+	p, err := New(t.Context(), Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p, p.ec2
-}
-
-// motoRegion returns a region no other test has used.
-func motoRegion(t *testing.T) string {
-	t.Helper()
-	n := int(motoRegionN.Add(1)) - 1
-	if n >= len(motoRegions) {
-		t.Fatalf("more moto tests than regions to isolate them in; add regions to motoRegions")
-	}
-	return motoRegions[n]
-}
-
-// motoOptions are dummy credentials for moto, given directly so that
-// nothing in the environment (AWS_PROFILE, a real key) takes part.
-func motoOptions(region string) Options {
-	return Options{
-		Region:          region,
-		Endpoint:        motoSrv.url,
-		AccessKeyID:     "testing",
-		AccessKeySecret: "testing",
-	}
-}
-
-// motoCommand finds moto: moto_server on PATH, else python3's moto.server.
-func motoCommand(port string) (*exec.Cmd, error) {
-	args := []string{"-H", "127.0.0.1", "-p", port}
-	if path, err := exec.LookPath("moto_server"); err == nil {
-		return exec.Command(path, args...), nil
-	}
-	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import moto.server").Run() == nil {
-		return exec.Command(py, append([]string{"-m", "moto.server"}, args...)...), nil
-	}
-	return nil, errMotoMissing
-}
-
-func startMoto() (*motoServer, error) {
-	// Another process may take the port between our probe and moto's bind.
-	var lastErr error
-	for range 3 {
-		s, err := tryMoto()
-		if err == nil || errors.Is(err, errMotoMissing) {
-			return s, err
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
-
-func tryMoto() (*motoServer, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	cmd, err := motoCommand(port)
-	if err != nil {
-		return nil, err
-	}
-	s := &motoServer{url: "http://127.0.0.1:" + port, cmd: cmd, done: make(chan struct{}), log: new(bytes.Buffer)}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	// Its own process group, so stop reaches whatever the pyenv shim
-	// started; Pdeathsig, so a test binary killed by -timeout takes moto
-	// with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	go func() { cmd.Wait(); close(s.done) }()
-
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			if cmd.ProcessState.ExitCode() == 127 {
-				// A pyenv shim for a Python that lacks moto.
-				return nil, errMotoMissing
-			}
-			return nil, fmt.Errorf("%s exited (%v) before answering:\n%s", cmd.Path, cmd.ProcessState, s.log)
-		default:
-		}
-		// The reset answers once the server is up, and leaves it empty.
-		resp, err := client.Post(s.url+"/moto-api/reset", "", nil)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("moto at %s did not answer within a minute (last: %v):\n%s", s.url, err, s.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (s *motoServer) stop() {
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
-}
-
-func stopMoto() {
-	if motoSrv != nil {
-		motoSrv.stop()
-	}
 }
 
 // motoImage returns an AMI moto knows in the provider's region.
@@ -438,8 +272,8 @@ func TestMotoUnknownInstance(t *testing.T) {
 
 func TestMotoAssumeRole(t *testing.T) {
 	t.Parallel()
-	moto(t) // for the server and the skip
-	opts := motoOptions(motoRegion(t))
+	endpoint, region := testenv.Moto(t)
+	opts := Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"}
 	opts.RoleARN = "arn:aws:iam::123456789012:role/switchboard"
 	opts.ExternalID = "switchboard-test"
 	p, err := New(t.Context(), opts)
