@@ -157,5 +157,3 @@ func (s *motoServer) stop() {
 		<-s.done
 	}
 }
-
-
