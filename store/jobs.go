@@ -33,7 +33,13 @@ type MessageArgs struct {
 
 func (MessageArgs) Kind() string { return "message" }
 
-func (MessageArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 12} }
+// Messages have a queue of their own, so an answer never waits behind a
+// backlog of runs.
+func (MessageArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 12, Queue: queueMessages}
+}
+
+const queueMessages = "messages"
 
 // Work is what the job workers need from the rest of Switchboard.
 type Work struct {
@@ -63,7 +69,7 @@ func (s *Store) newRiver(opts Options) error {
 		n = 20
 	}
 	cfg := &river.Config{
-		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}},
+		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}, queueMessages: {MaxWorkers: n}},
 		Workers:    workers,
 		Logger:     quietLogger(s.logger),
 		JobTimeout: 2 * time.Minute,

@@ -188,13 +188,16 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 				StoppingDuration:     c.Sim.StoppingDuration,
 				ShuttingDownDuration: c.Sim.ShuttingDownDuration,
 			}
+			var limits fleet.Limits // EC2's
 			if c.Sim.Throttle != nil && !*c.Sim.Throttle {
+				// No simulated API limits: none in front of them either.
 				opts.Limits.Unlimited = true
+				limits = unlimited
 			}
 			if err := opts.Validate(); err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
-			providers[c.Name] = fleet.Wrap(sim.New(opts), fleet.Options{})
+			providers[c.Name] = fleet.Wrap(sim.New(opts), fleet.Options{Limits: limits})
 		case config.ProviderAWS:
 			p, err := aws.New(ctx, aws.Options{
 				Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
@@ -214,10 +217,10 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
-			// ECS's limits are not EC2's; its batch calls take 100 ids.
-			noLimit := fleet.Bucket{PerSecond: -1}
+			// ECS's limits are not EC2's (its throttling is still retried);
+			// its batch calls take 100 ids.
 			providers[c.Name] = fleet.Wrap(p, fleet.Options{
-				Limits: fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit},
+				Limits: unlimited,
 				Batch:  fleet.BatchSizes{Describe: 100, Mutate: 100, Terminate: 100},
 			})
 		default:
@@ -226,6 +229,11 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 	}
 	return providers, nil
 }
+
+// unlimited turns the fleet layer's own token buckets off.
+var unlimited = fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit}
+
+var noLimit = fleet.Bucket{PerSecond: -1}
 
 // simStateFile is where a simulated cloud remembers its fleet, so that a
 // restart finds instances as it left them, as a real cloud would. The name
