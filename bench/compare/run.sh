@@ -10,28 +10,28 @@
 #   bare Go      cmd/slackceiling: verifies the signature, acks, posts the answer
 #                from a goroutine; nothing durable. The ceiling.
 #
-# For each, one after the other: start it on a free loopback port, wait until
-# it answers, read its idle RSS, run an unrecorded warm-up, then the same two
-# slackload runs (closed loop: N commands, CONCURRENCY workers; open loop: RATE
-# commands a second for OPEN_SECONDS), sampling its RSS every 100ms for the
-# peak, and stop it. It keeps slackload's JSON reports in RESULTS and writes the
+# For each load (closed loop: N commands, CONCURRENCY workers; open loop: RATE
+# commands a second for OPEN_SECONDS) and each server, one after the other:
+# start the server afresh on a free loopback port, wait until it answers, read
+# its idle RSS, run an unrecorded warm-up, run the load with slackload while
+# sampling the server's RSS every 100ms for the peak, and stop it. It keeps slackload's JSON reports in RESULTS and writes the
 # table to DOC, and prints it. It exits non-zero when any run errored, left a
 # command unanswered or answered one twice (the table is written anyway).
 #
 #   bash bench/compare/run.sh
 #
-# Knobs (environment): N (2000), CONCURRENCY (8), RATE (50), OPEN_SECONDS (20),
-# WARMUP (200), ANSWER_TIMEOUT (60s), RESULTS (bench/results/compare-<UTC time>),
+# Knobs (environment): N (1000), CONCURRENCY (8), RATE (50), OPEN_SECONDS (20),
+# WARMUP (200), ANSWER_TIMEOUT (90s), RESULTS (bench/results/compare-<UTC time>),
 # DOC (docs/BENCHMARKS.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-N=${N:-2000}
+N=${N:-1000}
 CONCURRENCY=${CONCURRENCY:-8}
 RATE=${RATE:-50}
 OPEN_SECONDS=${OPEN_SECONDS:-20}
 WARMUP=${WARMUP:-200}
-ANSWER_TIMEOUT=${ANSWER_TIMEOUT:-60s}
+ANSWER_TIMEOUT=${ANSWER_TIMEOUT:-90s}
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 RESULTS=${RESULTS:-bench/results/compare-$stamp}
 DOC=${DOC:-docs/BENCHMARKS.md}
@@ -127,13 +127,25 @@ sample_peak() {
 
 failed=0
 
-# bench NAME COMMAND...: one server through the whole procedure.
+# bench NAME KIND: start a fresh server NAME (switchboard, bolt, ceiling) and
+# put it through one load (closed, open). Fresh, so that a backlog one load
+# leaves behind is not counted against the next.
 bench() {
-	local name=$1
-	shift
-	local log="$work/$name.log"
-	echo "== $name: $*" >&2
-	"$@" >"$log" 2>&1 &
+	local name=$1 kind=$2
+	local addr="127.0.0.1:$(free_port)"
+	local log="$work/$name-$kind.log"
+	local server
+	case $name in
+	switchboard)
+		rm -rf "$work/data"
+		server=("$work/switchboard" serve --config "$config" --addr "$addr")
+		;;
+	bolt) server=(env PORT="${addr##*:}" node bench/compare/bolt/app.js) ;;
+	ceiling) server=("$work/slackceiling" -addr "$addr") ;;
+	esac
+	echo "== $name, $kind loop: ${server[*]}" >&2
+	echo "server:    ${server[*]}" >>"$RESULTS/commands.txt"
+	"${server[@]}" >"$log" 2>&1 &
 	server_pid=$!
 
 	local ready=""
@@ -150,57 +162,52 @@ bench() {
 		exit 1
 	fi
 	sleep 1
-	rss_kib "$server_pid" >"$RESULTS/$name-idle-rss-kib"
+	rss_kib "$server_pid" >"$RESULTS/$name-$kind-idle-rss-kib"
 
 	local load=("$work/slackload" -url "http://$addr/slack/commands" -command /ec2 -text "status tools"
 		-user U0SLACKLOAD -answer-timeout "$ANSWER_TIMEOUT")
 	if ((WARMUP > 0)); then
 		if ! "${load[@]}" -n "$WARMUP" -concurrency "$CONCURRENCY" -channel C0WARMUP -channels "$WARMUP" -settle 0s \
-			>"$RESULTS/$name-warmup.txt" 2>&1; then
+			>"$RESULTS/$name-$kind-warmup.txt" 2>&1; then
 			echo "$name: warm-up failed:" >&2
-			cat "$RESULTS/$name-warmup.txt" "$log" >&2
+			cat "$RESULTS/$name-$kind-warmup.txt" "$log" >&2
 			exit 1
 		fi
 	fi
 
-	local kind args
-	for kind in closed open; do
-		if [[ $kind == closed ]]; then
-			args=(-n "$N" -concurrency "$CONCURRENCY" -channel C0CLOSED -channels "$N")
-		else
-			args=(-rate "$RATE" -n "$OPEN_N" -duration "${OPEN_SECONDS}s" -channel C0OPEN -channels "$OPEN_N")
-		fi
-		echo "slackload ${load[*]:1} ${args[*]} -json" >>"$RESULTS/commands.txt"
-		sample_peak "$server_pid" "$RESULTS/$name-$kind-peak-rss-kib" &
-		sampler_pid=$!
-		local status=0
-		"${load[@]}" "${args[@]}" -json -out "$RESULTS/$name-$kind.json" >/dev/null 2>"$RESULTS/$name-$kind.stderr" || status=$?
-		kill "$sampler_pid" 2>/dev/null || true
-		wait "$sampler_pid" 2>/dev/null || true
-		sampler_pid=""
-		if ((status != 0)); then
-			failed=1
-			echo "$name $kind loop: slackload exited $status: $(cat "$RESULTS/$name-$kind.stderr")" >&2
-		fi
-		if [[ ! -s "$RESULTS/$name-$kind.json" ]]; then
-			echo "$name $kind loop: no report" >&2
-			exit 1
-		fi
-	done
+	local args
+	if [[ $kind == closed ]]; then
+		args=(-n "$N" -concurrency "$CONCURRENCY" -channel C0CLOSED -channels "$N")
+	else
+		args=(-rate "$RATE" -n "$OPEN_N" -duration "${OPEN_SECONDS}s" -channel C0OPEN -channels "$OPEN_N")
+	fi
+	echo "slackload: SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload ${load[*]:1} ${args[*]} -json" >>"$RESULTS/commands.txt"
+	sample_peak "$server_pid" "$RESULTS/$name-$kind-peak-rss-kib" &
+	sampler_pid=$!
+	local status=0
+	"${load[@]}" "${args[@]}" -json -out "$RESULTS/$name-$kind.json" >/dev/null 2>"$RESULTS/$name-$kind.stderr" || status=$?
+	kill "$sampler_pid" 2>/dev/null || true
+	wait "$sampler_pid" 2>/dev/null || true
+	sampler_pid=""
+	if ((status != 0)); then
+		failed=1
+		echo "$name, $kind loop: slackload exited $status: $(cat "$RESULTS/$name-$kind.stderr")" >&2
+	fi
+	if [[ ! -s "$RESULTS/$name-$kind.json" ]]; then
+		echo "$name, $kind loop: no report" >&2
+		exit 1
+	fi
 	stop_server
-	tail -n 200 "$log" >"$RESULTS/$name-server.log"
+	tail -n 200 "$log" >"$RESULTS/$name-$kind-server.log"
 }
 
 # Other work on the machine shows up in every column; the table says how busy it was.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-addr="127.0.0.1:$(free_port)"
-bench switchboard "$work/switchboard" serve --config "$config" --addr "$addr"
-
-addr="127.0.0.1:$(free_port)"
-bench bolt env PORT="${addr##*:}" node bench/compare/bolt/app.js
-
-addr="127.0.0.1:$(free_port)"
-bench ceiling "$work/slackceiling" -addr "$addr"
+for kind in closed open; do
+	for name in switchboard bolt ceiling; do
+		bench "$name" "$kind"
+	done
+done
 
 # ---- the table ----
 
@@ -210,7 +217,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 row() {
 	local name=$1 label=$2 kind=$3
-	jq -r --arg server "$label" --arg kind "$kind" --arg idle "$(mib "$(cat "$RESULTS/$name-idle-rss-kib")")" \
+	jq -r --arg server "$label" --arg kind "$kind" --arg idle "$(mib "$(cat "$RESULTS/$name-$kind-idle-rss-kib")")" \
 		--arg peak "$(mib "$(cat "$RESULTS/$name-$kind-peak-rss-kib")")" '
 		def f: (. * 100 | round) as $c | "\($c / 100 | floor).\($c % 100 | tostring | if length < 2 then "0" + . else . end)";
 		"| \($server) | \($kind) | \(.acks_per_s | round) | \(.ack_latency_ms.p50 | f) | \(.ack_latency_ms.p90 | f) | \(.ack_latency_ms.p99 | f) | \(.ack_latency_ms.max | f) | \(.end_to_end_latency_ms.p50 | f) | \(.end_to_end_latency_ms.p99 | f) | \(.answered_once) / \(.never_answered | length) / \(.answered_more_than_once | length) | \([.errors[]] | add // 0) | \($idle) | \($peak) |"
@@ -275,13 +282,16 @@ Load, the same for all three (\`cmd/slackload\`, correctly signed
 - **open**: $RATE commands a second on a fixed schedule for $OPEN_SECONDS s ($OPEN_N
   commands), whatever the server does: latency when it is not saturated.
 
-Each server first gets $WARMUP unrecorded warm-up commands. Latencies are
-slackload's: ack = the HTTP round trip Slack waits on; end-to-end = command
-sent to its first answer at the \`response_url\`. Answered once / never / twice
-is over the acked commands. Idle RSS is read from \`/proc/PID/status\` once
-the server listens, before the warm-up; peak RSS is the highest VmRSS seen
-polling every 100 ms during that load. For Bolt that is the \`node\` process.
-slackload runs on the same CPUs as the server.
+Each load runs against a freshly started server, so that a backlog one load
+leaves behind is not counted against the next, after $WARMUP unrecorded
+warm-up commands; slackload then waits up to $ANSWER_TIMEOUT after the last
+ack for the answers. Latencies are slackload's: ack = the HTTP round trip
+Slack waits on; end-to-end = command sent to its first answer at the
+\`response_url\`. Answered once / never / twice is over the acked commands.
+Idle RSS is VmRSS from \`/proc/PID/status\` a second after the server
+listens, before the warm-up; peak RSS is the highest VmRSS seen polling every
+100 ms during the load. For Bolt that is the \`node\` process. slackload runs
+on the same CPUs as the servers.
 
 ## What each server does
 
@@ -290,7 +300,9 @@ slackload runs on the same CPUs as the server.
   reports): verifies the signature, then in one SQLite transaction records the
   run (deduplicated on \`trigger_id\`) with its audit lines and its queued job,
   and only then acks. A worker picks the job up, describes the instance on the
-  simulated cloud and posts the answer to the \`response_url\`. An acked
+  simulated cloud through the fleet layer (\`fleet/\`; with \`throttle: false\`,
+  as here, it adds no request limits) and queues the answer, which another job posts
+  to the \`response_url\`. Bolt and the ceiling call no cloud at all. An acked
   command survives a crash and is answered after a restart; a repeated
   delivery is answered once.
 - **Bolt** (\`@slack/bolt\` $bolt_version, \`bench/compare/bolt/app.js\`,

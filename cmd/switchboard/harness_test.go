@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -239,17 +240,23 @@ func (p *slackPeer) waitAnswers(t *testing.T, path string, n int) []string {
 	return p.answers(path)
 }
 
-var triggerSeq int
+var triggerSeq atomic.Int64
 
-// slashCommand builds a signed slash command request as Slack sends it.
+// slashCommand builds a signed /ec2 request as Slack sends it.
 func slashCommand(t *testing.T, s *server, peer *slackPeer, user, channel, text string) (*http.Request, string) {
 	t.Helper()
-	triggerSeq++
-	path := "/commands/T1/" + strconv.Itoa(triggerSeq)
+	return slashCommandAs(t, s, peer, "/ec2", user, channel, text)
+}
+
+// slashCommandAs builds a signed request for any slash command.
+func slashCommandAs(t *testing.T, s *server, peer *slackPeer, command, user, channel, text string) (*http.Request, string) {
+	t.Helper()
+	seq := triggerSeq.Add(1)
+	path := "/commands/T1/" + strconv.FormatInt(seq, 10)
 	form := url.Values{
 		"token": {"legacy"}, "team_id": {"T1"}, "team_domain": {"e2e"}, "channel_id": {channel}, "channel_name": {"ops"},
-		"user_id": {user}, "user_name": {"someone"}, "command": {"/ec2"}, "text": {text},
-		"response_url": {peer.URL + path}, "trigger_id": {fmt.Sprintf("trigger.%d.%d", time.Now().UnixNano(), triggerSeq)},
+		"user_id": {user}, "user_name": {"someone"}, "command": {command}, "text": {text},
+		"response_url": {peer.URL + path}, "trigger_id": {fmt.Sprintf("trigger.%d.%d", time.Now().UnixNano(), seq)},
 	}
 	body := form.Encode()
 	req, err := http.NewRequest(http.MethodPost, s.url("/slack/commands"), strings.NewReader(body))
