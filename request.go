@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -110,3 +111,35 @@ type NopMeter struct{}
 
 func (NopMeter) RequestServed(string, string, time.Duration) {}
 func (NopMeter) MessageSent(string)                          {}
+
+// Event is something that happened outside chat that may start a workflow: a
+// mail, a cloud event (EventBridge through SQS or HTTPS), a webhook call, a
+// schedule tick.
+type Event struct {
+	Source string `json:"source"` // mail | aws | webhook | schedule
+	// DeliveryID identifies the event for deduplication: the mail's
+	// Message-ID, the EventBridge event id, the webhook's delivery id, the
+	// schedule and tick. A redelivery with the same id starts nothing new.
+	DeliveryID string `json:"delivery_id"`
+	// Trigger names what received it: the mailbox, the queue, the hook, the
+	// scheduled workflow.
+	Trigger string `json:"trigger,omitempty"`
+	// Kind is the event's type where it has one: "EC2 Instance State-change
+	// Notification", "AWS Health Event".
+	Kind    string `json:"kind,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	From    string `json:"from,omitempty"`
+	Body    string `json:"body,omitempty"`
+	// Data is the event's own JSON (EventBridge event, webhook body), when it
+	// has one.
+	Data       json.RawMessage `json:"data,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
+}
+
+// EventHandler starts the workflows an event triggers. It returns once their
+// runs are durably recorded, so that the caller may then delete the SQS
+// message or mark the mail seen; a repeated delivery starts nothing new and
+// returns the runs the first one started.
+type EventHandler interface {
+	HandleEvent(ctx context.Context, ev Event) (runIDs []string, err error)
+}
