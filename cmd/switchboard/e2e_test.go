@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -174,5 +177,49 @@ func TestKillBetweenAckAndAnswer(t *testing.T) {
 	got := peer.answers(path)
 	if want := "tools (i-0123456789abcdef0) is now running at 107.20.248.29."; len(got) != 1 || got[0] != want {
 		t.Errorf("answers after restart = %q, want exactly [%q]", got, want)
+	}
+}
+
+// A client that sends its headers a byte at a time (slowloris) or never
+// finishes its body is cut off by the server's read timeouts instead of
+// holding a connection forever.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	t.Parallel()
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{})
+	for _, c := range []struct {
+		name string
+		send func(conn net.Conn)
+	}{
+		{"slow headers", func(conn net.Conn) {
+			fmt.Fprint(conn, "POST /slack/commands HTTP/1.1\r\nHost: x\r\n")
+			for range 30 {
+				if _, err := fmt.Fprint(conn, "X-Slow: y\r\n"); err != nil {
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}},
+		{"body never finished", func(conn net.Conn) {
+			fmt.Fprint(conn, "POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			go c.send(conn)
+			// The server must close the connection on its own; reading
+			// returns then. The bound is far above the server's timeouts.
+			_ = conn.SetReadDeadline(time.Now().Add(40 * time.Second))
+			_, err = io.Copy(io.Discard, conn)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server kept the connection open for %s", time.Since(start).Round(time.Second))
+			}
+		})
 	}
 }
