@@ -1,0 +1,75 @@
+package switchboard
+
+import "encoding/json"
+
+// WorkflowSpec is a workflow as configured: what starts it, where it talks,
+// and its steps. A run of a workflow carries a copy of its steps, so editing
+// the config never changes a run under way.
+type WorkflowSpec struct {
+	Name    string      `json:"name"`
+	Trigger TriggerSpec `json:"trigger"`
+	// Cloud is the cloud instance steps act on unless a step names another.
+	Cloud string `json:"cloud,omitempty"`
+	// Channel is where the run talks when its trigger is not a command
+	// (a mail, an event, a schedule); a command's run talks where it was
+	// typed.
+	Channel string `json:"channel,omitempty"`
+	// Access says who may start it by command.
+	Access  Access     `json:"access,omitzero"`
+	Steps   []StepSpec `json:"steps"`
+	OnError []StepSpec `json:"on_error,omitempty"`
+	Line    int        `json:"line,omitempty"`
+}
+
+// TriggerSpec says what starts a workflow. Exactly one field is set.
+type TriggerSpec struct {
+	// Command is a slash command ("/maint"); the words after it are the
+	// run's event.args.
+	Command  string           `json:"command,omitempty"`
+	Schedule *ScheduleTrigger `json:"schedule,omitempty"`
+	Mail     *MailTrigger     `json:"mail,omitempty"`
+	Event    *EventTrigger    `json:"event,omitempty"`
+	// Webhook is the name in POST /hooks/NAME.
+	Webhook string `json:"webhook,omitempty"`
+}
+
+// ScheduleTrigger starts a workflow on a cron schedule.
+type ScheduleTrigger struct {
+	Cron     string `json:"cron"`               // five fields, robfig/cron syntax
+	Timezone string `json:"timezone,omitempty"` // IANA name; default UTC
+	// Missed says what to do about ticks missed while Switchboard was down:
+	// "skip" (default) or "run_once".
+	Missed string `json:"missed,omitempty"`
+}
+
+// MailTrigger starts a workflow for each new mail in a mailbox that matches.
+type MailTrigger struct {
+	Mailbox string `json:"mailbox"`           // a configured mailbox
+	Subject string `json:"subject,omitempty"` // regexp; empty matches any
+	From    string `json:"from,omitempty"`    // regexp; empty matches any
+}
+
+// EventTrigger starts a workflow for cloud events that match: EventBridge
+// events from an SQS queue or POST /events/aws.
+type EventTrigger struct {
+	Source     string   `json:"source,omitempty"`      // aws.ec2, aws.health
+	DetailType []string `json:"detail_type,omitempty"` // "EC2 Instance State-change Notification"
+	// State narrows EC2 state-change events to these states (terminated).
+	State []string `json:"state,omitempty"`
+	// Queue names the SQS queue to read; empty means only POST /events/aws.
+	Queue string `json:"queue,omitempty"`
+}
+
+// StepSpec is one step of a workflow.
+type StepSpec struct {
+	// ID names the step so later steps can use its outputs:
+	// steps.ID.OUTPUT.
+	ID   string `json:"id,omitempty"`
+	Kind string `json:"kind"` // notify, approval, extract, set, describe, start, stop, reboot, terminate, run, wait, associate, http, fail
+	// If is an expression; the step is skipped when it is false.
+	If string `json:"if,omitempty"`
+	// With holds the step's parameters as configured; strings may hold
+	// {{ expressions }}.
+	With json.RawMessage `json:"with,omitempty"`
+	Line int             `json:"line,omitempty"`
+}
