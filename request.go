@@ -22,6 +22,9 @@ type Request struct {
 	TeamID      string    `json:"team_id,omitempty"`
 	ResponseURL string    `json:"response_url,omitempty"`
 	ReceivedAt  time.Time `json:"received_at"`
+	// Event is set when the run was started by an event (mail, cloud event,
+	// webhook, schedule) rather than a person.
+	Event *Event `json:"event,omitempty"`
 }
 
 // Ack is the immediate answer to a request, shown only to the person who

@@ -25,6 +25,12 @@ func (s RunState) Finished() bool { return s == RunSucceeded || s == RunFailed }
 type Step struct {
 	Kind string          `json:"kind"`
 	With json.RawMessage `json:"with,omitempty"`
+	// ID, If and Section come from a workflow's steps: the name later steps
+	// use for this one's outputs, the condition that must hold for it to
+	// run, and "on_error" for the steps that run only after a failure.
+	ID      string `json:"id,omitempty"`
+	If      string `json:"if,omitempty"`
+	Section string `json:"section,omitempty"`
 }
 
 // Run is one durable piece of work: the request that started it, the plan of
@@ -64,6 +70,15 @@ type Message struct {
 	ResponseURL string    `json:"response_url,omitempty"`
 	Text        string    `json:"text"`
 	RequestedAt time.Time `json:"requested_at"` // when the request came in: response_url expires 30 min after
+	// ApprovalID, when set, makes the message an approval request with
+	// Approve and Deny buttons whose value is the id.
+	ApprovalID string `json:"approval_id,omitempty"`
+	// Replace, with a ResponseURL, replaces the message the URL belongs to
+	// (an approval request, once decided) instead of adding one.
+	Replace bool `json:"replace,omitempty"`
+	// Ephemeral, with a ResponseURL, shows the message only to the person
+	// who acted.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // Messenger delivers a message to chat. It returns an *Error with ETHROTTLED
@@ -106,6 +121,9 @@ type TranscriptLine struct {
 	UserID    string    `json:"user_id,omitempty"` // set on ephemeral lines
 	Kind      string    `json:"kind"`              // command | ack | answer
 	Text      string    `json:"text"`
+	// ApprovalID is set on an approval request: the console shows its
+	// buttons.
+	ApprovalID string `json:"approval_id,omitempty"`
 }
 
 // RunSaver persists a run's progress. A step calls it before every cloud

@@ -1,6 +1,9 @@
 package switchboard
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // WorkflowSpec is a workflow as configured: what starts it, where it talks,
 // and its steps. A run of a workflow carries a copy of its steps, so editing
@@ -72,4 +75,40 @@ type StepSpec struct {
 	// {{ expressions }}.
 	With json.RawMessage `json:"with,omitempty"`
 	Line int             `json:"line,omitempty"`
+}
+
+// Approval is a question a run asks people before it goes on: who may
+// answer, how many must agree, and until when.
+type Approval struct {
+	ID             string     `json:"id"`
+	RunID          string     `json:"run_id"`
+	Step           int        `json:"step"`
+	Channel        string     `json:"channel"`
+	Text           string     `json:"text"`
+	Approvers      []string   `json:"approvers"` // user ids
+	Quorum         int        `json:"quorum"`
+	AllowRequester bool       `json:"allow_requester,omitempty"`
+	Requester      string     `json:"requester,omitempty"`
+	Deadline       time.Time  `json:"deadline"`
+	OnTimeout      string     `json:"on_timeout"` // deny | approve
+	State          string     `json:"state"`      // pending | approved | denied | timed out
+	Decisions      []Decision `json:"decisions,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DecidedAt      time.Time  `json:"decided_at,omitzero"`
+}
+
+// Approval states.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalTimedOut = "timed out"
+)
+
+// Decision is one person's answer to an approval.
+type Decision struct {
+	User    string    `json:"user"`
+	Approve bool      `json:"approve"`
+	At      time.Time `json:"at"`
+	Source  string    `json:"source"` // slack | console
 }

@@ -28,9 +28,12 @@ type RunCreator interface {
 
 // Commands answers slash commands: it implements switchboard.CommandHandler.
 type Commands struct {
-	Specs   []switchboard.CommandSpec
-	Runs    RunCreator
-	NowFunc func() time.Time
+	Specs []switchboard.CommandSpec
+	// Workflows are consulted for a command no spec has: a workflow whose
+	// trigger is that command.
+	Workflows []switchboard.WorkflowSpec
+	Runs      RunCreator
+	NowFunc   func() time.Time
 }
 
 var _ switchboard.CommandHandler = (*Commands)(nil)
@@ -79,6 +82,12 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 	}
 
 	spec, ok := c.spec(req.Command)
+	if wf, isWorkflow := c.workflow(req.Command); !ok && isWorkflow {
+		if ok, why := wf.Access.Allows(req.UserID, req.ChannelID); !ok {
+			return refuse(switchboard.Errorf(switchboard.EFORBIDDEN, "Sorry, you may not use %s here: %s.", req.Command, why), why)
+		}
+		return c.startWorkflow(ctx, wf, req, subject)
+	}
 	if !ok {
 		return refuse(switchboard.Errorf(switchboard.EINVALID, "Switchboard has no %s command. Commands here: %s.", req.Command, c.commandNames()), "unknown command")
 	}
@@ -119,10 +128,43 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 	return ack, nil
 }
 
+func (c *Commands) workflow(command string) (switchboard.WorkflowSpec, bool) {
+	for _, wf := range c.Workflows {
+		if wf.Trigger.Command != "" && wf.Trigger.Command == command {
+			return wf, true
+		}
+	}
+	return switchboard.WorkflowSpec{}, false
+}
+
+// startWorkflow writes a run of a workflow started by a command; the words
+// after the command are its event.args.
+func (c *Commands) startWorkflow(ctx context.Context, wf switchboard.WorkflowSpec, req switchboard.Request, subject string) (switchboard.Ack, error) {
+	now := c.now()
+	run := &switchboard.Run{ID: NewRunID(now), Workflow: wf.Name, Cloud: wf.Cloud, State: switchboard.RunQueued, Request: req,
+		Plan: Plan(wf), CreatedAt: now, UpdatedAt: now}
+	existing, err := c.Runs.CreateRun(ctx, run, []switchboard.AuditEvent{
+		{Time: now, Kind: switchboard.AuditRequest, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "received", Detail: "via " + req.Source},
+		{Time: now, Kind: switchboard.AuditDecision, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "allowed", Detail: "allowed by workflow " + wf.Name},
+	})
+	if err != nil {
+		return switchboard.Ack{}, fmt.Errorf("create run: %w", err)
+	}
+	if existing != nil {
+		run = existing
+	}
+	return switchboard.Ack{Text: "Started " + wf.Name + " — I'll report back here.", RunID: run.ID}, nil
+}
+
 func (c *Commands) commandNames() string {
 	names := make([]string, 0, len(c.Specs))
 	for _, s := range c.Specs {
 		names = append(names, s.Name)
+	}
+	for _, wf := range c.Workflows {
+		if wf.Trigger.Command != "" {
+			names = append(names, wf.Trigger.Command)
+		}
 	}
 	if len(names) == 0 {
 		return "none configured"

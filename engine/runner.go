@@ -27,6 +27,9 @@ type Locker interface {
 type Runner struct {
 	Providers map[string]switchboard.Provider
 	Locks     Locker
+	// Approvals keeps the approvals workflows ask for; nil means workflows
+	// cannot ask.
+	Approvals ApprovalStore
 	NowFunc   func() time.Time
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.
@@ -57,16 +60,22 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 	var out switchboard.Outcome
 	run.State = switchboard.RunRunning
 	for !run.State.Finished() {
-		if run.Cursor >= len(run.Plan) {
+		// The end of the plan, or of the main steps when nothing failed.
+		if run.Cursor >= len(run.Plan) || run.Plan[run.Cursor].Section == sectionOnError && run.Error == "" {
 			run.State = switchboard.RunSucceeded
+			if run.Error != "" {
+				run.State = switchboard.RunFailed
+			}
 			break
 		}
 		step := run.Plan[run.Cursor]
 		sc := &stepContext{runner: r, run: run, saver: saver, out: &out}
 		var err error
-		switch step.Kind {
-		case StepInstances:
+		switch _, workflow := stepOutputs[step.Kind]; {
+		case step.Kind == StepInstances:
 			err = sc.instances(ctx, step.With)
+		case workflow:
+			err = sc.workflowStep(ctx)
 		default:
 			err = sc.fail(fmt.Sprintf("Run %s has a step of unknown kind %q; it was stopped there.", run.ID, step.Kind))
 		}

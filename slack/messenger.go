@@ -54,16 +54,40 @@ func (m *Messenger) client() *http.Client {
 	return defaultHTTPClient
 }
 
-// responseURLBody is what a response_url takes. replace_original is false so
-// an answer never overwrites the message with the approval buttons.
+// responseURLBody is what a response_url takes. replace_original is false
+// so an answer never overwrites the message with the approval buttons,
+// unless the message is the decision on those buttons.
 type responseURLBody struct {
-	ResponseType    string `json:"response_type"`
-	ReplaceOriginal bool   `json:"replace_original"`
-	Text            string `json:"text"`
+	ResponseType    string          `json:"response_type"`
+	ReplaceOriginal bool            `json:"replace_original"`
+	Text            string          `json:"text"`
+	Blocks          []goslack.Block `json:"blocks,omitempty"`
+}
+
+// approvalBlocks is an approval request: the question and Approve and Deny
+// buttons whose value is the approval id.
+func approvalBlocks(msg switchboard.Message) []goslack.Block {
+	if msg.ApprovalID == "" {
+		return nil
+	}
+	text := goslack.NewTextBlockObject(goslack.MarkdownType, msg.Text, false, false)
+	approve := goslack.NewButtonBlockElement("approve", msg.ApprovalID, goslack.NewTextBlockObject(goslack.PlainTextType, "Approve", false, false))
+	approve.Style = goslack.StylePrimary
+	deny := goslack.NewButtonBlockElement("deny", msg.ApprovalID, goslack.NewTextBlockObject(goslack.PlainTextType, "Deny", false, false))
+	deny.Style = goslack.StyleDanger
+	return []goslack.Block{
+		goslack.NewSectionBlock(text, nil, nil),
+		goslack.NewActionBlock("approval:"+msg.ApprovalID, approve, deny),
+	}
 }
 
 func (m *Messenger) postResponseURL(ctx context.Context, msg switchboard.Message) error {
-	body, err := json.Marshal(responseURLBody{ResponseType: "in_channel", Text: msg.Text})
+	responseType := "in_channel"
+	if msg.Ephemeral {
+		responseType = "ephemeral"
+	}
+	body, err := json.Marshal(responseURLBody{ResponseType: responseType, ReplaceOriginal: msg.Replace, Text: msg.Text,
+		Blocks: approvalBlocks(msg)})
 	if err != nil {
 		return fmt.Errorf("encode response_url message: %w", err)
 	}
@@ -110,7 +134,11 @@ func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) er
 		goslack.OptionHTTPClient(m.client()),
 	)
 	// Not escaped: run texts use Slack's own markup (<@U123>, <url|label>).
-	_, _, err := api.PostMessageContext(ctx, msg.ChannelID, goslack.MsgOptionText(msg.Text, false))
+	opts := []goslack.MsgOption{goslack.MsgOptionText(msg.Text, false)}
+	if blocks := approvalBlocks(msg); blocks != nil {
+		opts = append(opts, goslack.MsgOptionBlocks(blocks...))
+	}
+	_, _, err := api.PostMessageContext(ctx, msg.ChannelID, opts...)
 	if err == nil {
 		return nil
 	}

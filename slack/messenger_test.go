@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +83,7 @@ func TestMessengerResponseURL(t *testing.T) {
 			bodies := srv.bodies
 			srv.mu.Unlock()
 			want := responseURLBody{ResponseType: "in_channel", ReplaceOriginal: false, Text: "tools (i-0123) is now running at 107.20.248.29"}
-			if len(bodies) != 1 || bodies[0] != want {
+			if len(bodies) != 1 || !reflect.DeepEqual(bodies[0], want) {
 				t.Errorf("posted %+v, want %+v", bodies, want)
 			}
 			if err == nil {

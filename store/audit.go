@@ -70,8 +70,8 @@ func (s *Store) appendTranscript(ctx context.Context, db rowQuerier, line switch
 		line.Time = time.Now()
 	}
 	var id int64
-	err := db.QueryRowContext(ctx, s.q(`INSERT INTO sb_transcript (at, run_id, channel_id, user_id, kind, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`),
-		line.Time.UnixNano(), line.RunID, line.ChannelID, line.UserID, line.Kind, line.Text).Scan(&id)
+	err := db.QueryRowContext(ctx, s.q(`INSERT INTO sb_transcript (at, run_id, channel_id, user_id, kind, body, approval_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		line.Time.UnixNano(), line.RunID, line.ChannelID, line.UserID, line.Kind, line.Text, line.ApprovalID).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("append transcript: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) Transcript(ctx context.Context, channel string, afterID int64, l
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, channel_id, user_id, kind, body FROM sb_transcript
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, channel_id, user_id, kind, body, approval_id FROM sb_transcript
 		WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?`), channel, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read transcript: %w", err)
@@ -93,7 +93,7 @@ func (s *Store) Transcript(ctx context.Context, channel string, afterID int64, l
 	for rows.Next() {
 		var l switchboard.TranscriptLine
 		var at int64
-		if err := rows.Scan(&l.ID, &at, &l.RunID, &l.ChannelID, &l.UserID, &l.Kind, &l.Text); err != nil {
+		if err := rows.Scan(&l.ID, &at, &l.RunID, &l.ChannelID, &l.UserID, &l.Kind, &l.Text, &l.ApprovalID); err != nil {
 			return nil, fmt.Errorf("read transcript: %w", err)
 		}
 		l.Time = time.Unix(0, at)

@@ -210,7 +210,9 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return river.JobCancel(fmt.Errorf("decode message: %w", err))
 	}
-	if m.Source == "console" {
+	// The console's own requests are answered in its transcript; so is
+	// everything when Slack is not configured, except what Slack asked.
+	if m.Source == "console" || s.work.Messenger == nil && m.Source != "slack" && m.Source != "socket" {
 		return s.markSent(ctx, m, "console")
 	}
 	if s.work.Messenger == nil {
@@ -303,7 +305,7 @@ func (s *Store) markSent(ctx context.Context, m switchboard.Message, via string)
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		_, err = s.appendTranscript(ctx, tx, switchboard.TranscriptLine{RunID: m.RunID, ChannelID: m.ChannelID, Kind: "answer", Text: m.Text})
+		_, err = s.appendTranscript(ctx, tx, switchboard.TranscriptLine{RunID: m.RunID, ChannelID: m.ChannelID, Kind: "answer", Text: m.Text, ApprovalID: m.ApprovalID})
 		return err
 	})
 }

@@ -167,6 +167,33 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate: %w\n%s", err, stmt)
 		}
 	}
+	// Columns added after a table first shipped.
+	for _, c := range []struct{ table, column, def string }{
+		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
+	} {
+		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addColumn adds a column unless the table has it already.
+func (s *Store) addColumn(ctx context.Context, table, column, def string) error {
+	var n int
+	query := `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`
+	if s.postgres {
+		query = `SELECT COUNT(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2`
+	}
+	if err := s.db.QueryRowContext(ctx, query, table, column).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: look for %s.%s: %w", table, column, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN "+column+" "+def); err != nil {
+		return fmt.Errorf("migrate: add %s.%s: %w", table, column, err)
+	}
 	return nil
 }
 
@@ -233,6 +260,19 @@ CREATE TABLE IF NOT EXISTS sb_locks (
 	acquired_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sb_locks_run ON sb_locks (run_id);
+CREATE TABLE IF NOT EXISTS sb_approvals (
+	id TEXT PRIMARY KEY,
+	run_id TEXT NOT NULL,
+	state TEXT NOT NULL,
+	body TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sb_approvals_state ON sb_approvals (state);
+CREATE TABLE IF NOT EXISTS sb_leases (
+	name TEXT PRIMARY KEY,
+	holder TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
 `
 
 // q adapts a query written with ? placeholders to the database: Postgres

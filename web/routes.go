@@ -41,6 +41,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /console/api/runs", s.requireAPI(handleRuns(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /console/api/audit", s.requireAPI(handleAudit(cfg.Store, cfg.Logger, cfg.NowFunc)))
+	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger)))
+
+	mux.Handle("POST /events/aws", orNotFound(cfg.AWSEvents, "AWS events are not configured: add aws_events: { secret: ... } to the config."))
+	mux.Handle("POST /hooks/{name}", handleHook(cfg.Hooks, cfg.Events, cfg.Auditor, cfg.Logger))
 
 	return mux
 }

@@ -30,6 +30,11 @@ type Store interface {
 	AppendTranscript(ctx context.Context, line switchboard.TranscriptLine) (int64, error)
 }
 
+// Approver takes decisions on approval requests.
+type Approver interface {
+	Decide(ctx context.Context, id, user string, approve bool, source string) (*switchboard.Approval, string, error)
+}
+
 // Auditor records audit events; the server uses it for failed console logins
 // (console commands are audited by the CommandHandler).
 type Auditor interface {
@@ -67,9 +72,18 @@ type Config struct {
 	Users        []string
 	Channels     []string
 	CommandNames []string
-	Logger       *slog.Logger
-	Meter        switchboard.Meter
-	NowFunc      func() time.Time
+	// Approvals answers approval buttons from the console; nil answers 404.
+	Approvals Approver
+	// AWSEvents serves POST /events/aws (EventBridge API destinations);
+	// nil answers 404.
+	AWSEvents http.Handler
+	// Hooks are the webhook secrets by name (POST /hooks/NAME) and Events
+	// what their calls start.
+	Hooks   map[string]string
+	Events  switchboard.EventHandler
+	Logger  *slog.Logger
+	Meter   switchboard.Meter
+	NowFunc func() time.Time
 	// SessionTTL is how long a console login lasts; 12h when zero.
 	SessionTTL time.Duration
 }

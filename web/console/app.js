@@ -163,7 +163,37 @@
         renderText(text, line.text);
     }
     li.appendChild(text);
+    if (line.approval_id) li.appendChild(approvalButtons(line.approval_id));
     return li;
+  }
+
+  // approvalButtons answers an approval request as the selected user, as the
+  // Approve and Deny buttons do in Slack.
+  function approvalButtons(id) {
+    const box = document.createElement("div");
+    box.className = "approval";
+    box.dataset.approval = id;
+    const result = span("approval-result", "");
+    for (const [label, approve] of [["Approve", true], ["Deny", false]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.className = approve ? "approve" : "deny";
+      b.addEventListener("click", async () => {
+        try {
+          const data = await api("POST", "/console/api/approvals/" + encodeURIComponent(id), { user: currentUser(), approve });
+          result.textContent = data.text;
+          if (data.state && data.state !== "pending") {
+            for (const btn of box.querySelectorAll("button")) btn.disabled = true;
+          }
+        } catch (e) {
+          result.textContent = e.message;
+        }
+      });
+      box.appendChild(b);
+    }
+    box.appendChild(result);
+    return box;
   }
 
   // Acks are ephemeral: only the user who typed the command sees them.

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// ApprovalStore keeps approvals. UpdateApproval reads an approval and writes
+// back what fn made of it in one transaction, so two clicks at once cannot
+// both count as the deciding one.
+type ApprovalStore interface {
+	OpenApproval(ctx context.Context, a switchboard.Approval) error // a second open of the same id changes nothing
+	GetApproval(ctx context.Context, id string) (*switchboard.Approval, error)
+	UpdateApproval(ctx context.Context, id string, fn func(a *switchboard.Approval) error) (*switchboard.Approval, error)
+	ListApprovals(ctx context.Context, state string, limit int) ([]switchboard.Approval, error)
+	Audit(ctx context.Context, ev switchboard.AuditEvent) error
+}
+
+// Approvals takes decisions on approvals, from Slack buttons or the console.
+type Approvals struct {
+	Store   ApprovalStore
+	NowFunc func() time.Time
+}
+
+func (a *Approvals) now() time.Time {
+	if a.NowFunc != nil {
+		return a.NowFunc()
+	}
+	return time.Now()
+}
+
+// Decide records user's answer to an approval. It refuses, without changing
+// anything, an unknown approval, a user who is not an approver, a requester
+// approving their own run when that is not allowed, a second answer from the
+// same person and any answer after the decision; every refusal is audited.
+// It returns the approval as it now stands and a sentence for the person who
+// clicked.
+func (a *Approvals) Decide(ctx context.Context, id, user string, approve bool, source string) (*switchboard.Approval, string, error) {
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	audit := func(ap *switchboard.Approval, outcome, detail string) {
+		ev := switchboard.AuditEvent{Time: a.now(), Kind: switchboard.AuditDecision, Actor: user, Subject: verb + " approval " + id,
+			Outcome: outcome, Detail: detail + " (via " + source + ")"}
+		if ap != nil {
+			ev.RunID, ev.Channel = ap.RunID, ap.Channel
+		}
+		_ = a.Store.Audit(ctx, ev)
+	}
+	var refusal string
+	ap, err := a.Store.UpdateApproval(ctx, id, func(ap *switchboard.Approval) error {
+		switch {
+		case ap.State != switchboard.ApprovalPending:
+			refusal = fmt.Sprintf("This request was already %s.", decidedText(ap))
+		case !slices.Contains(ap.Approvers, user):
+			refusal = "You are not one of the approvers of this request."
+		case user == ap.Requester && !ap.AllowRequester:
+			refusal = "You started this run, so someone else has to approve it."
+		case slices.ContainsFunc(ap.Decisions, func(d switchboard.Decision) bool { return d.User == user }):
+			refusal = "You have already answered this request."
+		case !a.now().Before(ap.Deadline):
+			refusal = "This request has timed out."
+		}
+		if refusal != "" {
+			return errRefused
+		}
+		ap.Decisions = append(ap.Decisions, switchboard.Decision{User: user, Approve: approve, At: a.now(), Source: source})
+		approvals := 0
+		for _, d := range ap.Decisions {
+			if d.Approve {
+				approvals++
+			}
+		}
+		switch {
+		case !approve:
+			ap.State, ap.DecidedAt = switchboard.ApprovalDenied, a.now()
+		case approvals >= max(ap.Quorum, 1):
+			ap.State, ap.DecidedAt = switchboard.ApprovalApproved, a.now()
+		}
+		return nil
+	})
+	if err == errRefused {
+		audit(ap, "refused", refusal)
+		return ap, refusal, nil
+	}
+	if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+		audit(nil, "refused", "unknown approval")
+		return nil, "This approval request does not exist (any more).", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	audit(ap, verb+"d", "")
+	if ap.State == switchboard.ApprovalPending {
+		return ap, fmt.Sprintf("Thanks: %d of %d approvals so far.", len(ap.Decisions), ap.Quorum), nil
+	}
+	return ap, "Thanks: " + decidedText(ap) + ".", nil
+}
+
+var errRefused = fmt.Errorf("refused")
+
+// decidedText says how an approval was decided: "approved by <@U1>, <@U2>".
+func decidedText(ap *switchboard.Approval) string {
+	var by []string
+	for _, d := range ap.Decisions {
+		if d.Approve == (ap.State == switchboard.ApprovalApproved) {
+			by = append(by, "<@"+d.User+">")
+		}
+	}
+	switch ap.State {
+	case switchboard.ApprovalApproved:
+		return "approved by " + strings.Join(by, ", ")
+	case switchboard.ApprovalDenied:
+		return "denied by " + strings.Join(by, ", ")
+	case switchboard.ApprovalTimedOut:
+		return "timed out"
+	}
+	return ap.State
+}
+
+// approval asks for a decision and parks the run until it comes or the
+// request times out.
+func (ws *wfStep) approval(ctx context.Context) error {
+	var p struct {
+		Text           string   `json:"text"`
+		Approvers      []string `json:"approvers"`
+		Quorum         int      `json:"quorum"`
+		AllowRequester bool     `json:"allow_requester"`
+		Timeout        duration `json:"timeout"`
+		OnTimeout      string   `json:"on_timeout"`
+	}
+	if err := ws.decode(&p); err != nil {
+		return err
+	}
+	store := ws.runner.Approvals
+	if store == nil {
+		return ws.stepFailed("Approvals are not available in this setup.", false)
+	}
+	id := fmt.Sprintf("%s-%d", ws.run.ID, ws.run.Cursor)
+	if ws.p.Phase == "" {
+		timeout := time.Duration(p.Timeout)
+		if timeout <= 0 {
+			timeout = 30 * time.Minute
+		}
+		if p.OnTimeout == "" {
+			p.OnTimeout = "deny"
+		}
+		ap := switchboard.Approval{ID: id, RunID: ws.run.ID, Step: ws.run.Cursor, Channel: ws.run.Request.ChannelID, Text: p.Text,
+			Approvers: p.Approvers, Quorum: max(p.Quorum, 1), AllowRequester: p.AllowRequester, Requester: ws.run.Request.UserID,
+			Deadline: ws.runner.now().Add(timeout), OnTimeout: p.OnTimeout, State: switchboard.ApprovalPending, CreatedAt: ws.runner.now()}
+		if err := store.OpenApproval(ctx, ap); err != nil {
+			return fmt.Errorf("open approval: %w", err)
+		}
+		ws.say(fmt.Sprintf("approval%d", ws.run.Cursor), p.Text)
+		m := &ws.out.Messages[len(ws.out.Messages)-1]
+		m.ApprovalID = id
+		ws.p.Phase = "waiting"
+		if err := ws.stage(ws.p); err != nil {
+			return err
+		}
+		ws.wait(ws.runner.pollInterval())
+		return nil
+	}
+	ap, err := store.GetApproval(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read approval %s: %w", id, err)
+	}
+	if ap.State == switchboard.ApprovalPending && !ws.runner.now().Before(ap.Deadline) {
+		ap, err = store.UpdateApproval(ctx, id, func(a *switchboard.Approval) error {
+			if a.State == switchboard.ApprovalPending {
+				a.State, a.DecidedAt = switchboard.ApprovalTimedOut, ws.runner.now()
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("time out approval %s: %w", id, err)
+		}
+	}
+	if ap.State == switchboard.ApprovalPending {
+		ws.wait(min(ws.runner.pollInterval(), max(ap.Deadline.Sub(ws.runner.now()), time.Millisecond)))
+		return nil
+	}
+	approved := ap.State == switchboard.ApprovalApproved || ap.State == switchboard.ApprovalTimedOut && ap.OnTimeout == "approve"
+	var by []string
+	for _, d := range ap.Decisions {
+		by = append(by, d.User)
+	}
+	decision := ap.State
+	if ap.State == switchboard.ApprovalTimedOut {
+		decision = "timed out after " + ap.Deadline.Sub(ap.CreatedAt).Round(time.Second).String()
+		ws.say(fmt.Sprintf("approval%d.timeout", ws.run.Cursor), "Nobody answered \""+clip(ap.Text, 80)+"\" in time; it counts as "+map[bool]string{true: "approved", false: "denied"}[approved]+".")
+	}
+	return ws.done(map[string]any{"approved": approved, "decision": decision, "by": by})
+}

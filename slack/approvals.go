@@ -1,0 +1,77 @@
+package slack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// Approver takes decisions on approval requests (the engine's Approvals).
+type Approver interface {
+	Decide(ctx context.Context, id, user string, approve bool, source string) (*switchboard.Approval, string, error)
+}
+
+// ApprovalButtons handles clicks on the Approve and Deny buttons of an
+// approval request: the decision goes to the Approver (which checks who may
+// answer, and audits every refusal); once the request is decided, the
+// message is replaced by its text and the decision, buttons gone; a click
+// that is refused gets an answer only the clicker sees.
+type ApprovalButtons struct {
+	Approver  Approver
+	Messenger *Messenger
+	Logger    *slog.Logger
+}
+
+var _ InteractionHandler = (*ApprovalButtons)(nil)
+
+// HandleInteraction acts on the approve and deny actions of a block_actions
+// payload and ignores anything else.
+func (a *ApprovalButtons) HandleInteraction(ctx context.Context, in Interaction) error {
+	cb := in.Callback
+	for _, act := range cb.ActionCallback.BlockActions {
+		if act == nil || act.ActionID != "approve" && act.ActionID != "deny" {
+			continue
+		}
+		approve := act.ActionID == "approve"
+		ap, text, err := a.Approver.Decide(ctx, act.Value, cb.User.ID, approve, in.Source)
+		if err != nil {
+			return fmt.Errorf("decide approval %s: %w", act.Value, err)
+		}
+		if cb.ResponseURL == "" || a.Messenger == nil {
+			continue
+		}
+		reply := switchboard.Message{ResponseURL: cb.ResponseURL, ChannelID: cb.Channel.ID, Text: text}
+		if ap != nil && ap.State != switchboard.ApprovalPending {
+			// Decided: the request itself now says how, for everyone.
+			reply.Text, reply.Replace = ap.Text+"\n"+decisionLine(ap), true
+		} else {
+			reply.Ephemeral = true
+		}
+		if err := a.Messenger.Post(ctx, reply); err != nil && a.Logger != nil {
+			a.Logger.Warn("answer approval click", "approval", act.Value, "err", err)
+		}
+	}
+	return nil
+}
+
+// decisionLine says how an approval was decided, for the replaced message.
+func decisionLine(ap *switchboard.Approval) string {
+	var by string
+	for _, d := range ap.Decisions {
+		if d.Approve == (ap.State == switchboard.ApprovalApproved) {
+			if by != "" {
+				by += ", "
+			}
+			by += "<@" + d.User + ">"
+		}
+	}
+	switch ap.State {
+	case switchboard.ApprovalApproved:
+		return "✅ Approved by " + by
+	case switchboard.ApprovalDenied:
+		return "❌ Denied by " + by
+	}
+	return "⏱ " + ap.State
+}
