@@ -1,6 +1,8 @@
 // Package config reads Switchboard's one YAML file: where it listens, where it
-// stores runs, how it talks to Slack, which clouds it acts on, and which slash
-// commands exist, who may use them and what they may touch.
+// stores runs, how it talks to Slack, which clouds it acts on, which slash
+// commands exist, who may use them and what they may touch, and which
+// workflows run on their own (on a schedule, a mail, a cloud event, a
+// webhook) or by command, with the mailboxes, queues and hooks they read.
 //
 // Decoding is strict and complete: an unknown key is an error (with a "did
 // you mean" when a known key is close), and every problem in the file is
@@ -17,6 +19,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +45,16 @@ type Config struct {
 	Groups map[string][]string `json:"groups,omitempty"`
 	// Commands in file order, with groups expanded into user ids.
 	Commands []switchboard.CommandSpec `json:"commands"`
-	Log      Log                       `json:"log"`
+	// AWSEvents enables POST /events/aws (EventBridge API destinations).
+	AWSEvents AWSEvents `json:"aws_events,omitzero"`
+	// Mailboxes, Queues and Hooks are where triggers come from, in file
+	// order.
+	Mailboxes []Mailbox `json:"mailboxes,omitempty"`
+	Queues    []Queue   `json:"queues,omitempty"`
+	Hooks     []Hook    `json:"hooks,omitempty"`
+	// Workflows in file order, with groups expanded into user ids.
+	Workflows []switchboard.WorkflowSpec `json:"workflows,omitempty"`
+	Log       Log                        `json:"log"`
 }
 
 // Slack is how Switchboard talks to Slack. The section is optional: without
@@ -71,6 +83,11 @@ func (s Slack) Enabled() bool { return s.SigningSecret != "" }
 // SocketMode reports whether Switchboard should connect to Slack over Socket
 // Mode.
 func (s Slack) SocketMode() bool { return s.AppToken != "" }
+
+// AWSEvents is the shared secret EventBridge sends to POST /events/aws.
+type AWSEvents struct {
+	Secret Secret `json:"secret,omitempty"`
+}
 
 // Console configures the web console.
 type Console struct {
@@ -240,7 +257,8 @@ func (c *Config) StoreDSN() (driver, dsn string) {
 }
 
 // Redacted returns a copy safe to print or show: every secret reads
-// "[redacted]" and the store URL's password is replaced. (Endpoints and
+// "[redacted]", the store URL's password is replaced, and so are the
+// header values of http steps (where a step carries a token). (Endpoints and
 // api_url cannot hold credentials: validation refuses them.)
 func (c *Config) Redacted() *Config {
 	r := *c
@@ -254,6 +272,25 @@ func (c *Config) Redacted() *Config {
 	for i, cl := range c.Clouds {
 		cl.AccessKeySecret = redactSecret(cl.AccessKeySecret)
 		r.Clouds[i] = cl
+	}
+	// Clone keeps nil as nil, so that a copy prints like the original.
+	r.Mailboxes = slices.Clone(c.Mailboxes)
+	for i := range r.Mailboxes {
+		r.Mailboxes[i].Password = redactSecret(r.Mailboxes[i].Password)
+	}
+	r.Queues = slices.Clone(c.Queues)
+	for i := range r.Queues {
+		r.Queues[i].AccessKeySecret = redactSecret(r.Queues[i].AccessKeySecret)
+	}
+	r.Hooks = slices.Clone(c.Hooks)
+	for i := range r.Hooks {
+		r.Hooks[i].Secret = redactSecret(r.Hooks[i].Secret)
+	}
+	r.AWSEvents.Secret = redactSecret(r.AWSEvents.Secret)
+	r.Workflows = slices.Clone(c.Workflows)
+	for i := range r.Workflows {
+		r.Workflows[i].Steps = redactSteps(r.Workflows[i].Steps)
+		r.Workflows[i].OnError = redactSteps(r.Workflows[i].OnError)
 	}
 	return &r
 }
@@ -325,6 +362,10 @@ func (c Config) LogValue() slog.Value {
 	for i, cmd := range c.Commands {
 		commands[i] = cmd.Name
 	}
+	workflows := make([]string, len(c.Workflows))
+	for i, w := range c.Workflows {
+		workflows[i] = w.Name
+	}
 	return slog.GroupValue(
 		slog.String("file", c.File),
 		slog.String("listen", c.Listen),
@@ -334,6 +375,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("socket_mode", c.Slack.SocketMode()),
 		slog.Any("clouds", clouds),
 		slog.Any("commands", commands),
+		slog.Any("workflows", workflows),
 	)
 }
 

@@ -30,6 +30,9 @@ type decoder struct {
 	// merged counts keys copied by "<<" merges, to bound the work a
 	// hostile file can ask for.
 	merged int
+	// values counts the nodes of free-form values (step parameters), for
+	// the same reason.
+	values int
 }
 
 // maxMerged bounds the keys "<<" merges may copy in one file.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -17,6 +18,13 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
+	workflows, err := os.ReadFile("testdata/workflows.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(workflows)
+	f.Add([]byte("workflows: { w: { trigger: { webhook: h }, channel: C1, steps: [{ id: a, set: { x: &x [*x] } }, { http: { url: 'http://x', body: [1, .nan, 0x1f, true] } }] } }\nhooks: { h: { secret: s } }\n"))
+	f.Add([]byte("x-a: &a [1, 2]\nx-b: &b [*a, *a, *a]\nworkflows: { w: { trigger: { command: /w }, allow: { users: [U1] }, steps: [{ set: { v: [*b, *b] } }] } }\n"))
 	f.Add(DefaultYAML)
 	f.Add([]byte(""))
 	f.Add([]byte("listen: ${A:-:80}\nstore: postgres://u:${file:x}@h/db\n"))
@@ -61,6 +69,35 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("command %s accepted action %q", cmd.Name, a)
 				}
 			}
+		}
+		stepTypes := StepTypes()
+		checkSteps := func(w switchboard.WorkflowSpec, steps []switchboard.StepSpec) {
+			for _, st := range steps {
+				var with map[string]any
+				if !contains(stepTypes, st.Kind) || json.Unmarshal(st.With, &with) != nil {
+					t.Fatalf("workflow %s accepted step %+v", w.Name, st)
+				}
+			}
+		}
+		for _, w := range cfg.Workflows {
+			tr := w.Trigger
+			n := 0
+			for _, set := range []bool{tr.Command != "", tr.Schedule != nil, tr.Mail != nil, tr.Event != nil, tr.Webhook != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 || len(w.Steps) == 0 {
+				t.Fatalf("workflow %s accepted with %d triggers and %d steps", w.Name, n, len(w.Steps))
+			}
+			if _, ok := cfg.Cloud(w.Cloud); w.Cloud != "" && !ok {
+				t.Fatalf("workflow %s acts on unknown cloud %q", w.Name, w.Cloud)
+			}
+			if tr.Command != "" && len(w.Access.Users) == 0 {
+				t.Fatalf("workflow %s started by %s accepted with nobody allowed", w.Name, tr.Command)
+			}
+			checkSteps(w, w.Steps)
+			checkSteps(w, w.OnError)
 		}
 		_ = cfg.String()
 	})

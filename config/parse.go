@@ -85,7 +85,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "workflows"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -141,6 +141,12 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	c.Clouds = d.clouds(f["clouds"])
 	c.Groups = d.groups(f["groups"])
 	c.Commands = d.commands(f["commands"], c)
+	c.Mailboxes = d.mailboxes(f["mailboxes"])
+	c.Queues = d.queues(f["queues"])
+	c.Hooks = d.hooks(f["hooks"])
+	c.AWSEvents = d.awsEvents(f["aws_events"])
+	// Workflows come last: they refer to all of the above.
+	c.Workflows = d.workflows(f["workflows"], c)
 }
 
 // checkListen returns what is wrong with a listen address, or "".
@@ -383,17 +389,7 @@ func (d *decoder) cloud(p pair) Cloud {
 	if q, ok := f["assume_role"]; ok {
 		c.AssumeRole = d.assumeRole(q)
 	}
-	if q, ok := f["access_key_id"]; ok {
-		c.AccessKeyID, _ = d.str(q)
-	}
-	var secret pair
-	c.AccessKeySecret, secret, _ = d.secret(f, "access_key_secret")
-	if c.AccessKeyID != "" && c.AccessKeySecret == "" && secret.key == nil {
-		d.add(f["access_key_id"].key.Line, childPath(p.path, "access_key_secret"), "is required with access_key_id")
-	}
-	if c.AccessKeyID == "" && c.AccessKeySecret != "" {
-		d.add(secret.key.Line, childPath(p.path, "access_key_id"), "is required with access_key_secret")
-	}
+	c.AccessKeyID, c.AccessKeySecret = d.accessKey(p, f)
 
 	if q, ok := f["instances"]; ok {
 		if remote {
@@ -410,6 +406,23 @@ func (d *decoder) cloud(p pair) Cloud {
 		}
 	}
 	return c
+}
+
+// accessKey decodes a static key pair (access_key_id, access_key_secret)
+// of the mapping p: both or neither.
+func (d *decoder) accessKey(p pair, f map[string]pair) (string, Secret) {
+	var id string
+	if q, ok := f["access_key_id"]; ok {
+		id, _ = d.str(q)
+	}
+	secret, sp, _ := d.secret(f, "access_key_secret")
+	if id != "" && secret == "" && sp.key == nil {
+		d.add(f["access_key_id"].key.Line, childPath(p.path, "access_key_secret"), "is required with access_key_id")
+	}
+	if id == "" && secret != "" {
+		d.add(sp.key.Line, childPath(p.path, "access_key_id"), "is required with access_key_secret")
+	}
+	return id, secret
 }
 
 func (d *decoder) assumeRole(p pair) AssumeRole {
@@ -628,31 +641,7 @@ func (d *decoder) access(p pair, cmd pair, c *Config) switchboard.Access {
 	bad := false
 	if q, ok := f["users"]; ok {
 		line = q.key.Line
-		n := len(d.problems)
-		entries, items := d.list(q, "group:ops, U0OPS1")
-		bad = len(d.problems) > n
-		for i, u := range entries {
-			name, isGroup := strings.CutPrefix(u, "group:")
-			if !isGroup {
-				if !d.checkUser(items[i], u) {
-					bad = true
-				} else if !slices.Contains(a.Users, u) {
-					a.Users = append(a.Users, u)
-				}
-				continue
-			}
-			members, ok := c.Groups[name]
-			if !ok {
-				d.problemAt(items[i], "unknown group %s (%s)", d.show(items[i], name), defined("groups", sortedKeys(c.Groups)))
-				bad = true
-				continue
-			}
-			for _, m := range members {
-				if !slices.Contains(a.Users, m) {
-					a.Users = append(a.Users, m)
-				}
-			}
-		}
+		a.Users, bad = d.users(q, c)
 	}
 	if len(a.Users) == 0 && !bad {
 		d.add(line, usersPath, "nobody could use this command; list users or group:NAME")
@@ -660,18 +649,54 @@ func (d *decoder) access(p pair, cmd pair, c *Config) switchboard.Access {
 	if q, ok := f["channels"]; ok {
 		channels, items := d.list(q, "C0OPS")
 		for i, ch := range channels {
-			switch {
-			case strings.HasPrefix(ch, "#"):
-				d.problemAt(items[i], "%s is a channel name; list the channel id (like C0OPS, at the bottom of the channel's About tab)", d.show(items[i], ch))
-			case ch == "" || strings.ContainsFunc(ch, unicode.IsSpace):
-				d.problemAt(items[i], "%s is not a channel id (like C0OPS)", d.show(items[i], ch))
-			}
+			d.checkChannel(items[i], ch)
 		}
 		if len(channels) > 0 {
 			a.Channels = channels
 		}
 	}
 	return a
+}
+
+// users decodes a list of user ids and group:NAME, with groups expanded
+// and each user listed once. bad reports a problem with an entry.
+func (d *decoder) users(p pair, c *Config) (users []string, bad bool) {
+	n := len(d.problems)
+	entries, items := d.list(p, "group:ops, U0OPS1")
+	bad = len(d.problems) > n
+	for i, u := range entries {
+		name, isGroup := strings.CutPrefix(u, "group:")
+		if !isGroup {
+			if !d.checkUser(items[i], u) {
+				bad = true
+			} else if !slices.Contains(users, u) {
+				users = append(users, u)
+			}
+			continue
+		}
+		members, ok := c.Groups[name]
+		if !ok {
+			d.problemAt(items[i], "unknown group %s (%s)", d.show(items[i], name), defined("groups", sortedKeys(c.Groups)))
+			bad = true
+			continue
+		}
+		for _, m := range members {
+			if !slices.Contains(users, m) {
+				users = append(users, m)
+			}
+		}
+	}
+	return users, bad
+}
+
+// checkChannel reports a channel entry that is not a Slack channel id.
+func (d *decoder) checkChannel(p pair, ch string) {
+	switch {
+	case strings.HasPrefix(ch, "#"):
+		d.problemAt(p, "%s is a channel name; list the channel id (like C0OPS, at the bottom of the channel's About tab)", d.show(p, ch))
+	case ch == "" || strings.ContainsFunc(ch, unicode.IsSpace):
+		d.problemAt(p, "%s is not a channel id (like C0OPS)", d.show(p, ch))
+	}
 }
 
 func (d *decoder) targets(p pair, cmd pair, cloud *Cloud) []switchboard.TargetSpec {

@@ -84,9 +84,12 @@ func compileStep(plan []switchboard.Step, i int) (*compiledStep, error) {
 	cs := &compiledStep{env: envType(before, step.Section == sectionOnError), templates: map[string]*template{}}
 	sample := reflect.New(cs.env).Elem().Interface()
 	if step.If != "" {
+		if err := checkReferences(step.If, before, step.Section == sectionOnError); err != nil {
+			return nil, fmt.Errorf("if: %w", err)
+		}
 		prog, err := compileCondition(step.If, sample)
 		if err != nil {
-			return nil, fmt.Errorf("if: %w", err)
+			return nil, fmt.Errorf("if: %s", firstLine(err))
 		}
 		cs.condition = prog
 	}
@@ -101,9 +104,15 @@ func compileStep(plan []switchboard.Step, i int) (*compiledStep, error) {
 		if firstErr != nil || !strings.Contains(s, "{{") || step.Kind == "extract" && path == "pattern" {
 			return
 		}
+		for _, m := range templateExpr.FindAllStringSubmatch(s, -1) {
+			if err := checkReferences(m[1], before, step.Section == sectionOnError); err != nil {
+				firstErr = fmt.Errorf("%s: %w", path, err)
+				return
+			}
+		}
 		t, err := compileTemplate(s, sample)
 		if err != nil {
-			firstErr = fmt.Errorf("%s: %w", path, err)
+			firstErr = fmt.Errorf("%s: %s", path, firstLine(err))
 			return
 		}
 		cs.templates[s] = t
@@ -233,4 +242,56 @@ func eventInstances(ev *switchboard.Event) []string {
 		}
 	}
 	return ids
+}
+
+var stepReference = regexp.MustCompile(`\bsteps\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?`)
+
+// checkReferences reports, in words a person can act on, a reference to a
+// step that does not come earlier or to an output its step does not have,
+// and error outside on_error.
+func checkReferences(code string, before []namedOutputs, inOnError bool) error {
+	for _, m := range stepReference.FindAllStringSubmatch(code, -1) {
+		var found *namedOutputs
+		for i := range before {
+			if before[i].id == m[1] {
+				found = &before[i]
+			}
+		}
+		if found == nil {
+			ids := make([]string, len(before))
+			for i, b := range before {
+				ids[i] = b.id
+			}
+			if len(ids) == 0 {
+				return fmt.Errorf("steps.%s: no step with an id comes before this one", m[1])
+			}
+			return fmt.Errorf("steps.%s: no step with that id comes before this one (steps before: %s)", m[1], strings.Join(ids, ", "))
+		}
+		if m[2] == "" {
+			continue
+		}
+		var names []string
+		for _, o := range found.outputs {
+			names = append(names, o.name)
+			if o.name == m[2] {
+				names = nil
+				break
+			}
+		}
+		if names != nil {
+			return fmt.Errorf("steps.%s has no output %s (its outputs: %s)", m[1], m[2], strings.Join(names, ", "))
+		}
+		if len(found.outputs) == 0 {
+			return fmt.Errorf("steps.%s has no outputs", m[1])
+		}
+	}
+	if !inOnError && regexp.MustCompile(`(^|[^.\w])error\b`).MatchString(code) {
+		return fmt.Errorf("error is only known in on_error steps")
+	}
+	return nil
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }

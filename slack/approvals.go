@@ -43,7 +43,7 @@ func (a *ApprovalButtons) HandleInteraction(ctx context.Context, in Interaction)
 			continue
 		}
 		reply := switchboard.Message{ResponseURL: cb.ResponseURL, ChannelID: cb.Channel.ID, Text: text}
-		if ap != nil && ap.State != switchboard.ApprovalPending {
+		if decidedBy(ap, cb.User.ID) {
 			// Decided: the request itself now says how, for everyone.
 			reply.Text, reply.Replace = ap.Text+"\n"+decisionLine(ap), true
 		} else {
@@ -54,6 +54,15 @@ func (a *ApprovalButtons) HandleInteraction(ctx context.Context, in Interaction)
 		}
 	}
 	return nil
+}
+
+// decidedBy reports whether user's answer decided the approval (so the
+// request is replaced for everyone), rather than a click refused after it.
+func decidedBy(ap *switchboard.Approval, user string) bool {
+	if ap == nil || ap.State == switchboard.ApprovalPending || ap.State == switchboard.ApprovalTimedOut || len(ap.Decisions) == 0 {
+		return false
+	}
+	return ap.Decisions[len(ap.Decisions)-1].User == user
 }
 
 // decisionLine says how an approval was decided, for the replaced message.

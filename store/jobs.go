@@ -47,6 +47,8 @@ type Work struct {
 	// Messenger delivers to Slack; nil when Slack is not configured.
 	Messenger switchboard.Messenger
 	Meter     switchboard.Meter
+	// Events starts the workflows a schedule tick triggers.
+	Events switchboard.EventHandler
 }
 
 // Slack's limits for a response_url: five posts within thirty minutes.
@@ -64,6 +66,9 @@ func (s *Store) newRiver(opts Options) error {
 	if err := river.AddWorkerSafely(workers, mw); err != nil {
 		return err
 	}
+	if err := river.AddWorkerSafely(workers, &scheduleWorker{s: s}); err != nil {
+		return err
+	}
 	n := opts.Workers
 	if n <= 0 {
 		n = 20
@@ -77,6 +82,7 @@ func (s *Store) newRiver(opts Options) error {
 		// it to another replica after this long.
 		RescueStuckJobsAfter: 3 * time.Minute,
 		FetchCooldown:        10 * time.Millisecond,
+		PeriodicJobs:         periodicJobs(opts.Schedules),
 	}
 	if !s.postgres {
 		// SQLite has no LISTEN/NOTIFY: poll often, it is a local file.

@@ -50,6 +50,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Workers is how many jobs this process works at once. Default 20.
 	Workers int
+	// Schedules are the workflows' cron schedules.
+	Schedules []Schedule
 }
 
 // Open connects to the database named by rawURL (sqlite://PATH or

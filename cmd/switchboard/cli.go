@@ -76,10 +76,17 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := buildProviders(context.Background(), cfg, getenv); err != nil {
+	if problems := checkWorkflows(cfg); len(problems) > 0 {
+		fmt.Fprintln(stderr, problems.Error())
+		return problems
+	}
+	if _, err := buildSchedules(cfg); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), cfg.Redacted().Store)
+	if _, err := buildProviders(context.Background(), cfg, getenv, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), %d workflow(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), len(cfg.Workflows), cfg.Redacted().Store)
 	return nil
 }
 

@@ -44,28 +44,39 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *addr != "" {
 		cfg.Listen = *addr
 	}
+	if problems := checkWorkflows(cfg); len(problems) > 0 {
+		fmt.Fprintln(stderr, problems.Error())
+		return problems
+	}
 	logger := newLogger(cfg.Log, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 
-	providers, err := buildProviders(ctx, cfg, getenv)
+	providers, err := buildProviders(ctx, cfg, getenv, true)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger})
+	schedules, err := buildSchedules(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
 	meter := metrics.New(st, logger)
-	commands := &engine.Commands{Specs: cfg.Commands, Runs: st}
-	runner := &engine.Runner{Providers: providers, Locks: st}
+	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Runs: st}
+	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
+	approvals := &engine.Approvals{Store: st}
+	runner := &engine.Runner{Providers: providers, Locks: st, Approvals: st}
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	var messenger switchboard.Messenger
+	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}
 	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" {
-		messenger = &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}
+		messenger = slackMessenger
 	}
 
 	var slackHandlers web.SlackHandlers
@@ -77,6 +88,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Commands:          commands,
 			Deliveries:        st,
 			Auditor:           st,
+			Interactions:      &slack.ApprovalButtons{Approver: approvals, Messenger: slackMessenger, Logger: logger},
 			Meter:             meter,
 			Logger:            logger,
 		})
@@ -97,6 +109,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Users:        users,
 		Channels:     channels,
 		CommandNames: commandNames(cfg),
+		Approvals:    approvals,
+		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
+		Hooks:        hookSecrets(cfg),
+		Events:       events,
 		Logger:       logger,
 		Meter:        meter,
 	})
@@ -114,7 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if err := st.Start(ctx, store.Work{Advancer: runner, Messenger: messenger, Meter: meter}); err != nil {
+	if err := st.Start(ctx, store.Work{Advancer: runner, Messenger: messenger, Meter: meter, Events: events}); err != nil {
 		ln.Close()
 		return err
 	}
@@ -136,6 +152,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	} else {
 		close(socketDone)
 	}
+
+	pollersDone := startPollers(ctx, cfg, events, st, logger)
 
 	url := "http://" + ln.Addr().String() + "/"
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
@@ -160,6 +178,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		logger.Warn("job queue stop", "err", err)
 	}
 	<-socketDone
+	<-pollersDone
 	logger.Info("stopped")
 	return nil
 }
@@ -175,7 +194,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // buildProviders provisions every configured cloud, each behind the fleet
 // layer: rate limits, batching, retries on throttling and outages, and bad
 // ids isolated from good ones. Nothing here calls a cloud API.
-func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string) (map[string]switchboard.Provider, error) {
+//
+// With persist false (check), a simulated cloud keeps no state file.
+func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string, persist bool) (map[string]switchboard.Provider, error) {
 	providers := map[string]switchboard.Provider{}
 	for _, c := range cfg.Clouds {
 		where := fmt.Sprintf("%s:%d: clouds.%s", cfg.File, c.Line, c.Name)
@@ -183,7 +204,7 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 		case config.ProviderSim:
 			opts := sim.Options{
 				Instances:            c.Instances,
-				StateFile:            simStateFile(cfg.DataDir, c),
+				StateFile:            simStateFile(cfg.DataDir, c, persist),
 				PendingDuration:      c.Sim.PendingDuration,
 				StoppingDuration:     c.Sim.StoppingDuration,
 				ShuttingDownDuration: c.Sim.ShuttingDownDuration,
@@ -239,7 +260,10 @@ var noLimit = fleet.Bucket{PerSecond: -1}
 // restart finds instances as it left them, as a real cloud would. The name
 // carries a digest of the configured fleet: editing the fleet in the config
 // starts from the new seed instead of an old state.
-func simStateFile(dataDir string, c config.Cloud) string {
+func simStateFile(dataDir string, c config.Cloud, persist bool) string {
+	if !persist {
+		return ""
+	}
 	seed, _ := json.Marshal(c.Instances)
 	sum := sha256.Sum256(seed)
 	return filepath.Join(dataDir, fmt.Sprintf("sim-%s-%x.json", c.Name, sum[:4]))
@@ -265,9 +289,14 @@ func playgroundPickers(cfg *config.Config) (users, channels []string) {
 }
 
 func commandNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Commands))
-	for i, c := range cfg.Commands {
-		names[i] = c.Name
+	names := make([]string, 0, len(cfg.Commands))
+	for _, c := range cfg.Commands {
+		names = append(names, c.Name)
+	}
+	for _, wf := range cfg.Workflows {
+		if wf.Trigger.Command != "" {
+			names = append(names, wf.Trigger.Command)
+		}
 	}
 	return names
 }

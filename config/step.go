@@ -1,0 +1,588 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboardhq/switchboard"
+)
+
+// This file decodes the steps of a workflow: one step-type key with its
+// parameters, checked against the tables of docs/workflows.md, plus id and
+// if. Expressions ({{ ... }}, if) are kept as written for the engine.
+
+// stepScope is what the steps of one workflow share.
+type stepScope struct {
+	cfg *Config
+	// cloud is the workflow's cloud, nil when it has none.
+	cloud *Cloud
+	// ids maps each step id to its line, across steps and on_error.
+	ids map[string]int
+	// needsCloud is set by a step that acts on the workflow's cloud.
+	needsCloud bool
+}
+
+type paramType int
+
+const (
+	pText     paramType = iota // a string; may hold {{ expressions }}
+	pBool                      // true or false
+	pInt                       // a whole number
+	pDuration                  // a Go duration, kept as written
+	pStrings                   // a list of strings, or one string (a {{ }} that yields a list)
+	pTags                      // a mapping of strings
+	pAny                       // any value, as JSON
+	pUsers                     // user ids and group:NAME, expanded to user ids
+	pCodes                     // HTTP status codes: one or a list
+)
+
+type param struct {
+	name     string
+	typ      paramType
+	required bool
+	// values are the allowed values of a pText, unless it is a template.
+	values []string
+	// min is the least value of a pInt.
+	min int
+}
+
+type stepType struct {
+	name   string
+	params []param
+	// targets lists the parameters that select instances, of which the
+	// step needs exactly one.
+	targets []string
+	// onCloud is set for the steps that act on a cloud.
+	onCloud bool
+}
+
+var (
+	instanceStates = []string{"pending", "running", "stopping", "stopped", "terminated"}
+	httpMethods    = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+	// reservedIDs are the names expressions see besides steps.ID.
+	reservedIDs = []string{"event", "run", "steps", "error"}
+	stepID      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func changeStep(name string) stepType {
+	return stepType{name: name, onCloud: true, targets: []string{"instance", "instances", "tags"}, params: []param{
+		{name: "instance"}, {name: "instances", typ: pStrings}, {name: "tags", typ: pTags}, {name: "cloud"}, {name: "wait", typ: pDuration},
+	}}
+}
+
+// stepTypes is the table of docs/workflows.md, in its order.
+var stepTypes = []stepType{
+	{name: "notify", params: []param{{name: "text", required: true}, {name: "channel"}, {name: "thread", typ: pBool}}},
+	{name: "approval", params: []param{
+		{name: "text", required: true}, {name: "approvers", typ: pUsers, required: true}, {name: "quorum", typ: pInt, min: 1},
+		{name: "allow_requester", typ: pBool}, {name: "timeout", typ: pDuration}, {name: "on_timeout", values: []string{"deny", "approve"}},
+	}},
+	{name: "extract", params: []param{{name: "from", required: true}, {name: "pattern", required: true}, {name: "required", typ: pBool}}},
+	{name: "set"}, // NAME: value pairs, checked on their own
+	{name: "describe", onCloud: true, targets: []string{"instance", "tags"}, params: []param{{name: "instance"}, {name: "tags", typ: pTags}, {name: "cloud"}}},
+	changeStep("start"),
+	changeStep("stop"),
+	changeStep("reboot"),
+	changeStep("terminate"),
+	{name: "run", onCloud: true, params: []param{
+		{name: "image", required: true}, {name: "type"}, {name: "count", typ: pInt, min: 1}, {name: "subnet"},
+		{name: "security_groups", typ: pStrings}, {name: "key"}, {name: "user_data"}, {name: "tags", typ: pTags},
+		{name: "cloud"}, {name: "wait", typ: pDuration},
+	}},
+	{name: "wait", onCloud: true, params: []param{{name: "instance", required: true}, {name: "state", required: true, values: instanceStates}, {name: "timeout", typ: pDuration}}},
+	{name: "associate", onCloud: true, params: []param{{name: "instance", required: true}, {name: "address", required: true}}},
+	{name: "http", params: []param{
+		{name: "method", values: httpMethods}, {name: "url", required: true}, {name: "headers", typ: pTags},
+		{name: "body", typ: pAny}, {name: "timeout", typ: pDuration}, {name: "expect", typ: pCodes},
+	}},
+	{name: "fail", params: []param{{name: "message", required: true}, {name: "quiet", typ: pBool}}},
+}
+
+// StepTypes lists the step types a workflow may use, in the order
+// docs/workflows.md describes them.
+func StepTypes() []string { return names(stepTypes, func(t stepType) string { return t.name }) }
+
+func findStepType(name string) (stepType, bool) {
+	for _, t := range stepTypes {
+		if t.name == name {
+			return t, true
+		}
+	}
+	return stepType{}, false
+}
+
+func (t stepType) param(name string) (param, bool) {
+	for _, p := range t.params {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return param{}, false
+}
+
+// templated reports whether s holds a {{ expression }}, whose value is
+// known only when the step runs.
+func templated(s string) bool { return strings.Contains(s, "{{") }
+
+func (d *decoder) steps(p pair, s *stepScope) []switchboard.StepSpec {
+	v := resolve(p.val)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		d.problemAt(p, "expected a list of steps like - notify: { text: hello }, got %s", kindName(v))
+		return nil
+	}
+	var out []switchboard.StepSpec
+	for i, item := range v.Content {
+		out = append(out, d.step(pair{name: p.name, key: p.key, val: item, path: itemPath(p.path, i)}, s))
+	}
+	return out
+}
+
+func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
+	st := switchboard.StepSpec{Line: p.line()}
+	all := strings.Join(StepTypes(), ", ")
+	if v := resolve(p.val); v == nil || v.Kind != yaml.MappingNode {
+		d.problemAt(p, "expected a step: a mapping with one step type, like - notify: { text: hello }; got %s", kindName(p.val))
+		return st
+	}
+	var types []pair
+	unknown := false
+	for _, kp := range d.pairs(p.val, p.path, p.line()) {
+		switch _, isType := findStepType(kp.name); {
+		case kp.name == "id":
+			st.ID = d.stepID(kp, s)
+		case kp.name == "if":
+			if cond, ok := d.str(kp); ok {
+				if strings.TrimSpace(cond) == "" {
+					d.problemAt(kp, "is empty; remove it to always run the step")
+				}
+				st.If = cond
+			}
+		case isType:
+			types = append(types, kp)
+		default:
+			unknown = true
+			if sug := suggest(kp.name, StepTypes()); sug != "" {
+				d.add(kp.key.Line, kp.path, "unknown step type %q; step types: %s; did you mean %q?", kp.name, all, sug)
+			} else {
+				d.add(kp.key.Line, kp.path, "unknown step type %q; step types: %s", kp.name, all)
+			}
+		}
+	}
+	switch {
+	case len(types) == 0 && !unknown:
+		d.add(st.Line, p.path, "needs a step type: one of %s", all)
+	case len(types) > 1:
+		d.add(types[1].key.Line, types[1].path, "a step has one type and this one is already %s; make it two steps", types[0].name)
+	}
+	if len(types) > 0 {
+		t, _ := findStepType(types[0].name)
+		st.Kind = t.name
+		st.With = d.params(types[0], t, s)
+	}
+	return st
+}
+
+func (d *decoder) stepID(p pair, s *stepScope) string {
+	id, ok := d.str(p)
+	if !ok {
+		return ""
+	}
+	switch line, dup := s.ids[id]; {
+	case !stepID.MatchString(id):
+		d.problemAt(p, "%s is not a step id: letters, digits and _, not starting with a digit (like inst)", d.show(p, id))
+	case contains(reservedIDs, id):
+		d.problemAt(p, "%s is reserved: expressions use %s; pick another id", d.show(p, id), strings.Join(reservedIDs, ", "))
+	case dup:
+		d.problemAt(p, "duplicate step id %s (first at line %d)", d.show(p, id), line)
+	default:
+		s.ids[id] = p.line()
+	}
+	return id
+}
+
+// params checks a step's parameters against its type and returns them as
+// JSON, strings as written: {{ expressions }} are the engine's to check
+// and evaluate.
+func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
+	with := map[string]any{}
+	ps := d.pairs(tp.val, tp.path, tp.line())
+	got := map[string]pair{}
+	if t.name == "set" {
+		for _, q := range ps {
+			if !stepID.MatchString(q.name) {
+				d.add(q.key.Line, q.path, "a name to set is letters, digits and _, not starting with a digit (like host)")
+			}
+			if v, ok := d.value(q, 0); ok {
+				with[q.name] = v
+			}
+		}
+		if len(ps) == 0 && d.problems.none(tp.path) {
+			d.problemAt(tp, "is empty: set names values for later steps, like set: { host: '{{ steps.inst.public_ip }}' }")
+		}
+		return marshalWith(with)
+	}
+
+	known := names(t.params, func(p param) string { return p.name })
+	for _, q := range ps {
+		if _, ok := t.param(q.name); ok {
+			got[q.name] = q
+		} else if sug := suggest(q.name, known); sug != "" {
+			d.add(q.key.Line, q.path, "unknown parameter %q; did you mean %q?", q.name, sug)
+		} else {
+			d.add(q.key.Line, q.path, "unknown parameter %q (%s parameters: %s)", q.name, t.name, strings.Join(known, ", "))
+		}
+	}
+
+	// The cloud the step acts on, its own or the workflow's, decides how
+	// literal instance ids are checked.
+	cloud := s.cloud
+	if q, ok := got["cloud"]; ok {
+		name, ok := d.str(q)
+		if ok {
+			with["cloud"] = name
+		}
+		if ok && !templated(name) {
+			if cl, ok := s.cfg.Cloud(name); ok {
+				cloud = &cl
+			} else {
+				d.problemAt(q, "unknown cloud %s (%s)", d.show(q, name), defined("clouds", cloudNames(s.cfg.Clouds)))
+			}
+		}
+	} else if t.onCloud {
+		s.needsCloud = true
+	}
+	provider := ""
+	if cloud != nil {
+		provider = cloud.Provider
+	}
+
+	for _, q := range ps {
+		prm, ok := t.param(q.name)
+		if !ok {
+			continue
+		}
+		if prm.name == "cloud" {
+			continue // decoded above
+		}
+		v, items, ok := d.param(q, prm, s)
+		if !ok {
+			continue
+		}
+		with[q.name] = v
+		if prm.name == "instance" || prm.name == "instances" {
+			ids, _ := v.([]string)
+			if id, ok := v.(string); ok {
+				ids = []string{id}
+			}
+			for i, id := range ids {
+				d.checkStepInstance(items[i], id, provider)
+			}
+		}
+	}
+	for _, prm := range t.params {
+		if _, ok := with[prm.name]; prm.required && !ok {
+			d.required(tp, got, prm.name, "%s", paramHint(t.name, prm.name))
+		}
+	}
+
+	var selectors []string
+	for _, name := range t.targets {
+		if _, ok := got[name]; ok {
+			selectors = append(selectors, name)
+		}
+	}
+	switch {
+	case len(t.targets) > 0 && len(selectors) == 0 && d.problems.none(tp.path):
+		d.problemAt(tp, "needs %s: the instances to act on", orList(t.targets))
+	case len(selectors) > 1:
+		d.problemAt(got[selectors[1]], "a step selects instances one way; this one already has %s", selectors[0])
+	}
+	if q, ok := got["tags"]; ok {
+		if tags, _ := with["tags"].(map[string]string); len(tags) == 0 && d.problems.none(q.path) {
+			d.problemAt(q, "is empty; a selector names at least one tag, like { role: web }")
+		}
+	}
+
+	switch t.name {
+	case "notify":
+		if ch, ok := with["channel"].(string); ok && !templated(ch) {
+			d.checkChannel(got["channel"], ch)
+		}
+	case "approval":
+		users, _ := with["approvers"].([]string)
+		if n, ok := with["quorum"].(int); ok && len(users) > 0 && n > len(users) {
+			d.problemAt(got["quorum"], "is %d but only %d approvers are listed", n, len(users))
+		}
+	case "extract":
+		if pat, ok := with["pattern"].(string); ok && !templated(pat) {
+			d.checkPattern(got["pattern"], pat)
+		}
+	case "http":
+		if u, ok := with["url"].(string); ok && !templated(u) {
+			if msg := checkHTTPURL(u, "https://example.com/hook"); msg != "" {
+				d.problemAt(got["url"], "%s", msg)
+			}
+		}
+	}
+	return marshalWith(with)
+}
+
+func (d *decoder) checkStepInstance(p pair, id, provider string) {
+	if templated(id) {
+		return
+	}
+	if ok, want := checkID(id, provider); !ok {
+		d.problemAt(p, "%s is not %s, nor a {{ expression }}", d.show(p, id), want)
+	}
+}
+
+// paramHint says what a required parameter is for.
+func paramHint(step, name string) string {
+	switch step + "." + name {
+	case "notify.text":
+		return "what to post, like text: 'Restarting {{ steps.inst.name }}'"
+	case "approval.text":
+		return "the question the approvers see, like text: Restart {{ steps.inst.name }} now?"
+	case "approval.approvers":
+		return "who may decide, like approvers: [group:ops]"
+	case "extract.from":
+		return "the text to search, like from: '{{ event.body }}'"
+	case "extract.pattern":
+		return "a regular expression with named groups, like pattern: '(?P<instance>i-[0-9a-f]{8,17})'"
+	case "run.image":
+		return "the image to launch, like image: ami-0123456789abcdef0"
+	case "wait.instance", "associate.instance":
+		return "the instance, like instance: '{{ steps.mail.instance }}'"
+	case "wait.state":
+		return "the state to wait for: one of " + strings.Join(instanceStates, ", ")
+	case "associate.address":
+		return "the Elastic IP, like address: 107.20.248.29"
+	case "http.url":
+		return "the URL to call, like url: https://example.com/hook"
+	case "fail.message":
+		return "why the run fails, like message: '{{ steps.ok.decision }}'"
+	}
+	return "a " + step + " step needs " + name
+}
+
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// param decodes one step parameter, and for a list of strings the entries
+// as written. A typed parameter (bool, number, duration, one of some
+// values) may instead be a {{ expression }}, kept as a string.
+func (d *decoder) param(p pair, prm param, s *stepScope) (any, []pair, bool) {
+	switch prm.typ {
+	case pStrings:
+		v := resolve(p.val)
+		if v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
+			str, ok := d.str(p)
+			if !ok || templated(str) {
+				return str, []pair{p}, ok
+			}
+			return []string{str}, []pair{p}, true
+		}
+		n := len(d.problems)
+		list, items := d.list(p, "a, b")
+		if len(list) == 0 && len(d.problems) == n {
+			d.problemAt(p, "is empty")
+		}
+		return list, items, len(list) > 0
+	case pTags:
+		m := d.strMap(p)
+		if m == nil {
+			m = map[string]string{}
+		}
+		return m, nil, true
+	case pAny:
+		v, ok := d.value(p, 0)
+		return v, nil, ok
+	case pUsers:
+		users, bad := d.users(p, s.cfg)
+		if len(users) == 0 && !bad {
+			d.problemAt(p, "nobody could decide; list users or group:NAME")
+		}
+		return users, nil, len(users) > 0
+	case pCodes:
+		codes, ok := d.codes(p)
+		return codes, nil, ok
+	}
+
+	str, ok := d.str(p)
+	if !ok || templated(str) {
+		return str, []pair{p}, ok
+	}
+	switch prm.typ {
+	case pBool:
+		b, err := strconv.ParseBool(str)
+		if err != nil {
+			d.problemAt(p, "expected true or false, got %s", d.show(p, str))
+			return nil, nil, false
+		}
+		return b, nil, true
+	case pInt:
+		n, err := strconv.Atoi(str)
+		if err != nil {
+			d.problemAt(p, "expected a whole number, got %s", d.show(p, str))
+			return nil, nil, false
+		}
+		if n < prm.min {
+			d.problemAt(p, "must be at least %d, got %d", prm.min, n)
+			return nil, nil, false
+		}
+		return n, nil, true
+	case pDuration:
+		if v, err := time.ParseDuration(str); err != nil || v < 0 {
+			d.problemAt(p, "expected a duration like 60s or 1m30s, got %s", d.show(p, str))
+			return nil, nil, false
+		}
+		return str, nil, true
+	}
+	if len(prm.values) > 0 && !contains(prm.values, str) {
+		if sug := suggest(str, prm.values); sug != "" {
+			d.problemAt(p, "must be one of %s, got %s; did you mean %q?", strings.Join(prm.values, ", "), d.show(p, str), sug)
+		} else {
+			d.problemAt(p, "must be one of %s, got %s", strings.Join(prm.values, ", "), d.show(p, str))
+		}
+	}
+	return str, []pair{p}, true
+}
+
+// codes decodes HTTP status codes: one or a list.
+func (d *decoder) codes(p pair) ([]int, bool) {
+	items := []pair{p}
+	if v := resolve(p.val); v != nil && v.Kind == yaml.SequenceNode {
+		items = items[:0]
+		for i, item := range v.Content {
+			items = append(items, pair{name: p.name, key: p.key, val: item, path: itemPath(p.path, i)})
+		}
+	}
+	var out []int
+	for _, ip := range items {
+		str, ok := d.str(ip)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(str)
+		if err != nil || n < 100 || n > 599 {
+			d.problemAt(ip, "expected an HTTP status code (100 to 599), got %s", d.show(ip, str))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out, len(out) > 0
+}
+
+// maxValueNodes bounds the nodes free-form values (http bodies, set) may
+// hold once aliases are followed, so that an alias bomb cannot blow up
+// the load.
+const maxValueNodes = 10000
+
+// value decodes a free-form value as it will appear in JSON: mappings,
+// lists, numbers, booleans and strings (with ${...} expanded).
+func (d *decoder) value(p pair, depth int) (any, bool) {
+	if d.values++; d.values > maxValueNodes {
+		d.once(p.line(), p.path, "values are too large (more than %d entries, counting aliases)", maxValueNodes)
+		return nil, false
+	}
+	if depth > 32 {
+		d.once(p.line(), p.path, "is nested too deeply")
+		return nil, false
+	}
+	v := resolve(p.val)
+	switch {
+	case isNull(v):
+		return nil, true
+	case v.Kind == yaml.SequenceNode:
+		out := make([]any, 0, len(v.Content))
+		for i, item := range v.Content {
+			x, ok := d.value(pair{name: p.name, key: p.key, val: item, path: itemPath(p.path, i)}, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, x)
+		}
+		return out, true
+	case v.Kind == yaml.MappingNode:
+		out := map[string]any{}
+		for _, kv := range d.pairs(v, p.path, p.line()) {
+			x, ok := d.value(kv, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out[kv.name] = x
+		}
+		return out, true
+	case v.Kind == yaml.ScalarNode:
+		switch v.ShortTag() {
+		case "!!int":
+			if n, err := strconv.ParseInt(v.Value, 0, 64); err == nil {
+				return n, true
+			}
+		case "!!float":
+			if f, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+				return f, true
+			}
+		case "!!bool":
+			return strings.EqualFold(v.Value, "true"), true
+		}
+		return d.str(p)
+	}
+	d.problemAt(p, "unexpected value: %s", kindName(v))
+	return nil, false
+}
+
+// marshalWith encodes a step's parameters. HTML is not escaped: the JSON is
+// read by the engine, not a browser, and "<" reads better than "\u003c".
+func marshalWith(with map[string]any) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(with); err != nil {
+		// Values come from YAML scalars, lists and mappings only.
+		panic("config: cannot encode step parameters: " + err.Error())
+	}
+	return json.RawMessage(bytes.TrimRight(b.Bytes(), "\n"))
+}
+
+// redactSteps returns a copy of steps whose http headers read
+// "[redacted]": a header (Authorization) is where a step carries a token.
+func redactSteps(steps []switchboard.StepSpec) []switchboard.StepSpec {
+	if steps == nil {
+		return nil
+	}
+	out := make([]switchboard.StepSpec, len(steps))
+	for i, st := range steps {
+		out[i] = st
+		if st.Kind != "http" {
+			continue
+		}
+		var with map[string]any
+		if json.Unmarshal(st.With, &with) != nil {
+			continue
+		}
+		headers, ok := with["headers"].(map[string]any)
+		if !ok {
+			continue
+		}
+		for k := range headers {
+			headers[k] = redacted
+		}
+		out[i].With = marshalWith(with)
+	}
+	return out
+}
