@@ -84,6 +84,30 @@ type CommandSpec struct {
 	Access    Access       `json:"access"`
 	Instances []TargetSpec `json:"instances"`
 	Actions   []string     `json:"actions"`
+	// Policy rules are checked, in order, for every instance an action
+	// would change; the first rule whose condition holds decides.
+	Policy []PolicyRule `json:"policy,omitempty"`
+}
+
+// PolicyRule refuses an action, or makes it wait for an approval, when its
+// condition holds. The condition is an expression over action, user,
+// channel and instance (id, name, state, type, tags).
+type PolicyRule struct {
+	If string `json:"if"`
+	// Deny, when set, refuses the action with this reason.
+	Deny string `json:"deny,omitempty"`
+	// Approval, when set, makes the action wait for it.
+	Approval *ApprovalRule `json:"approval,omitempty"`
+	Line     int           `json:"line,omitempty"`
+}
+
+// ApprovalRule is who must approve, how many, and until when.
+type ApprovalRule struct {
+	Approvers      []string      `json:"approvers"` // user ids, groups expanded
+	Quorum         int           `json:"quorum,omitempty"`
+	AllowRequester bool          `json:"allow_requester,omitempty"`
+	Timeout        time.Duration `json:"timeout,omitempty"`    // default 30m
+	OnTimeout      string        `json:"on_timeout,omitempty"` // deny (default) | approve
 }
 
 // Action names of the instance commands.
