@@ -138,63 +138,89 @@ func (ws *wfStep) approval(ctx context.Context) error {
 	if err := ws.decode(&p); err != nil {
 		return err
 	}
-	store := ws.runner.Approvals
-	if store == nil {
+	if ws.runner.Approvals == nil {
 		return ws.stepFailed("Approvals are not available in this setup.", false)
 	}
 	id := fmt.Sprintf("%s-%d", ws.run.ID, ws.run.Cursor)
 	if ws.p.Phase == "" {
-		timeout := time.Duration(p.Timeout)
-		if timeout <= 0 {
-			timeout = 30 * time.Minute
-		}
-		if p.OnTimeout == "" {
-			p.OnTimeout = "deny"
-		}
-		ap := switchboard.Approval{ID: id, RunID: ws.run.ID, Step: ws.run.Cursor, Channel: ws.run.Request.ChannelID, Text: p.Text,
-			Approvers: p.Approvers, Quorum: max(p.Quorum, 1), AllowRequester: p.AllowRequester, Requester: ws.run.Request.UserID,
-			Deadline: ws.runner.now().Add(timeout), OnTimeout: p.OnTimeout, State: switchboard.ApprovalPending, CreatedAt: ws.runner.now()}
-		if err := store.OpenApproval(ctx, ap); err != nil {
-			return fmt.Errorf("open approval: %w", err)
-		}
-		ws.say(fmt.Sprintf("approval%d", ws.run.Cursor), p.Text)
-		m := &ws.out.Messages[len(ws.out.Messages)-1]
-		m.ApprovalID = id
-		ws.p.Phase = "waiting"
-		if err := ws.stage(ws.p); err != nil {
+		rule := switchboard.ApprovalRule{Approvers: p.Approvers, Quorum: p.Quorum, AllowRequester: p.AllowRequester,
+			Timeout: time.Duration(p.Timeout), OnTimeout: p.OnTimeout}
+		if err := ws.openApproval(ctx, id, p.Text, rule); err != nil {
 			return err
 		}
-		ws.wait(ws.runner.pollInterval())
-		return nil
+		ws.p.Phase = "waiting"
+		return ws.stage(ws.p)
 	}
-	ap, err := store.GetApproval(ctx, id)
-	if err != nil {
-		return fmt.Errorf("read approval %s: %w", id, err)
+	ap, approved, err := ws.awaitApproval(ctx, id)
+	if err != nil || ap == nil {
+		return err
 	}
-	if ap.State == switchboard.ApprovalPending && !ws.runner.now().Before(ap.Deadline) {
-		ap, err = store.UpdateApproval(ctx, id, func(a *switchboard.Approval) error {
-			if a.State == switchboard.ApprovalPending {
-				a.State, a.DecidedAt = switchboard.ApprovalTimedOut, ws.runner.now()
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("time out approval %s: %w", id, err)
-		}
-	}
-	if ap.State == switchboard.ApprovalPending {
-		ws.wait(min(ws.runner.pollInterval(), max(ap.Deadline.Sub(ws.runner.now()), time.Millisecond)))
-		return nil
-	}
-	approved := ap.State == switchboard.ApprovalApproved || ap.State == switchboard.ApprovalTimedOut && ap.OnTimeout == "approve"
 	var by []string
 	for _, d := range ap.Decisions {
 		by = append(by, d.User)
 	}
-	decision := ap.State
-	if ap.State == switchboard.ApprovalTimedOut {
-		decision = "timed out after " + ap.Deadline.Sub(ap.CreatedAt).Round(time.Second).String()
-		ws.say(fmt.Sprintf("approval%d.timeout", ws.run.Cursor), "Nobody answered \""+clip(ap.Text, 80)+"\" in time; it counts as "+map[bool]string{true: "approved", false: "denied"}[approved]+".")
+	return ws.done(map[string]any{"approved": approved, "decision": decisionText(ap), "by": by})
+}
+
+// openApproval records an approval request, posts it with its buttons and
+// parks the run.
+func (sc *stepContext) openApproval(ctx context.Context, id, text string, rule switchboard.ApprovalRule) error {
+	timeout := rule.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
 	}
-	return ws.done(map[string]any{"approved": approved, "decision": decision, "by": by})
+	if rule.OnTimeout == "" {
+		rule.OnTimeout = "deny"
+	}
+	ap := switchboard.Approval{ID: id, RunID: sc.run.ID, Step: sc.run.Cursor, Channel: sc.run.Request.ChannelID, Text: text,
+		Approvers: rule.Approvers, Quorum: max(rule.Quorum, 1), AllowRequester: rule.AllowRequester, Requester: sc.run.Request.UserID,
+		Deadline: sc.runner.now().Add(timeout), OnTimeout: rule.OnTimeout, State: switchboard.ApprovalPending, CreatedAt: sc.runner.now()}
+	if err := sc.runner.Approvals.OpenApproval(ctx, ap); err != nil {
+		return fmt.Errorf("open approval: %w", err)
+	}
+	sc.say("approval."+id, text)
+	sc.out.Messages[len(sc.out.Messages)-1].ApprovalID = id
+	sc.wait(sc.runner.pollInterval())
+	return nil
+}
+
+// awaitApproval checks an approval: while it is pending it parks the run
+// and returns a nil approval; once decided (or timed out, which it records
+// and tells the channel) it returns the approval and whether it counts as
+// approved.
+func (sc *stepContext) awaitApproval(ctx context.Context, id string) (*switchboard.Approval, bool, error) {
+	store := sc.runner.Approvals
+	ap, err := store.GetApproval(ctx, id)
+	if err != nil {
+		return nil, false, fmt.Errorf("read approval %s: %w", id, err)
+	}
+	if ap.State == switchboard.ApprovalPending && !sc.runner.now().Before(ap.Deadline) {
+		ap, err = store.UpdateApproval(ctx, id, func(a *switchboard.Approval) error {
+			if a.State == switchboard.ApprovalPending {
+				a.State, a.DecidedAt = switchboard.ApprovalTimedOut, sc.runner.now()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("time out approval %s: %w", id, err)
+		}
+	}
+	if ap.State == switchboard.ApprovalPending {
+		sc.wait(min(sc.runner.pollInterval(), max(ap.Deadline.Sub(sc.runner.now()), time.Millisecond)))
+		return nil, false, nil
+	}
+	approved := ap.State == switchboard.ApprovalApproved || ap.State == switchboard.ApprovalTimedOut && ap.OnTimeout == "approve"
+	if ap.State == switchboard.ApprovalTimedOut {
+		sc.say("approval."+id+".timeout", "Nobody answered \""+clip(ap.Text, 80)+"\" in time; it counts as "+
+			map[bool]string{true: "approved", false: "denied"}[approved]+".")
+	}
+	return ap, approved, nil
+}
+
+// decisionText is the decision as later steps and answers show it.
+func decisionText(ap *switchboard.Approval) string {
+	if ap.State == switchboard.ApprovalTimedOut {
+		return "timed out after " + ap.Deadline.Sub(ap.CreatedAt).Round(time.Second).String()
+	}
+	return ap.State
 }

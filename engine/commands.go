@@ -206,6 +206,8 @@ type InstanceCommand struct {
 	// given by the user are checked against it.
 	Scope  []switchboard.TargetSpec `json:"scope"`
 	DryRun bool                     `json:"dry_run,omitempty"`
+	// Policy is the command's policy as it was when the run started.
+	Policy []switchboard.PolicyRule `json:"policy,omitempty"`
 }
 
 // AckText is the immediate answer: what is about to happen.
@@ -237,7 +239,7 @@ var (
 // Its errors are sentences that say what would work.
 func ParseCommand(spec switchboard.CommandSpec, text string) (InstanceCommand, *switchboard.Error) {
 	fields := strings.Fields(text)
-	cmd := InstanceCommand{Command: spec.Name, Scope: spec.Instances}
+	cmd := InstanceCommand{Command: spec.Name, Scope: spec.Instances, Policy: spec.Policy}
 	if len(fields) == 0 {
 		return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, ""))
 	}

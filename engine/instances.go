@@ -28,6 +28,8 @@ type instancesProgress struct {
 	WaitingFor string `json:"waiting_for,omitempty"`
 	// Failed counts instances the cloud refused; the run fails if any did.
 	Failed int `json:"failed,omitempty"`
+	// Pending are the instances waiting for the approval policy asked for.
+	Pending []switchboard.Instance `json:"pending,omitempty"`
 }
 
 func (sc *stepContext) instances(ctx context.Context, with json.RawMessage) error {
@@ -47,6 +49,8 @@ func (sc *stepContext) instances(ctx context.Context, with json.RawMessage) erro
 	switch p.Phase {
 	case "":
 		return st.decide(ctx)
+	case "approval":
+		return st.approved(ctx)
 	case "acting":
 		return st.act(ctx)
 	case "waiting":
@@ -100,10 +104,56 @@ func (st *instancesStep) decide(ctx context.Context) error {
 	if len(acting) == 0 {
 		return st.finish(outs)
 	}
-	if st.cmd.DryRun {
-		return st.dryRun(ctx, acting, outs)
+	free, pending, rule, refused, err := st.applyPolicy(acting)
+	if err != nil {
+		return st.fail("The policy of " + st.cmd.Command + " could not be checked: " + err.Error())
 	}
+	outs = append(outs, refused...)
+	if st.cmd.DryRun {
+		return st.dryRun(ctx, append(free, pending...), outs)
+	}
+	if len(pending) > 0 {
+		st.p.Phase, st.p.Outcomes, st.p.Acting, st.p.Pending = "approval", outs, free, pending
+		text := fmt.Sprintf("<@%s> wants to %s %s; the policy of %s asks for an approval.", st.run.Request.UserID, st.cmd.Action, labels(pending), st.cmd.Command)
+		if st.runner.Approvals == nil {
+			return st.fail("The policy of " + st.cmd.Command + " asks for an approval, and approvals are not available here.")
+		}
+		if err := st.openApproval(ctx, st.run.ID+"-policy", text, *rule); err != nil {
+			return err
+		}
+		return st.stage(st.p)
+	}
+	return st.proceed(ctx, free, outs)
+}
 
+// approved goes on once the approval policy asked for is decided: the
+// instances it covered join the others, or are reported as not approved.
+func (st *instancesStep) approved(ctx context.Context) error {
+	ap, ok, err := st.awaitApproval(ctx, st.run.ID+"-policy")
+	if err != nil || ap == nil {
+		return err
+	}
+	acting, outs := st.p.Acting, st.p.Outcomes
+	if ok {
+		acting = append(acting, st.p.Pending...)
+	} else {
+		for _, inst := range st.p.Pending {
+			outs = append(outs, Outcome{ID: inst.ID, Label: inst.Label(), Result: "not approved", Detail: decisionText(ap),
+				Text: fmt.Sprintf("Not %s %s: %s.", gerund(st.cmd.Action), inst.Label(), decidedText(ap))})
+		}
+	}
+	if len(acting) == 0 {
+		return st.finish(outs)
+	}
+	return st.proceed(ctx, acting, outs)
+}
+
+// proceed takes the instances' locks (or parks the run behind the run
+// holding one), checkpoints and acts.
+func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Instance, outs []Outcome) error {
+	if len(acting) == 0 {
+		return st.finish(outs)
+	}
 	keys := make([]string, len(acting))
 	for i, inst := range acting {
 		keys[i] = st.run.Cloud + "/" + inst.ID
@@ -125,7 +175,7 @@ func (st *instancesStep) decide(ctx context.Context) error {
 		st.wait(st.runner.pollInterval())
 		return nil
 	}
-	st.p.Phase, st.p.Outcomes, st.p.Acting = "acting", outs, acting
+	st.p.Phase, st.p.Outcomes, st.p.Acting, st.p.Pending = "acting", outs, acting, nil
 	if err := st.checkpoint(ctx, st.p); err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if problems := checkWorkflows(cfg); len(problems) > 0 {
+	if problems := checkExpressions(cfg); len(problems) > 0 {
 		fmt.Fprintln(stderr, problems.Error())
 		return problems
 	}

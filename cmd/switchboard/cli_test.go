@@ -163,3 +163,50 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// switchboard check refuses a workflow with an unknown step, a type error in
+// an expression or a reference to an output no earlier step has, each with
+// FILE:LINE and the key.
+func TestCheckWorkflows(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := `clouds:
+  main: { provider: sim }
+hooks:
+  h: { secret: s }
+workflows:
+  w:
+    trigger: { webhook: h }
+    channel: C1
+    steps:
+      - id: mail
+        extract: { from: '{{ event.body }}', pattern: '(?P<instance>i-[0-9a-f]+)' }
+`
+	cases := []struct {
+		name, steps string
+		want        []string
+	}{
+		{"unknown step", "      - restart: { instance: i-0123456789abcdef0 }\n",
+			[]string{":12: workflows.w.steps[1].restart: unknown step type \"restart\""}},
+		{"type error", "      - if: 'steps.mail.instance + 1 > 2'\n        notify: { text: hi }\n",
+			[]string{":12: workflows.w.steps[1].notify: if: invalid operation: + (mismatched types string and int)"}},
+		{"undefined output", "      - notify: { text: 'stopping {{ steps.mail.id }}' }\n      - notify: { text: '{{ steps.later.x }}' }\n      - id: later\n        set: { x: y }\n",
+			[]string{":12: workflows.w.steps[1].notify: text: steps.mail has no output id (its outputs: instance)",
+				":13: workflows.w.steps[2].notify: text: steps.later: no step with that id comes before this one (steps before: mail)"}},
+	}
+	for _, c := range cases {
+		path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+		if err := os.WriteFile(path, []byte(base+c.steps), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var errOut bytes.Buffer
+		if err := run(context.Background(), []string{"check", "--config", path}, getenv(nil), io.Discard, &errOut); err == nil {
+			t.Errorf("%s: check accepted it", c.name)
+		}
+		for _, want := range c.want {
+			if !strings.Contains(errOut.String(), path+want) {
+				t.Errorf("%s: check output lacks %q:\n%s", c.name, path+want, errOut.String())
+			}
+		}
+	}
+}

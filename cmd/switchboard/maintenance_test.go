@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -217,5 +218,31 @@ func TestMaintenanceStoryDeniedAndTimedOut(t *testing.T) {
 	peer.posted(t, "Leaving tools as it is: timed out after 3s.")
 	if starts, stops := simCounts(t, s.dataDir, "tools"); starts != 0 || stops != 0 {
 		t.Errorf("tools was started %d and stopped %d times, want never", starts, stops)
+	}
+}
+
+// A step that fails (here: the mail names an instance the cloud does not
+// have) runs on_error, which tells the channel, and the run is recorded as
+// failed.
+func TestMaintenanceStoryErrorPath(t *testing.T) {
+	t.Parallel()
+	mail := testenv.Dovecot(t)
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{config: maintenanceConfig(t, mail, "5m", "deny")})
+
+	raw := strings.ReplaceAll(fmt.Sprintf(retirementMail, "error"), "i-0123456789abcdef0", "i-0badbadbadbadbad0")
+	mail.Deliver(t, []byte(raw))
+	failed := peer.posted(t, "Maintenance of i-0badbadbadbadbad0 failed:")
+	if !strings.Contains(failed.Get("text"), "InvalidInstanceID.NotFound") {
+		t.Errorf("the failure reads %q", failed.Get("text"))
+	}
+	cmd := exec.Command(binary, "audit", "--config", s.config, "--json")
+	cmd.Env = s.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"subject":"maintenance","outcome":"failed"`) {
+		t.Errorf("the run is not recorded as failed:\n%s", out)
 	}
 }

@@ -44,7 +44,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *addr != "" {
 		cfg.Listen = *addr
 	}
-	if problems := checkWorkflows(cfg); len(problems) > 0 {
+	if problems := checkExpressions(cfg); len(problems) > 0 {
 		fmt.Fprintln(stderr, problems.Error())
 		return problems
 	}

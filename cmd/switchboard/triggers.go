@@ -19,14 +19,20 @@ import (
 	"github.com/switchboardhq/switchboard/store"
 )
 
-// checkWorkflows compiles every workflow's expressions; the problems read
-// like the config's own (FILE:LINE: KEY: MESSAGE).
-func checkWorkflows(cfg *config.Config) config.Problems {
-	var problems config.Problems
+// checkExpressions compiles every expression of the config (workflows,
+// command policies); the problems read like the config's own
+// (FILE:LINE: KEY: MESSAGE).
+func checkExpressions(cfg *config.Config) config.Problems {
+	var found []engine.Problem
+	for _, c := range cfg.Commands {
+		found = append(found, engine.CheckPolicy(c)...)
+	}
 	for _, wf := range cfg.Workflows {
-		for _, p := range engine.CheckWorkflow(wf) {
-			problems = append(problems, config.Problem{File: cfg.File, Line: p.Line, Key: p.Key, Msg: p.Msg})
-		}
+		found = append(found, engine.CheckWorkflow(wf)...)
+	}
+	var problems config.Problems
+	for _, p := range found {
+		problems = append(problems, config.Problem{File: cfg.File, Line: p.Line, Key: p.Key, Msg: p.Msg})
 	}
 	return problems
 }
