@@ -291,7 +291,7 @@ commands:
 		{"unknown key, other case and dashes", "slack:\n  Signing-Secret: x\n",
 			[]string{`c.yaml:1: slack.signing_secret: is required`, `c.yaml:2: slack.Signing-Secret: unknown key "Signing-Secret"; did you mean "signing_secret"?`}, nil},
 		{"unknown key without suggestion", edit("    cloud: main\n", "    cloud: main\n    owner: bob\n"),
-			[]string{`c.yaml:11: commands./ec2.owner: unknown key "owner" (known keys: cloud, allow, instances, actions)`}, nil},
+			[]string{`c.yaml:11: commands./ec2.owner: unknown key "owner" (known keys: cloud, allow, instances, actions, policy)`}, nil},
 		{"bad type: list for a string", "listen: [a, b]\n",
 			[]string{`c.yaml:1: listen: expected a string, got a list`}, nil},
 		{"bad type: string for a list", edit("users: [group:ops]", "users: group:ops"),

@@ -30,6 +30,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("listen: ${A:-:80}\nstore: postgres://u:${file:x}@h/db\n"))
 	f.Add([]byte("a: &a [*a]\nclouds: &c { x: { <<: *c, provider: sim } }\n"))
 	f.Add([]byte("commands: { /x: { allow: { users: [group:g] }, instances: { t: { tags: { a: b } } } } }\ngroups: { g: [U1] }\nclouds: { m: { provider: sim } }\n"))
+	f.Add([]byte("commands: { /x: { allow: { users: [U1] }, instances: { t: { tags: { a: b } } }, policy: [{ if: 'action == \"stop\"', approval: { approvers: [group:g, U2], quorum: 2, timeout: 30m, on_timeout: deny, allow_requester: false } }, { if: 'true', deny: no } ] } }\ngroups: { g: [U1] }\nclouds: { m: { provider: sim } }\n"))
+	f.Add([]byte("x-r: &r { if: x, deny: y }\ncommands: { /x: { allow: { users: [U1] }, instances: { t: { tags: { a: b } } }, policy: [*r, { <<: *r, approval: { approvers: [group:z], quorum: 0 } }, ~, [] ] } }\nclouds: { m: { provider: sim } }\n"))
 	f.Add([]byte("x-a: &a {x: 1}\nx-b: &b { <<: [*a, *a] }\nx-c: &c { <<: [*b, *b, *c] }\nclouds: { m: { <<: *c } }\n"))
 	f.Add([]byte("- [\n"))
 	f.Add([]byte("x: !!binary aGk=\n---\ny: 1\n"))
@@ -63,6 +65,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if len(cmd.Access.Users) == 0 || len(cmd.Actions) == 0 || len(cmd.Instances) == 0 {
 				t.Fatalf("command %s accepted with nobody, no actions or no targets: %+v", cmd.Name, cmd)
+			}
+			for _, r := range cmd.Policy {
+				if r.If == "" || (r.Deny == "") == (r.Approval == nil) {
+					t.Fatalf("command %s accepted policy rule %+v", cmd.Name, r)
+				}
+				if a := r.Approval; a != nil && (len(a.Approvers) == 0 || a.Quorum < 1 || a.Quorum > len(a.Approvers) || a.Timeout < 0) {
+					t.Fatalf("command %s accepted approval %+v", cmd.Name, *a)
+				}
 			}
 			for _, a := range cmd.Actions {
 				if !contains(switchboard.AllActions, a) {

@@ -589,7 +589,7 @@ func (d *decoder) command(p pair, c *Config) switchboard.CommandSpec {
 	if !commandName.MatchString(p.name) {
 		d.add(p.key.Line, p.path, "a command name starts with / and has no spaces, like /ec2")
 	}
-	f := d.fields(p.val, p.path, p.line(), "cloud", "allow", "instances", "actions")
+	f := d.fields(p.val, p.path, p.line(), "cloud", "allow", "instances", "actions", "policy")
 
 	// The cloud the command acts on decides how its targets are checked.
 	var cloud *Cloud
@@ -612,6 +612,7 @@ func (d *decoder) command(p pair, c *Config) switchboard.CommandSpec {
 	cmd.Access = d.access(f["allow"], p, c)
 	cmd.Instances = d.targets(f["instances"], p, cloud)
 	cmd.Actions = d.actions(f["actions"])
+	cmd.Policy = d.policy(f["policy"], c)
 	return cmd
 }
 
