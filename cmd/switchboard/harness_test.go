@@ -187,12 +187,13 @@ type slackPeer struct {
 	*httptest.Server
 	mu        sync.Mutex
 	responses map[string][]string // response_url path -> texts posted
+	raw       map[string][]string // response_url path -> bodies posted
 	posts     []url.Values        // chat.postMessage calls
 	failNext  int                 // answer this many response_url posts with 500
 }
 
 func newSlackPeer(t *testing.T) *slackPeer {
-	p := &slackPeer{responses: map[string][]string{}}
+	p := &slackPeer{responses: map[string][]string{}, raw: map[string][]string{}}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		p.mu.Lock()
@@ -214,6 +215,7 @@ func newSlackPeer(t *testing.T) *slackPeer {
 		}
 		_ = json.Unmarshal(body, &msg)
 		p.responses[r.URL.Path] = append(p.responses[r.URL.Path], msg.Text)
+		p.raw[r.URL.Path] = append(p.raw[r.URL.Path], string(body))
 	}))
 	t.Cleanup(p.Close)
 	return p
