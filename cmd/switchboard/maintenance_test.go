@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/testenv"
 )
 
@@ -244,5 +246,44 @@ func TestMaintenanceStoryErrorPath(t *testing.T) {
 	}
 	if !strings.Contains(string(out), `"subject":"maintenance","outcome":"failed"`) {
 		t.Errorf("the run is not recorded as failed:\n%s", out)
+	}
+}
+
+// The same story on AWS: a real moto server instead of the simulated cloud.
+func TestMaintenanceStoryOnMoto(t *testing.T) {
+	t.Parallel()
+	endpoint, region := testenv.Moto(t)
+	mail := testenv.Dovecot(t)
+	peer := newSlackPeer(t)
+
+	ctx := t.Context()
+	cloud, err := aws.New(ctx, aws.Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts, err := cloud.RunInstances(ctx, switchboard.LaunchSpec{ImageID: "ami-12c6146b", Tags: map[string]string{"Name": "tools", "env": "prod"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := insts[0].ID
+
+	cfg := maintenanceConfig(t, mail, "5m", "deny")
+	sim := "    provider: sim\n    sim: { pending_duration: 300ms, stopping_duration: 300ms }\n    instances:\n      - { id: i-0123456789abcdef0, name: tools, state: running, tags: { env: prod } }\n"
+	if !strings.Contains(cfg, sim) {
+		t.Fatalf("the example's cloud changed:\n%s", cfg)
+	}
+	cfg = strings.Replace(cfg, sim, fmt.Sprintf("    provider: aws\n    region: %s\n    endpoint: %s\n    access_key_id: testing\n    access_key_secret: testing\n", region, endpoint), 1)
+	s := startServer(t, peer.URL, serverOptions{config: cfg})
+
+	mail.Deliver(t, []byte(strings.ReplaceAll(fmt.Sprintf(retirementMail, "moto"), "i-0123456789abcdef0", id)))
+	peer.posted(t, "Instance: tools ("+id+")")
+	ask := peer.posted(t, "Stop and start tools ("+id+") now")
+	approvalID := approvalValue.FindStringSubmatch(ask.Get("blocks"))[1]
+	approved := click(t, s, peer, approvalID, "U0OPS2", "approve")
+	peer.waitAnswers(t, approved, 1)
+	peer.posted(t, "done: tools ("+id+") was stopped and started.")
+	now, err := cloud.DescribeInstances(ctx, switchboard.Filter{IDs: []string{id}})
+	if err != nil || len(now) != 1 || now[0].State != switchboard.StateRunning {
+		t.Errorf("after the story the instance is %+v (%v), want running", now, err)
 	}
 }
