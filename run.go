@@ -79,13 +79,22 @@ type Message struct {
 	// Ephemeral, with a ResponseURL, shows the message only to the person
 	// who acted.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+	// Thread asks for a reply in the thread of the run's first message
+	// that has a timestamp; ThreadTS is that timestamp, filled in when the
+	// message is sent.
+	Thread   bool   `json:"thread,omitempty"`
+	ThreadTS string `json:"thread_ts,omitempty"`
 }
 
 // Messenger delivers a message to chat. It returns an *Error with ETHROTTLED
 // (and RetryAfter) when the peer asks to slow down, EUNAVAILABLE when a retry
 // may succeed, anything else when it will not.
+//
+// Post returns the message's timestamp when the channel gives one
+// (chat.postMessage does, a response_url does not), for replies in its
+// thread.
 type Messenger interface {
-	Post(ctx context.Context, m Message) error
+	Post(ctx context.Context, m Message) (ts string, err error)
 }
 
 // AuditEvent is one line of the audit log: a request, a decision, an action

@@ -194,11 +194,13 @@ func (ws *wfStep) notify() error {
 	var p struct {
 		Text    string `json:"text"`
 		Channel string `json:"channel"`
+		Thread  bool   `json:"thread"`
 	}
 	if err := ws.decode(&p); err != nil {
 		return err
 	}
 	ws.sayIn(p.Channel, fmt.Sprintf("notify%d", ws.run.Cursor), p.Text)
+	ws.out.Messages[len(ws.out.Messages)-1].Thread = p.Thread && p.Channel == ""
 	return ws.done(map[string]any{"ts": ""})
 }
 

@@ -49,7 +49,7 @@ func (a *ApprovalButtons) HandleInteraction(ctx context.Context, in Interaction)
 		} else {
 			reply.Ephemeral = true
 		}
-		if err := a.Messenger.Post(ctx, reply); err != nil && a.Logger != nil {
+		if _, err := a.Messenger.Post(ctx, reply); err != nil && a.Logger != nil {
 			a.Logger.Warn("answer approval click", "approval", act.Value, "err", err)
 		}
 	}

@@ -40,9 +40,9 @@ var defaultHTTPClient = &http.Client{Timeout: 15 * time.Second}
 // with ETHROTTLED (and RetryAfter) or EUNAVAILABLE means retry; EINVALID on
 // a response_url means the URL is spent or expired and chat.postMessage is
 // the way left; anything else will not succeed by retrying.
-func (m *Messenger) Post(ctx context.Context, msg switchboard.Message) error {
-	if msg.ResponseURL != "" {
-		return m.postResponseURL(ctx, msg)
+func (m *Messenger) Post(ctx context.Context, msg switchboard.Message) (string, error) {
+	if msg.ResponseURL != "" && msg.ThreadTS == "" {
+		return "", m.postResponseURL(ctx, msg)
 	}
 	return m.postMessage(ctx, msg)
 }
@@ -122,12 +122,12 @@ func (m *Messenger) postResponseURL(ctx context.Context, msg switchboard.Message
 	}
 }
 
-func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) error {
+func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) (string, error) {
 	if m.BotToken == "" {
-		return switchboard.Errorf(switchboard.EINVALID, "no bot token configured: set slack.bot_token to answer after response_url expires")
+		return "", switchboard.Errorf(switchboard.EINVALID, "no bot token configured: set slack.bot_token to answer after response_url expires")
 	}
 	if msg.ChannelID == "" {
-		return switchboard.Errorf(switchboard.EINVALID, "The message has no channel to post to.")
+		return "", switchboard.Errorf(switchboard.EINVALID, "The message has no channel to post to.")
 	}
 	api := goslack.New(m.BotToken,
 		goslack.OptionAPIURL(apiBaseURL(m.APIURL)),
@@ -138,11 +138,14 @@ func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) er
 	if blocks := approvalBlocks(msg); blocks != nil {
 		opts = append(opts, goslack.MsgOptionBlocks(blocks...))
 	}
-	_, _, err := api.PostMessageContext(ctx, msg.ChannelID, opts...)
-	if err == nil {
-		return nil
+	if msg.ThreadTS != "" {
+		opts = append(opts, goslack.MsgOptionTS(msg.ThreadTS))
 	}
-	return postMessageError(ctx, msg.ChannelID, err)
+	_, ts, err := api.PostMessageContext(ctx, msg.ChannelID, opts...)
+	if err == nil {
+		return ts, nil
+	}
+	return "", postMessageError(ctx, msg.ChannelID, err)
 }
 
 // postMessageError maps what slack-go returned from chat.postMessage onto

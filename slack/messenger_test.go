@@ -71,7 +71,7 @@ func TestMessengerResponseURL(t *testing.T) {
 			t.Parallel()
 			srv := newResponseURLServer(t, tt.status, tt.header, tt.reply)
 			m := &Messenger{HTTPClient: srv.Client()}
-			err := m.Post(context.Background(), switchboard.Message{
+			_, err := m.Post(context.Background(), switchboard.Message{
 				ChannelID:   "C1",
 				ResponseURL: srv.URL + "/commands/T1/1/secret",
 				Text:        "tools (i-0123) is now running at 107.20.248.29",
@@ -110,7 +110,7 @@ func TestMessengerResponseURLUnreachable(t *testing.T) {
 	addr := srv.URL
 	srv.Close() // nothing listens there any more
 	m := &Messenger{}
-	err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: addr + "/commands/T1/1/secret", Text: "hi"})
+	_, err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: addr + "/commands/T1/1/secret", Text: "hi"})
 	if got := switchboard.ErrorCode(err); got != switchboard.EUNAVAILABLE {
 		t.Fatalf("code = %q (%v), want unavailable", got, err)
 	}
@@ -191,7 +191,7 @@ func TestMessengerPostMessage(t *testing.T) {
 			t.Parallel()
 			api := newWebAPI(t, tt.answer)
 			m := &Messenger{BotToken: "xoxb-test-token", APIURL: api.URL + "/api", HTTPClient: api.Client()}
-			err := m.Post(context.Background(), switchboard.Message{ChannelID: "C0123", Text: "tools is <https://x|up>"})
+			_, err := m.Post(context.Background(), switchboard.Message{ChannelID: "C0123", Text: "tools is <https://x|up>"})
 			if got := switchboard.ErrorCode(err); got != tt.wantCode {
 				t.Fatalf("code = %q (%v), want %q", got, err, tt.wantCode)
 			}
@@ -219,7 +219,7 @@ func TestMessengerPostMessage(t *testing.T) {
 func TestMessengerWithoutBotToken(t *testing.T) {
 	t.Parallel()
 	m := &Messenger{APIURL: "http://127.0.0.1:1/api/"}
-	err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", Text: "hi"})
+	_, err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", Text: "hi"})
 	var e *switchboard.Error
 	if !errors.As(err, &e) || e.Code != switchboard.EINVALID || !strings.Contains(e.Message, "slack.bot_token") {
 		t.Fatalf("err = %v, want EINVALID naming slack.bot_token", err)

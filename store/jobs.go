@@ -202,8 +202,9 @@ func (w *messageWorker) channelDelay(channel string) time.Duration {
 func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
 	s := w.s
 	var body string
-	var sentAt int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`), job.Args.RunID, job.Args.Key).Scan(&body, &sentAt)
+	var sentAt, createdAt int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at, created_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`),
+		job.Args.RunID, job.Args.Key).Scan(&body, &sentAt, &createdAt)
 	if isNoRows(err) {
 		return river.JobCancel(fmt.Errorf("message %s/%s is gone", job.Args.RunID, job.Args.Key))
 	} else if err != nil {
@@ -212,6 +213,16 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if sentAt != 0 {
 		return nil
 	}
+	// A run's messages reach the channel in the order it said them: this
+	// one waits while an earlier one is still on its way.
+	var earlier int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND sent_at = 0 AND created_at < ?`),
+		job.Args.RunID, createdAt).Scan(&earlier); err != nil {
+		return err
+	}
+	if earlier > 0 {
+		return river.JobSnooze(100 * time.Millisecond)
+	}
 	var m switchboard.Message
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return river.JobCancel(fmt.Errorf("decode message: %w", err))
@@ -219,13 +230,20 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	// The console's own requests are answered in its transcript; so is
 	// everything when Slack is not configured, except what Slack asked.
 	if m.Source == "console" || s.work.Messenger == nil && m.Source != "slack" && m.Source != "socket" {
-		return s.markSent(ctx, m, "console")
+		return s.markSent(ctx, m, "console", "")
 	}
 	if s.work.Messenger == nil {
 		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "Slack is not configured, so this message cannot be delivered"))
 	}
+	if m.Thread {
+		// The thread is the run's first message that got a timestamp.
+		err := s.db.QueryRowContext(ctx, s.q(`SELECT ts FROM sb_messages WHERE run_id = ? AND ts <> '' ORDER BY sent_at LIMIT 1`), m.RunID).Scan(&m.ThreadTS)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+	}
 	via := "chat.postMessage"
-	if m.ResponseURL != "" {
+	if m.ResponseURL != "" && m.ThreadTS == "" {
 		var used int
 		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND via = 'response_url'`), m.RunID).Scan(&used); err != nil {
 			return err
@@ -243,7 +261,7 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 			return river.JobSnooze(d)
 		}
 	}
-	err = s.work.Messenger.Post(ctx, m)
+	ts, err := s.work.Messenger.Post(ctx, m)
 	if err != nil && via == "response_url" && switchboard.ErrorCode(err) == switchboard.EINVALID {
 		// Slack refused the response_url (expired or used up): the bot
 		// token can still post.
@@ -252,13 +270,13 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 		if d := w.channelDelay(m.ChannelID); d > 0 {
 			return river.JobSnooze(d)
 		}
-		err = s.work.Messenger.Post(ctx, m)
+		ts, err = s.work.Messenger.Post(ctx, m)
 	}
 	var se *switchboard.Error
 	switch code := switchboard.ErrorCode(err); {
 	case err == nil:
 		s.work.Meter.MessageSent("sent")
-		return s.markSent(ctx, m, via)
+		return s.markSent(ctx, m, via, ts)
 	case code == switchboard.ETHROTTLED:
 		s.work.Meter.MessageSent("throttled")
 		wait := time.Second
@@ -281,6 +299,8 @@ func (w *messageWorker) failed(ctx context.Context, m switchboard.Message, err e
 	s := w.s
 	s.work.Meter.MessageSent("failed")
 	s.recordError(ctx, m, err)
+	// Given up: marked so that the run's later messages stop waiting for it.
+	_, _ = s.db.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = -1, via = 'failed' WHERE run_id = ? AND msg_key = ? AND sent_at = 0`), m.RunID, m.Key)
 	aerr := s.Audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditMessage, RunID: m.RunID, Channel: m.ChannelID,
 		Subject: "message " + m.Key, Outcome: "failed", Detail: err.Error()})
 	if aerr != nil {
@@ -301,10 +321,10 @@ func (s *Store) recordError(ctx context.Context, m switchboard.Message, err erro
 // the request path's connection, which is first in line for the SQLite
 // writer: the window between "Slack has it" and "we know it" stays as short
 // as one small write.
-func (s *Store) markSent(ctx context.Context, m switchboard.Message, via string) error {
+func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts string) error {
 	return s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
-			time.Now().UnixNano(), via, m.RunID, m.Key)
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ?, ts = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
+			time.Now().UnixNano(), via, ts, m.RunID, m.Key)
 		if err != nil {
 			return fmt.Errorf("mark message sent: %w", err)
 		}

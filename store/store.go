@@ -172,6 +172,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	// Columns added after a table first shipped.
 	for _, c := range []struct{ table, column, def string }{
 		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_messages", "ts", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
 			return err

@@ -55,15 +55,15 @@ type recorder struct {
 	fail int // fail this many posts with EUNAVAILABLE first
 }
 
-func (r *recorder) Post(_ context.Context, m switchboard.Message) error {
+func (r *recorder) Post(_ context.Context, m switchboard.Message) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail > 0 {
 		r.fail--
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "slack is down")
+		return "", switchboard.Errorf(switchboard.EUNAVAILABLE, "slack is down")
 	}
 	r.sent = append(r.sent, m)
-	return nil
+	return "", nil
 }
 
 func (r *recorder) texts() []string {

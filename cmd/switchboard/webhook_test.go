@@ -1,0 +1,80 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const webhookConfig = `listen: {{listen}}
+data_dir: {{data_dir}}
+store: {{store}}
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  bot_token: xoxb-e2e
+  api_url: {{api_url}}
+clouds:
+  main: { provider: sim }
+hooks:
+  deploy: { secret: hook-secret-123 }
+workflows:
+  deployed:
+    trigger: { webhook: deploy }
+    channel: C0DEPLOY
+    steps:
+      - notify: { text: 'Deployed {{ event.data.ref }}' }
+      - notify: { text: 'by {{ event.data.pusher }}', thread: true }
+`
+
+// A signed webhook starts its workflow once per delivery; a bad signature
+// starts nothing; a notify with thread: true replies in the thread of the
+// run's first message.
+func TestWebhookWorkflow(t *testing.T) {
+	t.Parallel()
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{config: webhookConfig})
+
+	post := func(body, secret, delivery string) (int, []string) {
+		t.Helper()
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(body))
+		req, _ := http.NewRequest(http.MethodPost, s.url("/hooks/deploy"), strings.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		req.Header.Set("X-GitHub-Delivery", delivery)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var out struct {
+			Runs []string `json:"runs"`
+		}
+		_ = json.Unmarshal(raw, &out)
+		return resp.StatusCode, out.Runs
+	}
+	body := `{"ref":"refs/heads/feature-42","pusher":"ana"}`
+	if status, _ := post(body, "wrong-secret", "d-1"); status != 401 {
+		t.Errorf("a bad signature got %d, want 401", status)
+	}
+	status, first := post(body, "hook-secret-123", "d-1")
+	if status != 200 || len(first) != 1 {
+		t.Fatalf("webhook answered %d %v", status, first)
+	}
+	if _, again := post(body, "hook-secret-123", "d-1"); len(again) != 1 || again[0] != first[0] {
+		t.Errorf("the same delivery started %v, want the first run %v", again, first)
+	}
+	announce := peer.posted(t, "Deployed refs/heads/feature-42")
+	reply := peer.posted(t, "by ana")
+	if announce.Get("channel") != "C0DEPLOY" || reply.Get("thread_ts") != "1.000001" {
+		t.Errorf("announce in %q, reply thread_ts %q; want C0DEPLOY and the announce's ts", announce.Get("channel"), reply.Get("thread_ts"))
+	}
+	if n := peer.postCount("Deployed"); n != 1 {
+		t.Errorf("announced %d times", n)
+	}
+}
