@@ -12,7 +12,7 @@ import (
 
 // Schedule is a workflow's cron schedule. River's elected leader enqueues
 // its ticks, so several replicas never fire one tick twice; the tick's time
-// (to the minute) also makes its delivery id, which the engine deduplicates
+// (to the second) also makes its delivery id, which the engine deduplicates
 // across a change of leader.
 type Schedule struct {
 	Workflow string
@@ -34,7 +34,7 @@ func periodicJobs(schedules []Schedule) []*river.PeriodicJob {
 	jobs := make([]*river.PeriodicJob, len(schedules))
 	for i, sc := range schedules {
 		jobs[i] = river.NewPeriodicJob(sc.Schedule, func() (river.JobArgs, *river.InsertOpts) {
-			return ScheduleArgs{Workflow: sc.Workflow, Tick: time.Now().UTC().Truncate(time.Minute)}, nil
+			return ScheduleArgs{Workflow: sc.Workflow, Tick: time.Now().UTC().Truncate(time.Second)}, nil
 		}, &river.PeriodicJobOpts{RunOnStart: sc.RunOnStart, ID: "schedule:" + sc.Workflow})
 	}
 	return jobs
