@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,62 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 				t.Fatalf("the server kept the connection open for %s", time.Since(start).Round(time.Second))
 			}
 		})
+	}
+}
+
+// More hostile input: forged and malformed interactions, malformed bodies,
+// an unknown approval; each is answered as it should be, audited, and
+// nothing runs.
+func TestHostileInteractionsAndBodies(t *testing.T) {
+	t.Parallel()
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{})
+	post := func(path, contentType, body string, signed bool) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, s.url(path), strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		if signed {
+			sign(req, body, time.Now())
+		} else {
+			req.Header.Set("X-Slack-Request-Timestamp", fmt.Sprint(time.Now().Unix()))
+			req.Header.Set("X-Slack-Signature", "v0=0000000000000000000000000000000000000000000000000000000000000000")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	form := "application/x-www-form-urlencoded"
+	payload := `{"type":"block_actions","trigger_id":"t.1","user":{"id":"U0OPS1"},"channel":{"id":"C0OPS"},"team":{"id":"T1"},` +
+		`"actions":[{"action_id":"approve","block_id":"approval:r-forged-1","value":"r-forged-1","type":"button"}]}`
+	cases := []struct {
+		name, path, ctype, body string
+		signed                  bool
+		want                    int
+	}{
+		{"forged interaction", "/slack/interactions", form, "payload=" + payload, false, 401},
+		{"interaction for an unknown approval", "/slack/interactions", form, "payload=" + payload, true, 200},
+		{"interaction that is not JSON", "/slack/interactions", form, "payload={not json", true, 400},
+		{"events body that is not JSON", "/slack/events", "application/json", "{", true, 400},
+		{"slash command that is not a form", "/slack/commands", form, "%zz", true, 400},
+	}
+	for _, c := range cases {
+		if got := post(c.path, c.ctype, c.body, c.signed); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // interactions are handled after the ack
+	cmd := exec.Command(binary, "audit", "--config", s.config, "--json")
+	cmd.Env = s.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"outcome":"unauthorized"`, `"subject":"approve approval r-forged-1","outcome":"refused","detail":"unknown approval`, `"outcome":"invalid"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("audit lacks %s:\n%s", want, out)
+		}
 	}
 }
