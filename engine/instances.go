@@ -123,7 +123,7 @@ func (st *instancesStep) decide(ctx context.Context) error {
 		}
 		return st.stage(st.p)
 	}
-	return st.proceed(ctx, free, outs)
+	return st.proceed(ctx, free, outs, false)
 }
 
 // approved goes on once the approval policy asked for is decided: the
@@ -145,12 +145,17 @@ func (st *instancesStep) approved(ctx context.Context) error {
 	if len(acting) == 0 {
 		return st.finish(outs)
 	}
-	return st.proceed(ctx, acting, outs)
+	// The wait for the approval may have been long: look again before
+	// acting.
+	return st.proceed(ctx, acting, outs, true)
 }
 
 // proceed takes the instances' locks (or parks the run behind the run
-// holding one), checkpoints and acts.
-func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Instance, outs []Outcome) error {
+// holding one), checkpoints and acts. With recheck, it first looks at the
+// instances again once it holds their locks, since another run may have
+// changed them while this one waited: what is now already stopped (or
+// running...) is answered as such, not acted on.
+func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Instance, outs []Outcome, recheck bool) error {
 	if len(acting) == 0 {
 		return st.finish(outs)
 	}
@@ -174,6 +179,30 @@ func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Insta
 		}
 		st.wait(st.runner.pollInterval())
 		return nil
+	}
+	if recheck {
+		ids := make([]string, len(acting))
+		for i, inst := range acting {
+			ids[i] = inst.ID
+		}
+		fresh, err := st.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
+		if err != nil {
+			if final, ferr := st.cloudFailure(err, "look again at "+labels(acting)); !final {
+				return ferr
+			}
+			return nil
+		}
+		acting = acting[:0]
+		for _, inst := range fresh {
+			if o, blocked := st.blocked(inst); blocked {
+				outs = append(outs, o)
+			} else {
+				acting = append(acting, inst)
+			}
+		}
+		if len(acting) == 0 {
+			return st.finish(outs)
+		}
 	}
 	st.p.Phase, st.p.Outcomes, st.p.Acting, st.p.Pending = "acting", outs, acting, nil
 	if err := st.checkpoint(ctx, st.p); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,10 +32,10 @@ clouds:
       - { id: i-0000000000000000b, name: b, state: running }
       - { id: i-0000000000000000c, name: c, state: stopped }
       - { id: i-0000000000000000d, name: d, state: running }
-      - { id: i-0000000000000000e, name: e, state: stopped }
-      - { id: i-0000000000000000f, name: f, state: running }
+      - { id: i-0000000000000000e, name: e, state: stopped, tags: { role: db } }
+      - { id: i-0000000000000000f, name: f, state: running, tags: { role: db } }
 groups:
-  ops: [U0OPS1]
+  ops: [U0OPS1, U0OPS2]
 commands:
   /ec2:
     cloud: main
@@ -46,11 +47,16 @@ commands:
       d: { id: i-0000000000000000d }
       e: { id: i-0000000000000000e }
       f: { id: i-0000000000000000f }
+    policy:
+      - if: 'action == "stop" && instance.tags.role == "db"'
+        approval: { approvers: [U0OPS2], timeout: 10m }
 `
 
 // TestChaosKillsLoseNothing sends a burst of start, stop and status commands
 // and kills the process with SIGKILL at random moments while they run
-// (acked, parked on instance waits, queued behind locks, mid-answer). After
+// (acked, parked on instance waits and on approvals, queued behind locks,
+// mid-answer). Stopping e or f needs U0OPS2's approval, which a clicker
+// gives as the requests appear, through the kills. After
 // the last restart every command has been answered exactly once, and the
 // cloud saw each start or stop take effect exactly as often as the channel
 // was told it did.
@@ -66,6 +72,8 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 
 	peer := newSlackPeer(t)
 	s := startServer(t, peer.URL, serverOptions{config: chaosConfig})
+	stopClicking := approveAll(t, s, peer, "U0OPS2")
+	defer stopClicking()
 
 	var paths []string
 	sent := 0
@@ -99,7 +107,7 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 	for {
 		missing := 0
 		for _, p := range paths {
-			if got := peer.answers(p); len(got) == 0 || strings.HasPrefix(got[len(got)-1], "Another run (") {
+			if got := peer.answers(p); len(got) == 0 || strings.HasPrefix(got[len(got)-1], "Another run (") || strings.Contains(got[len(got)-1], "asks for an approval") {
 				missing++
 			}
 		}
@@ -118,13 +126,14 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 		// once; then comes its one answer.
 		var answers, notices []string
 		for _, a := range peer.answers(p) {
-			if strings.HasPrefix(a, "Another run (") {
+			if strings.HasPrefix(a, "Another run (") || strings.Contains(a, "asks for an approval") {
 				notices = append(notices, a)
 			} else {
 				answers = append(answers, a)
 			}
 		}
-		if len(answers) != 1 || len(notices) > 1 {
+		// At most one "waiting for a lock" and one "asks for an approval".
+		if len(answers) != 1 || len(notices) > 2 || len(notices) == 2 && notices[0] == notices[1] {
 			t.Errorf("command at %s answered %d times (and %d notices): %q %q", p, len(answers), len(notices), answers, notices)
 			continue
 		}
@@ -167,4 +176,59 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 		}
 	}
 	t.Logf("%d commands acked across %d kills; %s", len(paths), kills, fmt.Sprint(told))
+}
+
+// approveAll clicks Approve, as user, on every approval request the peer
+// receives, again and again until the click is answered (the server may be
+// down when it first tries). It stops when the returned func is called.
+func approveAll(t *testing.T, s *server, peer *slackPeer, user string) func() {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		answered := map[string]bool{}
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			peer.mu.Lock()
+			var ids []string
+			for _, bodies := range peer.raw {
+				for _, b := range bodies {
+					if m := approvalValue.FindStringSubmatch(b); m != nil && !answered[m[1]] {
+						ids = append(ids, m[1])
+					}
+				}
+			}
+			peer.mu.Unlock()
+			for _, id := range ids {
+				if tryClick(s, peer, id, user) {
+					answered[id] = true
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// tryClick is click without failing the test when the server is down.
+func tryClick(s *server, peer *slackPeer, approvalID, user string) bool {
+	seq := triggerSeq.Add(1)
+	payload, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "trigger_id": fmt.Sprintf("click.%d.%d", time.Now().UnixNano(), seq),
+		"user": map[string]any{"id": user}, "channel": map[string]any{"id": "C0OPS"}, "team": map[string]any{"id": "T1"},
+		"response_url": peer.URL + fmt.Sprintf("/actions/T1/%d", seq),
+		"actions":      []map[string]any{{"action_id": "approve", "block_id": "approval:" + approvalID, "value": approvalID, "type": "button"}},
+	})
+	body := url.Values{"payload": {string(payload)}}.Encode()
+	req, _ := http.NewRequest(http.MethodPost, s.url("/slack/interactions"), strings.NewReader(body))
+	sign(req, body, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
 }
