@@ -35,7 +35,19 @@ commands:
     allow: { users: [group:ops] }
     instances:
       tools: { id: %s }
+mailboxes:
+  notices:
+    addr: %s
+    tls: plain
+    username: %s
+    password: %s
+    poll: 1s
 workflows:
+  mail:
+    trigger: { mail: { mailbox: notices } }
+    channel: C0MAIL
+    steps:
+      - notify: { text: 'mail {{ event.subject }}' }
   heartbeat:
     trigger: { schedule: { cron: '@every 2s' } }
     channel: C0BEAT
@@ -46,8 +58,9 @@ workflows:
 var tickLine = regexp.MustCompile(`^tick scheduled run at (\S+)$`)
 
 // Two replicas on one Postgres (and one cloud, here moto): both serve
-// Slack, either one works any run, a schedule fires once per tick, and when
-// the leader is killed the other one takes the schedule over.
+// Slack, either one works any run, a schedule fires once per tick, one
+// replica at a time reads the mailbox, and when one is killed the other takes
+// the schedule and the mailbox over.
 func TestTwoReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
@@ -61,7 +74,8 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	peer := newSlackPeer(t)
-	cfg := fmt.Sprintf(replicaConfig, pg, region, endpoint, insts[0].ID)
+	mail := testenv.Dovecot(t)
+	cfg := fmt.Sprintf(replicaConfig, pg, region, endpoint, insts[0].ID, mail.Addr, mail.User, mail.Password)
 	a := startServer(t, peer.URL, serverOptions{config: cfg, store: pg})
 	b := startServer(t, peer.URL, serverOptions{config: cfg, store: pg})
 
@@ -96,11 +110,22 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		}
 	}
 	waitTicks(3, "two replicas")
+	// One replica at a time reads the mailbox (a lease); each mail is
+	// handled once.
+	mail.Deliver(t, []byte("From: a@example.com\r\nSubject: first\r\nMessage-ID: <m1@example.com>\r\n\r\nhello\r\n"))
+	peer.posted(t, "mail first")
 	// Kill both in turn: whichever led, the survivor (or the restarted one)
 	// goes on ticking.
 	before := len(ticks())
 	a.kill9()
 	waitTicks(before+2, "after killing one replica")
+	mail.Deliver(t, []byte("From: a@example.com\r\nSubject: second\r\nMessage-ID: <m2@example.com>\r\n\r\nhello\r\n"))
+	peer.posted(t, "mail second")
+	for _, subject := range []string{"mail first", "mail second"} {
+		if n := peer.postCount(subject); n != 1 {
+			t.Errorf("%q was announced %d times", subject, n)
+		}
+	}
 	for tick, n := range ticks() {
 		if n != 1 {
 			t.Errorf("tick %s fired %d times", tick, n)
