@@ -135,8 +135,8 @@ func (ws *wfStep) approval(ctx context.Context) error {
 		Timeout        duration `json:"timeout"`
 		OnTimeout      string   `json:"on_timeout"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	if ws.runner.Approvals == nil {
 		return ws.stepFailed("Approvals are not available in this setup.", false)

@@ -181,10 +181,7 @@ func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Insta
 		return nil
 	}
 	if recheck {
-		ids := make([]string, len(acting))
-		for i, inst := range acting {
-			ids[i] = inst.ID
-		}
+		ids := idsOf(acting)
 		fresh, err := st.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
 		if err != nil {
 			if final, ferr := st.cloudFailure(err, "look again at "+labels(acting)); !final {
@@ -215,10 +212,7 @@ func (st *instancesStep) proceed(ctx context.Context, acting []switchboard.Insta
 // checkpoint): start and stop are no-ops on an instance already on its way,
 // and a second reboot is harmless.
 func (st *instancesStep) act(ctx context.Context) error {
-	ids := make([]string, len(st.p.Acting))
-	for i, inst := range st.p.Acting {
-		ids[i] = inst.ID
-	}
+	ids := idsOf(st.p.Acting)
 	var err error
 	switch st.cmd.Action {
 	case switchboard.ActionStart:
@@ -271,17 +265,7 @@ func (st *instancesStep) act(ctx context.Context) error {
 		}
 		return st.report(outs)
 	}
-	timeout := st.runner.StartTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Minute
-	}
-	if st.cmd.Action == switchboard.ActionStop {
-		timeout = st.runner.StopTimeout
-		if timeout <= 0 {
-			timeout = 10 * time.Minute
-		}
-	}
-	st.p.Phase, st.p.Deadline = "waiting", st.runner.now().Add(timeout)
+	st.p.Phase, st.p.Deadline = "waiting", st.runner.now().Add(st.timeout())
 	if err := st.checkpoint(ctx, st.p); err != nil {
 		return err
 	}
@@ -291,10 +275,7 @@ func (st *instancesStep) act(ctx context.Context) error {
 // check looks at the instances acted on; when they all reached the state
 // asked for (or the deadline passed) it reports, otherwise it parks the run.
 func (st *instancesStep) check(ctx context.Context) error {
-	ids := make([]string, len(st.p.Acting))
-	for i, inst := range st.p.Acting {
-		ids[i] = inst.ID
-	}
+	ids := idsOf(st.p.Acting)
 	current, err := st.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
 	// An instance that is gone fails the whole describe on EC2 (the fleet
 	// layer narrows that to the missing ids): report it as gone.
@@ -471,10 +452,7 @@ func (st *instancesStep) blocked(inst switchboard.Instance) (Outcome, bool) {
 // dryRun asks the cloud whether the action would be allowed, and changes
 // nothing.
 func (st *instancesStep) dryRun(ctx context.Context, acting []switchboard.Instance, outs []Outcome) error {
-	ids := make([]string, len(acting))
-	for i, inst := range acting {
-		ids[i] = inst.ID
-	}
+	ids := idsOf(acting)
 	err := st.cloud.DryRun(ctx, st.cmd.Action, ids)
 	if err != nil && switchboard.ErrorCode(err) != switchboard.EFORBIDDEN {
 		if final, ferr := st.cloudFailure(err, "check permission to "+st.cmd.Action+" "+labels(acting)); !final {
@@ -632,4 +610,13 @@ func labels(insts []switchboard.Instance) string {
 	}
 	slices.Sort(ls)
 	return strings.Join(ls, ", ")
+}
+
+// idsOf lists the instances' ids.
+func idsOf(insts []switchboard.Instance) []string {
+	ids := make([]string, len(insts))
+	for i, inst := range insts {
+		ids[i] = inst.ID
+	}
+	return ids
 }

@@ -137,11 +137,28 @@ type wfStep struct {
 	p      *workflowProgress
 }
 
-func (ws *wfStep) decode(v any) error {
+// decode reads the step's rendered parameters into v. When they do not fit
+// it fails the step and returns false: the caller returns nil.
+func (ws *wfStep) decode(v any) bool {
 	if err := json.Unmarshal(ws.params, v); err != nil {
-		return ws.stepFailed(fmt.Sprintf("Step %d (%s): %v", ws.run.Cursor+1, ws.step.Kind, err), false)
+		_ = ws.stepFailed(fmt.Sprintf("Step %d (%s): %v", ws.run.Cursor+1, ws.step.Kind, err), false)
+		return false
 	}
-	return nil
+	return true
+}
+
+// decodeWithCloud is decode for steps that act on a cloud: cloud points
+// into v at the cloud's name (empty: the run's cloud). It fails the step
+// when the cloud is not configured.
+func (ws *wfStep) decodeWithCloud(v any, cloud *string) (switchboard.Provider, string, bool) {
+	if !ws.decode(v) {
+		return nil, "", false
+	}
+	p, name, ok := ws.cloud(*cloud)
+	if !ok {
+		_ = ws.noCloud(name)
+	}
+	return p, name, ok
 }
 
 // done records the step's outputs and moves on.
@@ -196,8 +213,8 @@ func (ws *wfStep) notify() error {
 		Channel string `json:"channel"`
 		Thread  bool   `json:"thread"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	ws.sayIn(p.Channel, fmt.Sprintf("notify%d", ws.run.Cursor), p.Text)
 	ws.out.Messages[len(ws.out.Messages)-1].Thread = p.Thread && p.Channel == ""
@@ -210,8 +227,8 @@ func (ws *wfStep) extract() error {
 		Pattern  string `json:"pattern"`
 		Required *bool  `json:"required"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	re, err := regexp.Compile(p.Pattern)
 	if err != nil {
@@ -236,8 +253,8 @@ func (ws *wfStep) extract() error {
 
 func (ws *wfStep) set() error {
 	var p map[string]any
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	out := map[string]any{}
 	for k, v := range p {
@@ -251,8 +268,8 @@ func (ws *wfStep) fail() error {
 		Message string `json:"message"`
 		Quiet   bool   `json:"quiet"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	return ws.stepFailed(p.Message, p.Quiet)
 }
@@ -272,12 +289,9 @@ func (ws *wfStep) noCloud(name string) error {
 
 func (ws *wfStep) describe(ctx context.Context) error {
 	var p targetParams
-	if err := ws.decode(&p); err != nil {
-		return err
-	}
-	cloud, name, ok := ws.cloud(p.Cloud)
+	cloud, name, ok := ws.decodeWithCloud(&p, &p.Cloud)
 	if !ok {
-		return ws.noCloud(name)
+		return nil
 	}
 	f := switchboard.Filter{Tags: p.Tags}
 	if p.Instance != "" {
@@ -331,10 +345,7 @@ func (ws *wfStep) ids(ctx context.Context, cloud switchboard.Provider, p targetP
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(insts))
-	for i, inst := range insts {
-		ids[i] = inst.ID
-	}
+	ids := idsOf(insts)
 	return ids, nil
 }
 
@@ -342,12 +353,9 @@ func (ws *wfStep) ids(ctx context.Context, cloud switchboard.Provider, p targetP
 // parks the run until they reach the end state.
 func (ws *wfStep) change(ctx context.Context) error {
 	var p targetParams
-	if err := ws.decode(&p); err != nil {
-		return err
-	}
-	cloud, name, ok := ws.cloud(p.Cloud)
+	cloud, name, ok := ws.decodeWithCloud(&p, &p.Cloud)
 	if !ok {
-		return ws.noCloud(name)
+		return nil
 	}
 	action := ws.step.Kind
 	want := map[string]switchboard.InstanceState{"start": switchboard.StateRunning, "stop": switchboard.StateStopped,
@@ -443,12 +451,9 @@ func (ws *wfStep) waitFor(ctx context.Context) error {
 		State   string   `json:"state"`
 		Timeout duration `json:"timeout"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
-	}
-	cloud, name, ok := ws.cloud(p.Cloud)
+	cloud, _, ok := ws.decodeWithCloud(&p, &p.Cloud)
 	if !ok {
-		return ws.noCloud(name)
+		return nil
 	}
 	limit := time.Duration(p.Timeout)
 	if limit <= 0 {
@@ -473,12 +478,9 @@ func (ws *wfStep) associate(ctx context.Context) error {
 		Address  string `json:"address"`
 		Cloud    string `json:"cloud"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
-	}
-	cloud, name, ok := ws.cloud(p.Cloud)
+	cloud, _, ok := ws.decodeWithCloud(&p, &p.Cloud)
 	if !ok {
-		return ws.noCloud(name)
+		return nil
 	}
 	if err := cloud.AssociateAddress(ctx, p.Instance, p.Address); err != nil {
 		return ws.cloudError(err, "attach "+p.Address+" to "+p.Instance)
@@ -503,12 +505,9 @@ func (ws *wfStep) launch(ctx context.Context) error {
 		Cloud          string            `json:"cloud"`
 		Wait           duration          `json:"wait"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
-	}
-	cloud, name, ok := ws.cloud(p.Cloud)
+	cloud, _, ok := ws.decodeWithCloud(&p, &p.Cloud)
 	if !ok {
-		return ws.noCloud(name)
+		return nil
 	}
 	if ws.p.Phase == "" {
 		insts, err := cloud.RunInstances(ctx, switchboard.LaunchSpec{ImageID: p.Image, Type: p.Type, Count: p.Count, SubnetID: p.Subnet,
@@ -517,10 +516,7 @@ func (ws *wfStep) launch(ctx context.Context) error {
 		if err != nil {
 			return ws.cloudError(err, "launch "+p.Image)
 		}
-		ids := make([]string, len(insts))
-		for i, inst := range insts {
-			ids[i] = inst.ID
-		}
+		ids := idsOf(insts)
 		ws.audit(switchboard.AuditAction, "run "+strings.Join(ids, ","), "ok", p.Image)
 		out := map[string]any{"ids": ids, "public_ip": ""}
 		if len(insts) > 0 {
@@ -546,8 +542,8 @@ func (ws *wfStep) http(ctx context.Context) error {
 		Timeout duration          `json:"timeout"`
 		Expect  []int             `json:"expect"`
 	}
-	if err := ws.decode(&p); err != nil {
-		return err
+	if !ws.decode(&p) {
+		return nil
 	}
 	if p.Method == "" {
 		p.Method = http.MethodGet
