@@ -31,6 +31,8 @@ type Step struct {
 	ID      string `json:"id,omitempty"`
 	If      string `json:"if,omitempty"`
 	Section string `json:"section,omitempty"`
+	// Policy is the workflow's policy, on the steps that change instances.
+	Policy []PolicyRule `json:"policy,omitempty"`
 }
 
 // Run is one durable piece of work: the request that started it, the plan of

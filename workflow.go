@@ -18,10 +18,13 @@ type WorkflowSpec struct {
 	// typed.
 	Channel string `json:"channel,omitempty"`
 	// Access says who may start it by command.
-	Access  Access     `json:"access,omitzero"`
-	Steps   []StepSpec `json:"steps"`
-	OnError []StepSpec `json:"on_error,omitempty"`
-	Line    int        `json:"line,omitempty"`
+	Access Access `json:"access,omitzero"`
+	// Policy applies to its start, stop, reboot and terminate steps as a
+	// command's policy applies to its actions.
+	Policy  []PolicyRule `json:"policy,omitempty"`
+	Steps   []StepSpec   `json:"steps"`
+	OnError []StepSpec   `json:"on_error,omitempty"`
+	Line    int          `json:"line,omitempty"`
 }
 
 // TriggerSpec says what starts a workflow. Exactly one field is set.

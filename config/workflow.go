@@ -353,7 +353,7 @@ func (d *decoder) workflows(p pair, c *Config) []switchboard.WorkflowSpec {
 func (d *decoder) workflow(p pair, c *Config, commands map[string]pair) switchboard.WorkflowSpec {
 	w := switchboard.WorkflowSpec{Name: p.name, Line: p.key.Line}
 	d.checkName(p, "workflow", "maintenance")
-	f := d.fields(p.val, p.path, p.line(), "trigger", "cloud", "channel", "allow", "steps", "on_error")
+	f := d.fields(p.val, p.path, p.line(), "trigger", "cloud", "channel", "allow", "policy", "steps", "on_error")
 
 	kind := ""
 	if q, ok := f["trigger"]; ok {
@@ -410,6 +410,7 @@ func (d *decoder) workflow(p pair, c *Config, commands map[string]pair) switchbo
 	if q, ok := f["on_error"]; ok {
 		w.OnError = d.steps(q, s)
 	}
+	w.Policy = d.policy(f["policy"], c)
 	if s.needsCloud && s.cloud == nil && d.problems.none(childPath(p.path, "cloud")) {
 		d.add(p.key.Line, childPath(p.path, "cloud"), "is required: which cloud do its steps act on? (%s)", defined("clouds", cloudNames(c.Clouds)))
 	}

@@ -57,6 +57,8 @@ type workflowProgress struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Outputs kept across the phases of one step (run's public IP...).
 	Outputs map[string]any `json:"outputs,omitempty"`
+	// Approved is set once the approval the policy asked for is given.
+	Approved bool `json:"approved,omitempty"`
 }
 
 // workflowStep runs the step at the cursor.
@@ -360,13 +362,32 @@ func (ws *wfStep) change(ctx context.Context) error {
 	action := ws.step.Kind
 	want := map[string]switchboard.InstanceState{"start": switchboard.StateRunning, "stop": switchboard.StateStopped,
 		"terminate": switchboard.StateTerminated}[action]
+	if ws.p.Phase == "approval" {
+		ap, approved, err := ws.awaitApproval(ctx, fmt.Sprintf("%s-%d-policy", ws.run.ID, ws.run.Cursor))
+		if err != nil || ap == nil {
+			return err
+		}
+		if !approved {
+			return ws.stepFailed(fmt.Sprintf("Not %s %s: %s.", gerund(action), strings.Join(ws.p.IDs, ", "), decidedText(ap)), false)
+		}
+		ws.p.Phase, ws.p.Approved = "", true
+	}
 	if ws.p.Phase == "" {
-		ids, err := ws.ids(ctx, cloud, p)
-		if err != nil {
-			return ws.cloudError(err, "find "+targetText(p))
+		ids := ws.p.IDs
+		if len(ids) == 0 {
+			var err error
+			if ids, err = ws.ids(ctx, cloud, p); err != nil {
+				return ws.cloudError(err, "find "+targetText(p))
+			}
 		}
 		if len(ids) == 0 {
 			return ws.stepFailed(fmt.Sprintf("No instance matches %s in cloud %s.", targetText(p), name), false)
+		}
+		if len(ws.step.Policy) > 0 && !ws.p.Approved {
+			allowed, err := ws.policy(ctx, cloud, ids)
+			if !allowed || err != nil {
+				return err
+			}
 		}
 		keys := make([]string, len(ids))
 		for i, id := range ids {
@@ -377,6 +398,10 @@ func (ws *wfStep) change(ctx context.Context) error {
 			return fmt.Errorf("lock instances: %w", err)
 		}
 		if holder != "" {
+			ws.p.IDs = ids
+			if err := ws.stage(ws.p); err != nil {
+				return err
+			}
 			ws.wait(ws.runner.pollInterval())
 			return nil
 		}
@@ -594,4 +619,52 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// policy applies the workflow's policy to the instances a step would
+// change: a deny rule fails the step with its reason; an approval rule
+// parks the run until the approval is decided (phase "approval"). It
+// reports whether the step may go on now.
+func (ws *wfStep) policy(ctx context.Context, cloud switchboard.Provider, ids []string) (bool, error) {
+	insts, err := cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids})
+	if err != nil {
+		return false, ws.cloudError(err, "look up "+strings.Join(ids, ", "))
+	}
+	req := ws.run.Request
+	var pending []switchboard.Instance
+	var rule *switchboard.ApprovalRule
+	for _, inst := range insts {
+		env := policyEnv{Action: ws.step.Kind, User: req.UserID, Channel: req.ChannelID, Command: ws.run.Workflow,
+			Instance: instanceEnv{ID: inst.ID, Name: inst.Name, State: string(inst.State), Type: inst.Type, Tags: inst.Tags}}
+		if env.Instance.Tags == nil {
+			env.Instance.Tags = map[string]string{}
+		}
+		r, err := policyFor(ws.step.Policy, env)
+		switch {
+		case err != nil:
+			return false, ws.stepFailed("The policy could not be checked: "+err.Error(), false)
+		case r == nil:
+		case r.Deny != "":
+			ws.audit(switchboard.AuditDecision, ws.step.Kind+" "+inst.ID, "refused", "policy: "+r.Deny)
+			return false, ws.stepFailed(fmt.Sprintf("Not %s %s: %s", gerund(ws.step.Kind), inst.Label(), r.Deny), false)
+		case r.Approval != nil:
+			pending = append(pending, inst)
+			if rule == nil {
+				rule = r.Approval
+			}
+		}
+	}
+	if len(pending) == 0 {
+		return true, nil
+	}
+	if ws.runner.Approvals == nil {
+		return false, ws.stepFailed("The policy asks for an approval, and approvals are not available here.", false)
+	}
+	id := fmt.Sprintf("%s-%d-policy", ws.run.ID, ws.run.Cursor)
+	text := fmt.Sprintf("Workflow %s wants to %s %s; its policy asks for an approval.", ws.run.Workflow, ws.step.Kind, labels(pending))
+	if err := ws.openApproval(ctx, id, text, *rule); err != nil {
+		return false, err
+	}
+	ws.p.Phase, ws.p.IDs = "approval", ids
+	return false, ws.stage(ws.p)
 }

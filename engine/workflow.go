@@ -24,11 +24,19 @@ type Problem struct {
 // the on_error steps.
 func Plan(spec switchboard.WorkflowSpec) []switchboard.Step {
 	var plan []switchboard.Step
+	step := func(s switchboard.StepSpec, section string) switchboard.Step {
+		st := switchboard.Step{Kind: s.Kind, With: s.With, ID: s.ID, If: s.If, Section: section}
+		switch s.Kind {
+		case "start", "stop", "reboot", "terminate":
+			st.Policy = spec.Policy
+		}
+		return st
+	}
 	for _, s := range spec.Steps {
-		plan = append(plan, switchboard.Step{Kind: s.Kind, With: s.With, ID: s.ID, If: s.If})
+		plan = append(plan, step(s, ""))
 	}
 	for _, s := range spec.OnError {
-		plan = append(plan, switchboard.Step{Kind: s.Kind, With: s.With, ID: s.ID, If: s.If, Section: sectionOnError})
+		plan = append(plan, step(s, sectionOnError))
 	}
 	return plan
 }
@@ -49,6 +57,11 @@ func CheckWorkflow(spec switchboard.WorkflowSpec) []Problem {
 		key := fmt.Sprintf("workflows.%s.%s[%d].%s", spec.Name, section, index, s.Kind)
 		if _, err := compileStep(plan, i); err != nil {
 			problems = append(problems, Problem{Line: s.Line, Key: key, Msg: err.Error()})
+		}
+	}
+	for i, rule := range spec.Policy {
+		if _, err := compilePolicy(rule); err != nil {
+			problems = append(problems, Problem{Line: rule.Line, Key: fmt.Sprintf("workflows.%s.policy[%d].if", spec.Name, i), Msg: firstLine(err)})
 		}
 	}
 	return problems

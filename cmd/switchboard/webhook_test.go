@@ -78,3 +78,61 @@ func TestWebhookWorkflow(t *testing.T) {
 		t.Errorf("announced %d times", n)
 	}
 }
+
+const workflowPolicyConfig = `listen: {{listen}}
+data_dir: {{data_dir}}
+store: {{store}}
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  bot_token: xoxb-e2e
+  api_url: {{api_url}}
+clouds:
+  main:
+    provider: sim
+    sim: { stopping_duration: 200ms }
+    instances:
+      - { id: i-0fedcba9876543210, name: web-1, state: running, tags: { env: prod } }
+groups:
+  ops: [U0OPS1, U0OPS2]
+hooks:
+  drain: { secret: hook-secret-123 }
+workflows:
+  drain:
+    trigger: { webhook: drain }
+    channel: C0OPS
+    policy:
+      - if: 'action == "stop" && instance.tags.env == "prod"'
+        approval: { approvers: [group:ops] }
+    steps:
+      - stop: { instance: '{{ event.data.instance }}', wait: 30s }
+      - notify: { text: 'drained {{ event.data.instance }}' }
+`
+
+// A workflow's policy gates its steps as a command's gates its actions:
+// stopping a prod instance waits for an approval from ops.
+func TestWorkflowPolicy(t *testing.T) {
+	t.Parallel()
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{config: workflowPolicyConfig})
+	body := `{"instance":"i-0fedcba9876543210"}`
+	mac := hmac.New(sha256.New, []byte("hook-secret-123"))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest(http.MethodPost, s.url("/hooks/drain"), strings.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	ask := peer.posted(t, "Workflow drain wants to stop web-1 (i-0fedcba9876543210); its policy asks for an approval.")
+	id := approvalValue.FindStringSubmatch(ask.Get("blocks"))[1]
+	if n := peer.postCount("drained"); n != 0 {
+		t.Fatalf("drained before the approval")
+	}
+	click(t, s, peer, id, "U0OPS2", "approve")
+	peer.posted(t, "drained i-0fedcba9876543210")
+	if _, stops := simCounts(t, s.dataDir, "web-1"); stops != 1 {
+		t.Errorf("web-1 stopped %d times, want 1", stops)
+	}
+}
