@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,56 @@ func TestConsoleStartsAnInstance(t *testing.T) {
 	}
 	if !strings.Contains(runs, "ec2.start") {
 		t.Errorf("runs table does not show the run:\n%s", runs)
+	}
+}
+
+// The built-in demo's /restart asks for an approval; in the console the
+// other ops person approves with the button, and the run goes on.
+func TestConsoleApproval(t *testing.T) {
+	t.Parallel()
+	browser := testenv.Browser(t)
+	peer := newSlackPeer(t)
+	demo, err := os.ReadFile(filepath.Join("..", "..", "config", "default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(demo), "listen: 127.0.0.1:8080", "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}", 1)
+	cfg = strings.Replace(cfg, "pending_duration: 3s", "pending_duration: 300ms", 1)
+	cfg = strings.Replace(cfg, "stopping_duration: 3s", "stopping_duration: 300ms", 1)
+	s := startServer(t, peer.URL, serverOptions{config: cfg})
+
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.url("/")),
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
+		chromedp.SetValue(chromedp.ID("channel"), "C0OPS"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("channel").dispatchEvent(new Event("change"))`),
+		chromedp.SendKeys(chromedp.ID("input"), "/restart i-0123456789abcdef0"+kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(`#transcript .approval button.approve`)),
+		chromedp.SetValue(chromedp.ID("user"), "U0OPS2"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("user").dispatchEvent(new Event("change"))`),
+		chromedp.Click(chromedp.CSS(`#transcript .approval button.approve`)),
+	)
+	if err != nil {
+		t.Fatalf("ask and approve in the console: %v\n%s", err, s.logs)
+	}
+	var transcript string
+	for !strings.Contains(transcript, "tools (i-0123456789abcdef0) was restarted.") {
+		if ctx.Err() != nil {
+			t.Fatalf("the restart never finished:\n%s", transcript)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if transcript, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("transcript"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	result, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#transcript .approval-result`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result != "Thanks: approved by <@U0OPS2>." {
+		t.Errorf("the approve button answered %q", result)
 	}
 }
