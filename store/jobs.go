@@ -83,6 +83,7 @@ func (s *Store) newRiver(opts Options) error {
 		RescueStuckJobsAfter: 3 * time.Minute,
 		FetchCooldown:        10 * time.Millisecond,
 		PeriodicJobs:         periodicJobs(opts.Schedules),
+		ID:                   opts.ClientID,
 	}
 	if !s.postgres {
 		// SQLite has no LISTEN/NOTIFY: poll often, it is a local file.
@@ -102,13 +103,20 @@ func (s *Store) Start(ctx context.Context, w Work) error {
 		w.Meter = switchboard.NopMeter{}
 	}
 	s.work = w
-	if !s.postgres {
-		// With SQLite this process is the only one: a job still marked
-		// running was cut off by a crash. Make it available again now rather
-		// than waiting for the stuck-job rescuer.
-		if _, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`); err != nil {
-			return fmt.Errorf("recover interrupted jobs: %w", err)
-		}
+	// A job still marked running by this replica was cut off when it died
+	// (with SQLite this process is the only one, so any running job is).
+	// Make it available again now rather than waiting for the stuck-job
+	// rescuer.
+	var err error
+	switch {
+	case !s.postgres:
+		_, err = s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+	case s.clientID != "":
+		_, err = s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available'
+			WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`, s.clientID)
+	}
+	if err != nil {
+		return fmt.Errorf("recover interrupted jobs: %w", err)
 	}
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)

@@ -43,6 +43,7 @@ type Store struct {
 	logger   *slog.Logger
 	work     Work
 	started  bool
+	clientID string
 }
 
 // Options tunes Open.
@@ -52,6 +53,11 @@ type Options struct {
 	Workers int
 	// Schedules are the workflows' cron schedules.
 	Schedules []Schedule
+	// ClientID names this replica to the job queue, the same across its
+	// restarts (host and listen address): a restarted replica takes back at
+	// once the jobs it was working when it died, instead of waiting for the
+	// stuck-job rescuer. Two live replicas must not share one.
+	ClientID string
 }
 
 // Open connects to the database named by rawURL (sqlite://PATH or
@@ -106,6 +112,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.clientID = opts.ClientID
 	if err := s.newRiver(opts); err != nil {
 		s.Close()
 		return nil, err

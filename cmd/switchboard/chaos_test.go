@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboardhq/switchboard/testenv"
 )
 
 // chaosConfig is a fleet of six instances, each with an alias, so runs on
@@ -62,6 +64,21 @@ commands:
 // was told it did.
 func TestChaosKillsLoseNothing(t *testing.T) {
 	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var store string
+			if backend == "postgres" {
+				store = testenv.Postgres(t)
+			}
+			chaos(t, store)
+		})
+	}
+}
+
+// chaos runs the chaos test against a store ("" for SQLite in the data
+// dir).
+func chaos(t *testing.T, store string) {
 	const (
 		commands = 36
 		kills    = 5
@@ -71,7 +88,7 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(uint64(seed), 7))
 
 	peer := newSlackPeer(t)
-	s := startServer(t, peer.URL, serverOptions{config: chaosConfig})
+	s := startServer(t, peer.URL, serverOptions{config: chaosConfig, store: store})
 	stopClicking := approveAll(t, s, peer, "U0OPS2")
 	defer stopClicking()
 

@@ -61,7 +61,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules})
+	host, _ := os.Hostname()
+	clientID := host + "@" + cfg.Listen
+	if len(clientID) > 100 {
+		clientID = clientID[:100]
+	}
+	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules, ClientID: clientID})
 	if err != nil {
 		return err
 	}
