@@ -138,19 +138,7 @@ var errDovecotMissing = errors.New("dovecot is not installed: `apt-get install -
 // mailUserName makes a user name Dovecot accepts (auth_username_chars) that
 // still shows which test it belongs to in the server's log.
 func mailUserName(testName string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(testName) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	s := b.String()
-	if len(s) > 40 {
-		s = s[:40]
-	}
-	return fmt.Sprintf("%s-%d", s, mailUserSeq.Add(1))
+	return fmt.Sprintf("%s-%d", slug(testName), mailUserSeq.Add(1))
 }
 
 // dovecotServer is one Dovecot in a temporary directory: root/dovecot.conf,

@@ -75,6 +75,12 @@ func (e *missingError) Error() string { return e.msg }
 // databaseName makes a valid, unique database name that still shows which
 // test it belongs to when someone looks at the server.
 func databaseName(testName string) string {
+	return fmt.Sprintf("test_%s_%d", slug(testName), dbSeq.Add(1))
+}
+
+// slug turns a test name into lower-case letters, digits and _, at most 40
+// of them: a name every server here accepts for a database or a user.
+func slug(testName string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(testName) {
 		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
@@ -87,7 +93,7 @@ func databaseName(testName string) string {
 	if len(s) > 40 {
 		s = s[:40]
 	}
-	return fmt.Sprintf("test_%s_%d", s, dbSeq.Add(1))
+	return s
 }
 
 // pgServer is one PostgreSQL server in a temporary directory:
