@@ -97,6 +97,15 @@ func (a *Approvals) Decide(ctx context.Context, id, user string, approve bool, s
 		return nil, "", err
 	}
 	audit(ap, verb+"d", "")
+	if ap.State != switchboard.ApprovalPending {
+		// The run re-checks its approval every few seconds anyway; waking
+		// it only saves that wait, so a failure here is not one.
+		if w, ok := a.Store.(interface {
+			WakeRun(ctx context.Context, runID string) error
+		}); ok {
+			_ = w.WakeRun(ctx, ap.RunID)
+		}
+	}
 	if ap.State == switchboard.ApprovalPending {
 		return ap, fmt.Sprintf("Thanks: %d of %d approvals so far.", len(ap.Decisions), ap.Quorum), nil
 	}

@@ -343,3 +343,33 @@ func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts str
 		return err
 	})
 }
+
+// WakeRun makes a run parked on a re-check available to work now: an
+// approval it waits for was just decided. A run that is not parked is left
+// alone; either way its next re-check would have found the decision too.
+func (s *Store) WakeRun(ctx context.Context, runID string) error {
+	query := `SELECT id FROM river_job WHERE kind = 'run' AND state = 'scheduled' AND json_extract(args, '$.run_id') = ?`
+	if s.postgres {
+		query = `SELECT id FROM river_job WHERE kind = 'run' AND state = 'scheduled' AND args->>'run_id' = $1`
+	}
+	rows, err := s.req.QueryContext(ctx, query, runID)
+	if err != nil {
+		return fmt.Errorf("find the job of run %s: %w", runID, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := s.river.JobRetry(ctx, id); err != nil {
+			return fmt.Errorf("wake run %s: %w", runID, err)
+		}
+	}
+	return nil
+}

@@ -276,3 +276,69 @@ func TestRunResumesAfterRestart(t *testing.T) {
 		t.Errorf("answers = %q", got)
 	}
 }
+
+// parkOnce parks a run for an hour the first time, then finishes it.
+type parkOnce struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (p *parkOnce) Advance(_ context.Context, run *switchboard.Run, _ switchboard.RunSaver) (switchboard.Outcome, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.calls == 1 {
+		run.State = switchboard.RunWaiting
+		return switchboard.Outcome{Wait: time.Hour}, nil
+	}
+	run.State = switchboard.RunSucceeded
+	return switchboard.Outcome{}, nil
+}
+
+func (p *parkOnce) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// A run parked for an hour is worked again at once when woken (an approval
+// it waits for was decided).
+func TestWakeRun(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parker := &parkOnce{}
+		if err := s.Start(ctx, store.Work{Advancer: parker}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = s.Stop(stopCtx)
+			s.Close()
+		})
+		run := &switchboard.Run{ID: "r-wake", Workflow: "t", State: switchboard.RunQueued, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		if _, err := s.CreateRun(ctx, run, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the run to park", func() bool {
+			r, err := s.GetRun(ctx, "r-wake")
+			return err == nil && parker.count() == 1 && r.State == switchboard.RunWaiting
+		})
+		time.Sleep(200 * time.Millisecond) // let the snooze land
+		if err := s.WakeRun(ctx, "r-wake"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the woken run to finish", func() bool {
+			r, err := s.GetRun(ctx, "r-wake")
+			return err == nil && r.State == switchboard.RunSucceeded
+		})
+		if err := s.WakeRun(ctx, "r-nobody"); err != nil {
+			t.Fatalf("wake an unknown run: %v", err)
+		}
+	})
+}
