@@ -329,11 +329,13 @@ func TestWakeRun(t *testing.T) {
 			r, err := s.GetRun(ctx, "r-wake")
 			return err == nil && parker.count() == 1 && r.State == switchboard.RunWaiting
 		})
-		time.Sleep(200 * time.Millisecond) // let the snooze land
-		if err := s.WakeRun(ctx, "r-wake"); err != nil {
-			t.Fatal(err)
-		}
+		// A wake before the worker has snoozed the job finds nothing to
+		// wake (the run's own re-check covers that case), so keep waking
+		// until it lands; without WakeRun the run would sleep an hour.
 		waitFor(t, "the woken run to finish", func() bool {
+			if err := s.WakeRun(ctx, "r-wake"); err != nil {
+				t.Fatal(err)
+			}
 			r, err := s.GetRun(ctx, "r-wake")
 			return err == nil && r.State == switchboard.RunSucceeded
 		})
