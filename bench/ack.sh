@@ -56,29 +56,7 @@ config="$work/switchboard.yaml"
 {
 	echo "data_dir: $work/data"
 	if [[ -n "${STORE:-}" ]]; then echo "store: $STORE"; fi
-	cat <<'YAML'
-log: { level: warn }
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  # Answers go to each command's response_url (slackload's receiver); the Web
-  # API is never needed, so point it at the discard port rather than Slack.
-  api_url: http://127.0.0.1:9/api/
-clouds:
-  main:
-    provider: sim
-    # 1ms: a zero duration means "the simulator's default" in the config.
-    sim: { pending_duration: 1ms, stopping_duration: 1ms, shutting_down_duration: 1ms, throttle: false }
-    instances:
-      - { id: i-0123456789abcdef0, name: tools, state: running, type: t3.micro }
-groups:
-  bench: [U0SLACKLOAD]
-commands:
-  /ec2:
-    cloud: main
-    allow: { users: [group:bench] }
-    instances:
-      tools: { id: i-0123456789abcdef0 }
-YAML
+	cat bench/switchboard.yaml
 } >"$config"
 
 server_cmd=("$work/switchboard" serve --config "$config" --addr "$addr")

@@ -75,30 +75,10 @@ mkdir -p "$RESULTS"
 
 # The Switchboard config bench/ack.sh uses.
 config="$work/switchboard.yaml"
-cat >"$config" <<YAML
-data_dir: $work/data
-log: { level: warn }
-slack:
-  signing_secret: \${SLACK_SIGNING_SECRET}
-  # Answers go to each command's response_url (slackload's receiver); the Web
-  # API is never needed, so point it at the discard port rather than Slack.
-  api_url: http://127.0.0.1:9/api/
-clouds:
-  main:
-    provider: sim
-    # 1ms: a zero duration means "the simulator's default" in the config.
-    sim: { pending_duration: 1ms, stopping_duration: 1ms, shutting_down_duration: 1ms, throttle: false }
-    instances:
-      - { id: i-0123456789abcdef0, name: tools, state: running, type: t3.micro }
-groups:
-  bench: [U0SLACKLOAD]
-commands:
-  /ec2:
-    cloud: main
-    allow: { users: [group:bench] }
-    instances:
-      tools: { id: i-0123456789abcdef0 }
-YAML
+{
+	echo "data_dir: $work/data"
+	cat bench/switchboard.yaml
+} >"$config"
 cp "$config" "$RESULTS/switchboard.yaml"
 
 free_port() {
