@@ -108,3 +108,24 @@ type PartialError struct {
 func (e *PartialError) Error() string {
 	return fmt.Sprintf("%d instance(s) failed", len(e.Failed))
 }
+
+// Retryable sorts a cloud error. Throttling returns the wait the cloud asked
+// for (or 2s); an outage or an unexpected error is transient; anything the
+// cloud refused is final (wait 0, transient false).
+func Retryable(err error) (wait time.Duration, transient bool) {
+	var ce *CloudError
+	var se *Error
+	switch {
+	case ErrorCode(err) == ETHROTTLED:
+		wait = 2 * time.Second
+		if errors.As(err, &ce) && ce.RetryAfter > 0 {
+			wait = ce.RetryAfter
+		} else if errors.As(err, &se) && se.RetryAfter > 0 {
+			wait = se.RetryAfter
+		}
+		return wait, false
+	case ErrorCode(err) == EUNAVAILABLE, !errors.As(err, &ce) && !errors.As(err, &se):
+		return 0, true
+	}
+	return 0, false
+}

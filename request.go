@@ -3,6 +3,8 @@ package switchboard
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -49,22 +51,13 @@ type Access struct {
 
 // Allows reports whether user may act in channel, and when not, why.
 func (a Access) Allows(user, channel string) (bool, string) {
-	if !contains(a.Users, user) {
+	if !slices.Contains(a.Users, user) {
 		return false, "you are not on this command's allow list"
 	}
-	if len(a.Channels) > 0 && !contains(a.Channels, channel) {
+	if len(a.Channels) > 0 && !slices.Contains(a.Channels, channel) {
 		return false, "this command is not allowed in this channel"
 	}
 	return true, ""
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TargetSpec is a named set of instances a command may touch: one instance id
@@ -74,6 +67,78 @@ type TargetSpec struct {
 	ID        string            `json:"id,omitempty"`
 	Tags      map[string]string `json:"tags,omitempty"`
 	ElasticIP string            `json:"elastic_ip,omitempty"`
+}
+
+// Target is one thing a command names: a configured alias, an instance id or
+// a tag selector, resolved against the command's instances when the run
+// describes them.
+type Target struct {
+	Text      string            `json:"text"` // as the user typed it
+	Alias     string            `json:"alias,omitempty"`
+	ID        string            `json:"id,omitempty"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	ElasticIP string            `json:"elastic_ip,omitempty"`
+}
+
+// Label names the target for a person: "tools (i-0123…)", "web (role=web)".
+func (t Target) Label() string {
+	switch {
+	case t.Alias != "" && t.ID != "":
+		return t.Alias + " (" + t.ID + ")"
+	case t.Alias != "":
+		return t.Alias + " (" + TagText(t.Tags) + ")"
+	case t.ID != "":
+		return t.ID
+	}
+	return TagText(t.Tags)
+}
+
+// InstanceCommand is a parsed instance command: what to do, on what. It is
+// the parameter of the built-in "instances" step.
+type InstanceCommand struct {
+	Command string   `json:"command"`
+	Action  string   `json:"action"`
+	Targets []Target `json:"targets"`
+	// Scope is every instance the command may touch; ids and selectors
+	// given by the user are checked against it.
+	Scope  []TargetSpec `json:"scope"`
+	DryRun bool         `json:"dry_run,omitempty"`
+	// Policy is the command's policy as it was when the run started.
+	Policy []PolicyRule `json:"policy,omitempty"`
+}
+
+// AckText is the immediate answer: what is about to happen.
+func (c InstanceCommand) AckText() string {
+	labels := make([]string, len(c.Targets))
+	for i, t := range c.Targets {
+		labels[i] = t.Label()
+	}
+	what := strings.Join(labels, ", ")
+	switch c.Action {
+	case ActionStart:
+		return "Starting " + what + " — I'll report back here."
+	case ActionStop:
+		return "Stopping " + what + " — I'll report back here."
+	case ActionReboot:
+		return "Rebooting " + what + " — I'll report back here."
+	case ActionList:
+		return "Listing the instances " + c.Command + " may touch — I'll report back here."
+	}
+	return "Checking " + what + " — I'll report back here."
+}
+
+// InScope reports whether a command whose scope is scope may touch inst: its
+// id is listed, or its tags include one of the selectors.
+func InScope(scope []TargetSpec, inst Instance) bool {
+	for _, s := range scope {
+		if s.ID != "" && s.ID == inst.ID {
+			return true
+		}
+		if s.ID == "" && len(s.Tags) > 0 && HasTags(inst.Tags, s.Tags) {
+			return true
+		}
+	}
+	return false
 }
 
 // CommandSpec is a slash command as configured: which cloud it acts on, who

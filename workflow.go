@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -114,4 +115,35 @@ type Decision struct {
 	Approve bool      `json:"approve"`
 	At      time.Time `json:"at"`
 	Source  string    `json:"source"` // slack | console
+}
+
+// Mention writes a user id as chat shows a person: "<@U0OPS1>".
+func Mention(user string) string { return "<@" + user + ">" }
+
+// Decided says how an approval was decided: "approved by <@U1>, <@U2>".
+func (ap *Approval) Decided() string {
+	var by []string
+	for _, d := range ap.Decisions {
+		if d.Approve == (ap.State == ApprovalApproved) {
+			by = append(by, Mention(d.User))
+		}
+	}
+	switch ap.State {
+	case ApprovalApproved:
+		return "approved by " + strings.Join(by, ", ")
+	case ApprovalDenied:
+		return "denied by " + strings.Join(by, ", ")
+	case ApprovalTimedOut:
+		return "timed out"
+	}
+	return ap.State
+}
+
+// DecisionText is the decision as later steps and answers show it: approved,
+// denied, or "timed out after 30m0s".
+func (ap *Approval) DecisionText() string {
+	if ap.State == ApprovalTimedOut {
+		return "timed out after " + ap.Deadline.Sub(ap.CreatedAt).Round(time.Second).String()
+	}
+	return ap.State
 }

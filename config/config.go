@@ -55,6 +55,9 @@ type Config struct {
 	// Workflows in file order, with groups expanded into user ids.
 	Workflows []switchboard.WorkflowSpec `json:"workflows,omitempty"`
 	Log       Log                        `json:"log"`
+
+	// registry holds the step types workflows may use.
+	registry *switchboard.Registry
 }
 
 // Slack is how Switchboard talks to Slack. The section is optional: without
@@ -190,27 +193,28 @@ const DefaultSlackAPIURL = "https://slack.com/api/"
 var DefaultYAML []byte
 
 // Load reads and decodes the configuration file at path. getenv resolves
-// ${VAR} references (pass os.Getenv; nil means an empty environment). When
-// the file has problems, the error is a Problems listing all of them.
-func Load(path string, getenv func(string) string) (*Config, error) {
+// ${VAR} references (pass os.Getenv; nil means an empty environment); reg
+// holds the step types workflows may use. When the file has problems, the
+// error is a Problems listing all of them.
+func Load(path string, getenv func(string) string, reg *switchboard.Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data, getenv)
+	return Parse(path, data, getenv, reg)
 }
 
 // Parse decodes a configuration held in memory; name is used in problems as
 // the file name. When the data has problems, the error is a Problems listing
 // all of them.
-func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
-	return parse(name, data, getenv, options{})
+func Parse(name string, data []byte, getenv func(string) string, reg *switchboard.Registry) (*Config, error) {
+	return parse(name, data, getenv, options{registry: reg})
 }
 
 // Default returns the built-in configuration (DefaultYAML) with its data in
 // dataDir ("" means DefaultDataDir).
-func Default(dataDir string) *Config {
-	c, err := parse(defaultName, DefaultYAML, nil, options{dataDir: dataDir})
+func Default(dataDir string, reg *switchboard.Registry) *Config {
+	c, err := parse(defaultName, DefaultYAML, nil, options{dataDir: dataDir, registry: reg})
 	if err != nil {
 		// The embedded file is tested; this is a build that broke it.
 		panic("config: the built-in default.yaml is invalid:\n" + err.Error())
@@ -222,9 +226,13 @@ const defaultName = "(built-in default)"
 
 // options are the knobs Parse does not expose: tests and Default use them.
 type options struct {
+	registry *switchboard.Registry
 	dataDir  string
 	readFile func(string) ([]byte, error)
 }
+
+// Registry returns the step types the configuration was checked against.
+func (c *Config) Registry() *switchboard.Registry { return c.registry }
 
 // Cloud returns the cloud called name.
 func (c *Config) Cloud(name string) (Cloud, bool) {

@@ -31,7 +31,7 @@ var exampleEnv = map[string]string{
 
 func TestLoad_example(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load("testdata/example.yaml", env(exampleEnv))
+	cfg, err := config.Load("testdata/example.yaml", env(exampleEnv), registry)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestLoad_example(t *testing.T) {
 
 func TestLoad_missingFile(t *testing.T) {
 	t.Parallel()
-	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"), nil, registry)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("err = %v, want fs.ErrNotExist", err)
 	}
@@ -114,7 +114,7 @@ func TestParse_defaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil)
+			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil, registry)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -188,7 +188,7 @@ commands:
 `
 	cfg, err := config.Parse("c.yaml", []byte(yaml), env(map[string]string{
 		"PORT": "9090", "SIGNING": "s3cret", "TEAM": "core", "ALI_SECRET": "ali",
-	}))
+	}), registry)
 	if err != nil {
 		t.Fatalf("Parse:\n%v", err)
 	}
@@ -268,7 +268,7 @@ commands:
     instances:
       tools: { id: i-0123456789abcdef0 }
 `
-	if _, err := config.Parse("c.yaml", []byte(base), nil); err != nil {
+	if _, err := config.Parse("c.yaml", []byte(base), nil, registry); err != nil {
 		t.Fatalf("the base is not valid:\n%v", err)
 	}
 	edit := func(old, new string) string {
@@ -420,7 +420,7 @@ commands:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), env(tc.env))
+			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), env(tc.env), registry)
 			var ps config.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("Parse = %v, %v; want Problems", cfg, err)
@@ -507,7 +507,7 @@ console: { admin_token: "${ADMIN}" }
 clouds:
   cn: { provider: alibaba, access_key_id: LTAI, access_key_secret: "${ALI}", endpoint: "http://127.0.0.1:1" }
 `
-	cfg, err := config.Parse("c.yaml", []byte(yaml), env(secretEnv))
+	cfg, err := config.Parse("c.yaml", []byte(yaml), env(secretEnv), registry)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -578,7 +578,7 @@ commands:
     instances: { a: { id: "${file:` + file + `}", elastic_ip: "${file:` + file + `}" } }
     actions: ["${file:` + file + `}"]
 `
-	_, err := config.Parse("c.yaml", []byte(yaml), env(secretEnv))
+	_, err := config.Parse("c.yaml", []byte(yaml), env(secretEnv), registry)
 	var ps config.Problems
 	if !errors.As(err, &ps) {
 		t.Fatalf("Parse = %v, want Problems", err)
@@ -611,11 +611,11 @@ func TestSecret(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default("")
+	cfg := config.Default("", registry)
 	if cfg.Listen != "127.0.0.1:8080" || cfg.Store != "sqlite://./data/switchboard.db" || cfg.Slack.Enabled() {
 		t.Errorf("listen, store, slack = %q, %q, %v", cfg.Listen, cfg.Store, cfg.Slack.Enabled())
 	}
-	if got := config.Default("/tmp/sb/").Store; got != "sqlite:///tmp/sb/switchboard.db" {
+	if got := config.Default("/tmp/sb/", registry).Store; got != "sqlite:///tmp/sb/switchboard.db" {
 		t.Errorf("Default(/tmp/sb/).Store = %q", got)
 	}
 
@@ -666,7 +666,7 @@ func TestDefault(t *testing.T) {
 
 	// The embedded YAML is exported so `switchboard init` can write it out;
 	// it must parse on its own too.
-	if _, err := config.Parse("default.yaml", config.DefaultYAML, nil); err != nil {
+	if _, err := config.Parse("default.yaml", config.DefaultYAML, nil, registry); err != nil {
 		t.Errorf("DefaultYAML: %v", err)
 	}
 }
@@ -674,12 +674,12 @@ func TestDefault(t *testing.T) {
 // Mutating one parse's result must not change another's, nor AllActions.
 func TestParse_resultsAreIndependent(t *testing.T) {
 	t.Parallel()
-	a := config.Default("")
+	a := config.Default("", registry)
 	a.Commands[0].Actions[0] = "mutated"
 	if switchboard.AllActions[0] != "status" {
 		t.Fatalf("a config shares its actions with switchboard.AllActions")
 	}
-	if b := config.Default(""); b.Commands[0].Actions[0] != "status" {
+	if b := config.Default("", registry); b.Commands[0].Actions[0] != "status" {
 		t.Errorf("a config shares its actions with another")
 	}
 }

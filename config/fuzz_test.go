@@ -7,7 +7,11 @@ import (
 	"testing"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/steps"
 )
+
+// registry holds the built-in step types, as cmd/switchboard registers them.
+var registry = switchboard.NewRegistry(steps.Builtin()...)
 
 // FuzzParse feeds arbitrary files to the decoder: it must never panic, and a
 // file it accepts must hold together (every command's cloud exists, every
@@ -51,7 +55,7 @@ func FuzzParse(f *testing.F) {
 		return nil, errors.New("no such file")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parse("f.yaml", data, getenv, options{readFile: readFile})
+		cfg, err := parse("f.yaml", data, getenv, options{readFile: readFile, registry: registry})
 		if err != nil {
 			var ps Problems
 			if !errors.As(err, &ps) || len(ps) == 0 {
@@ -80,7 +84,7 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		stepTypes := StepTypes()
+		stepTypes := registry.StepKinds()
 		checkSteps := func(w switchboard.WorkflowSpec, steps []switchboard.StepSpec) {
 			for _, st := range steps {
 				var with map[string]any

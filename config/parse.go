@@ -31,7 +31,7 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()
 	}
-	c := &Config{File: name}
+	c := &Config{File: name, registry: o.registry}
 	d.config(c, root, o)
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()

@@ -38,7 +38,7 @@ func TestParse_policy(t *testing.T) {
         deny: only U0OPS1 reboots from chat
       - { if: 'action == "start"', approval: { approvers: [U0OPS1] } }
 `
-	cfg, err := config.Parse("c.yaml", []byte(yaml), nil)
+	cfg, err := config.Parse("c.yaml", []byte(yaml), nil, registry)
 	if err != nil {
 		t.Fatalf("Parse:\n%v", err)
 	}
@@ -71,7 +71,7 @@ func TestParse_noPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil)
+			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil, registry)
 			if err != nil {
 				t.Fatalf("Parse:\n%v", err)
 			}
@@ -155,7 +155,7 @@ func TestParse_policyProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Parse("c.yaml", []byte(policyBase+tc.rules), nil)
+			cfg, err := config.Parse("c.yaml", []byte(policyBase+tc.rules), nil, registry)
 			var ps config.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("Parse = %v, %v; want Problems", cfg, err)

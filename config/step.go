@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,102 +30,28 @@ type stepScope struct {
 	needsCloud bool
 }
 
-type paramType int
-
-const (
-	pText     paramType = iota // a string; may hold {{ expressions }}
-	pBool                      // true or false
-	pInt                       // a whole number
-	pDuration                  // a Go duration, kept as written
-	pStrings                   // a list of strings, or one string (a {{ }} that yields a list)
-	pTags                      // a mapping of strings
-	pAny                       // any value, as JSON
-	pUsers                     // user ids and group:NAME, expanded to user ids
-	pCodes                     // HTTP status codes: one or a list
-)
-
-type param struct {
-	name     string
-	typ      paramType
-	required bool
-	// values are the allowed values of a pText, unless it is a template.
-	values []string
-	// min is the least value of a pInt.
-	min int
-}
-
-type stepType struct {
-	name   string
-	params []param
-	// targets lists the parameters that select instances, of which the
-	// step needs exactly one.
-	targets []string
-	// onCloud is set for the steps that act on a cloud.
-	onCloud bool
-}
-
 var (
-	instanceStates = []string{"pending", "running", "stopping", "stopped", "terminated"}
-	httpMethods    = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 	// reservedIDs are the names expressions see besides steps.ID.
 	reservedIDs = []string{"event", "run", "steps", "error"}
 	stepID      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-func changeStep(name string) stepType {
-	return stepType{name: name, onCloud: true, targets: []string{"instance", "instances", "tags"}, params: []param{
-		{name: "instance"}, {name: "instances", typ: pStrings}, {name: "tags", typ: pTags}, {name: "cloud"}, {name: "wait", typ: pDuration},
-	}}
+// workflowStep returns the step type a workflow may use by that name: any
+// registered type but the built-in commands' own.
+func (s *stepScope) workflowStep(kind string) (*switchboard.StepType, bool) {
+	t, ok := s.cfg.registry.Step(kind)
+	return t, ok && !t.Raw
 }
 
-// stepTypes is the table of docs/workflows.md, in its order.
-var stepTypes = []stepType{
-	{name: "notify", params: []param{{name: "text", required: true}, {name: "channel"}, {name: "thread", typ: pBool}}},
-	{name: "approval", params: []param{
-		{name: "text", required: true}, {name: "approvers", typ: pUsers, required: true}, {name: "quorum", typ: pInt, min: 1},
-		{name: "allow_requester", typ: pBool}, {name: "timeout", typ: pDuration}, {name: "on_timeout", values: []string{"deny", "approve"}},
-	}},
-	{name: "extract", params: []param{{name: "from", required: true}, {name: "pattern", required: true}, {name: "required", typ: pBool}}},
-	{name: "set"}, // NAME: value pairs, checked on their own
-	{name: "describe", onCloud: true, targets: []string{"instance", "tags"}, params: []param{{name: "instance"}, {name: "tags", typ: pTags}, {name: "cloud"}}},
-	changeStep("start"),
-	changeStep("stop"),
-	changeStep("reboot"),
-	changeStep("terminate"),
-	{name: "run", onCloud: true, params: []param{
-		{name: "image", required: true}, {name: "type"}, {name: "count", typ: pInt, min: 1}, {name: "subnet"},
-		{name: "security_groups", typ: pStrings}, {name: "key"}, {name: "user_data"}, {name: "tags", typ: pTags},
-		{name: "cloud"}, {name: "wait", typ: pDuration},
-	}},
-	{name: "wait", onCloud: true, params: []param{{name: "instance", required: true}, {name: "state", required: true, values: instanceStates}, {name: "timeout", typ: pDuration}}},
-	{name: "associate", onCloud: true, params: []param{{name: "instance", required: true}, {name: "address", required: true}}},
-	{name: "http", params: []param{
-		{name: "method", values: httpMethods}, {name: "url", required: true}, {name: "headers", typ: pTags},
-		{name: "body", typ: pAny}, {name: "timeout", typ: pDuration}, {name: "expect", typ: pCodes},
-	}},
-	{name: "fail", params: []param{{name: "message", required: true}, {name: "quiet", typ: pBool}}},
-}
-
-// StepTypes lists the step types a workflow may use, in the order
-// docs/workflows.md describes them.
-func StepTypes() []string { return names(stepTypes, func(t stepType) string { return t.name }) }
-
-func findStepType(name string) (stepType, bool) {
-	for _, t := range stepTypes {
-		if t.name == name {
-			return t, true
+// stepKinds lists the step types a workflow may use.
+func (s *stepScope) stepKinds() []string {
+	var kinds []string
+	for _, k := range s.cfg.registry.StepKinds() {
+		if _, ok := s.workflowStep(k); ok {
+			kinds = append(kinds, k)
 		}
 	}
-	return stepType{}, false
-}
-
-func (t stepType) param(name string) (param, bool) {
-	for _, p := range t.params {
-		if p.name == name {
-			return p, true
-		}
-	}
-	return param{}, false
+	return kinds
 }
 
 // templated reports whether s holds a {{ expression }}, whose value is
@@ -149,7 +76,8 @@ func (d *decoder) steps(p pair, s *stepScope) []switchboard.StepSpec {
 
 func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
 	st := switchboard.StepSpec{Line: p.line()}
-	all := strings.Join(StepTypes(), ", ")
+	kinds := s.stepKinds()
+	all := strings.Join(kinds, ", ")
 	if v := resolve(p.val); v == nil || v.Kind != yaml.MappingNode {
 		d.problemAt(p, "expected a step: a mapping with one step type, like - notify: { text: hello }; got %s", kindName(p.val))
 		return st
@@ -157,7 +85,7 @@ func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
 	var types []pair
 	unknown := false
 	for _, kp := range d.pairs(p.val, p.path, p.line()) {
-		switch _, isType := findStepType(kp.name); {
+		switch _, isType := s.workflowStep(kp.name); {
 		case kp.name == "id":
 			st.ID = d.stepID(kp, s)
 		case kp.name == "if":
@@ -171,7 +99,7 @@ func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
 			types = append(types, kp)
 		default:
 			unknown = true
-			if sug := suggest(kp.name, StepTypes()); sug != "" {
+			if sug := suggest(kp.name, kinds); sug != "" {
 				d.add(kp.key.Line, kp.path, "unknown step type %q; step types: %s; did you mean %q?", kp.name, all, sug)
 			} else {
 				d.add(kp.key.Line, kp.path, "unknown step type %q; step types: %s", kp.name, all)
@@ -185,8 +113,8 @@ func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
 		d.add(types[1].key.Line, types[1].path, "a step has one type and this one is already %s; make it two steps", types[0].name)
 	}
 	if len(types) > 0 {
-		t, _ := findStepType(types[0].name)
-		st.Kind = t.name
+		t, _ := s.workflowStep(types[0].name)
+		st.Kind = t.Kind
 		st.With = d.params(types[0], t, s)
 	}
 	return st
@@ -200,7 +128,7 @@ func (d *decoder) stepID(p pair, s *stepScope) string {
 	switch line, dup := s.ids[id]; {
 	case !stepID.MatchString(id):
 		d.problemAt(p, "%s is not a step id: letters, digits and _, not starting with a digit (like inst)", d.show(p, id))
-	case contains(reservedIDs, id):
+	case slices.Contains(reservedIDs, id):
 		d.problemAt(p, "%s is reserved: expressions use %s; pick another id", d.show(p, id), strings.Join(reservedIDs, ", "))
 	case dup:
 		d.problemAt(p, "duplicate step id %s (first at line %d)", d.show(p, id), line)
@@ -213,11 +141,11 @@ func (d *decoder) stepID(p pair, s *stepScope) string {
 // params checks a step's parameters against its type and returns them as
 // JSON, strings as written: {{ expressions }} are the engine's to check
 // and evaluate.
-func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
+func (d *decoder) params(tp pair, t *switchboard.StepType, s *stepScope) json.RawMessage {
 	with := map[string]any{}
 	ps := d.pairs(tp.val, tp.path, tp.line())
 	got := map[string]pair{}
-	if t.name == "set" {
+	if t.Free {
 		for _, q := range ps {
 			if !stepID.MatchString(q.name) {
 				d.add(q.key.Line, q.path, "a name to set is letters, digits and _, not starting with a digit (like host)")
@@ -232,14 +160,14 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 		return marshalWith(with)
 	}
 
-	known := names(t.params, func(p param) string { return p.name })
+	known := names(t.Params, func(p switchboard.Param) string { return p.Name })
 	for _, q := range ps {
-		if _, ok := t.param(q.name); ok {
+		if _, ok := t.Param(q.name); ok {
 			got[q.name] = q
 		} else if sug := suggest(q.name, known); sug != "" {
 			d.add(q.key.Line, q.path, "unknown parameter %q; did you mean %q?", q.name, sug)
 		} else {
-			d.add(q.key.Line, q.path, "unknown parameter %q (%s parameters: %s)", q.name, t.name, strings.Join(known, ", "))
+			d.add(q.key.Line, q.path, "unknown parameter %q (%s parameters: %s)", q.name, t.Kind, strings.Join(known, ", "))
 		}
 	}
 
@@ -258,7 +186,7 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 				d.problemAt(q, "unknown cloud %s (%s)", d.show(q, name), defined("clouds", cloudNames(s.cfg.Clouds)))
 			}
 		}
-	} else if t.onCloud {
+	} else if t.OnCloud {
 		s.needsCloud = true
 	}
 	provider := ""
@@ -267,11 +195,11 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 	}
 
 	for _, q := range ps {
-		prm, ok := t.param(q.name)
+		prm, ok := t.Param(q.name)
 		if !ok {
 			continue
 		}
-		if prm.name == "cloud" {
+		if prm.Name == "cloud" {
 			continue // decoded above
 		}
 		v, items, ok := d.param(q, prm, s)
@@ -279,7 +207,7 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 			continue
 		}
 		with[q.name] = v
-		if prm.name == "instance" || prm.name == "instances" {
+		if prm.Instance {
 			ids, _ := v.([]string)
 			if id, ok := v.(string); ok {
 				ids = []string{id}
@@ -289,21 +217,25 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 			}
 		}
 	}
-	for _, prm := range t.params {
-		if _, ok := with[prm.name]; prm.required && !ok {
-			d.required(tp, got, prm.name, "%s", paramHint(t.name, prm.name))
+	for _, prm := range t.Params {
+		if _, ok := with[prm.Name]; prm.Required && !ok {
+			hint := prm.Hint
+			if hint == "" {
+				hint = "a " + t.Kind + " step needs " + prm.Name
+			}
+			d.required(tp, got, prm.Name, "%s", hint)
 		}
 	}
 
 	var selectors []string
-	for _, name := range t.targets {
+	for _, name := range t.Targets {
 		if _, ok := got[name]; ok {
 			selectors = append(selectors, name)
 		}
 	}
 	switch {
-	case len(t.targets) > 0 && len(selectors) == 0 && d.problems.none(tp.path):
-		d.problemAt(tp, "needs %s: the instances to act on", orList(t.targets))
+	case len(t.Targets) > 0 && len(selectors) == 0 && d.problems.none(tp.path):
+		d.problemAt(tp, "needs %s: the instances to act on", orList(t.Targets))
 	case len(selectors) > 1:
 		d.problemAt(got[selectors[1]], "a step selects instances one way; this one already has %s", selectors[0])
 	}
@@ -313,24 +245,29 @@ func (d *decoder) params(tp pair, t stepType, s *stepScope) json.RawMessage {
 		}
 	}
 
-	switch t.name {
-	case "notify":
-		if ch, ok := with["channel"].(string); ok && !templated(ch) {
-			d.checkChannel(got["channel"], ch)
+	for _, prm := range t.Params {
+		q, ok := got[prm.Name]
+		str, isStr := with[prm.Name].(string)
+		if !ok || !isStr || templated(str) && !prm.Pattern {
+			continue
 		}
-	case "approval":
-		users, _ := with["approvers"].([]string)
-		if n, ok := with["quorum"].(int); ok && len(users) > 0 && n > len(users) {
-			d.problemAt(got["quorum"], "is %d but only %d approvers are listed", n, len(users))
+		switch {
+		case prm.Channel:
+			d.checkChannel(q, str)
+		case prm.Pattern:
+			d.checkPattern(q, str)
+		case prm.URL:
+			if msg := checkHTTPURL(str, "https://example.com/hook"); msg != "" {
+				d.problemAt(q, "%s", msg)
+			}
 		}
-	case "extract":
-		if pat, ok := with["pattern"].(string); ok && !templated(pat) {
-			d.checkPattern(got["pattern"], pat)
-		}
-	case "http":
-		if u, ok := with["url"].(string); ok && !templated(u) {
-			if msg := checkHTTPURL(u, "https://example.com/hook"); msg != "" {
-				d.problemAt(got["url"], "%s", msg)
+	}
+	if t.CheckFunc != nil && d.problems.none(tp.path) {
+		for _, pp := range t.CheckFunc(with) {
+			if q, ok := got[pp.Param]; ok {
+				d.problemAt(q, "%s", pp.Msg)
+			} else {
+				d.problemAt(tp, "%s: %s", pp.Param, pp.Msg)
 			}
 		}
 	}
@@ -346,35 +283,6 @@ func (d *decoder) checkStepInstance(p pair, id, provider string) {
 	}
 }
 
-// paramHint says what a required parameter is for.
-func paramHint(step, name string) string {
-	switch step + "." + name {
-	case "notify.text":
-		return "what to post, like text: 'Restarting {{ steps.inst.name }}'"
-	case "approval.text":
-		return "the question the approvers see, like text: Restart {{ steps.inst.name }} now?"
-	case "approval.approvers":
-		return "who may decide, like approvers: [group:ops]"
-	case "extract.from":
-		return "the text to search, like from: '{{ event.body }}'"
-	case "extract.pattern":
-		return "a regular expression with named groups, like pattern: '(?P<instance>i-[0-9a-f]{8,17})'"
-	case "run.image":
-		return "the image to launch, like image: ami-0123456789abcdef0"
-	case "wait.instance", "associate.instance":
-		return "the instance, like instance: '{{ steps.mail.instance }}'"
-	case "wait.state":
-		return "the state to wait for: one of " + strings.Join(instanceStates, ", ")
-	case "associate.address":
-		return "the Elastic IP, like address: 107.20.248.29"
-	case "http.url":
-		return "the URL to call, like url: https://example.com/hook"
-	case "fail.message":
-		return "why the run fails, like message: '{{ steps.ok.decision }}'"
-	}
-	return "a " + step + " step needs " + name
-}
-
 func orList(items []string) string {
 	if len(items) < 2 {
 		return strings.Join(items, "")
@@ -385,9 +293,9 @@ func orList(items []string) string {
 // param decodes one step parameter, and for a list of strings the entries
 // as written. A typed parameter (bool, number, duration, one of some
 // values) may instead be a {{ expression }}, kept as a string.
-func (d *decoder) param(p pair, prm param, s *stepScope) (any, []pair, bool) {
-	switch prm.typ {
-	case pStrings:
+func (d *decoder) param(p pair, prm switchboard.Param, s *stepScope) (any, []pair, bool) {
+	switch prm.Type {
+	case switchboard.TypeStrings:
 		v := resolve(p.val)
 		if v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
 			str, ok := d.str(p)
@@ -402,22 +310,22 @@ func (d *decoder) param(p pair, prm param, s *stepScope) (any, []pair, bool) {
 			d.problemAt(p, "is empty")
 		}
 		return list, items, len(list) > 0
-	case pTags:
+	case switchboard.TypeTags:
 		m := d.strMap(p)
 		if m == nil {
 			m = map[string]string{}
 		}
 		return m, nil, true
-	case pAny:
+	case switchboard.TypeAny:
 		v, ok := d.value(p, 0)
 		return v, nil, ok
-	case pUsers:
+	case switchboard.TypeUsers:
 		users, bad := d.users(p, s.cfg)
 		if len(users) == 0 && !bad {
 			d.problemAt(p, "nobody could decide; list users or group:NAME")
 		}
 		return users, nil, len(users) > 0
-	case pCodes:
+	case switchboard.TypeCodes:
 		codes, ok := d.codes(p)
 		return codes, nil, ok
 	}
@@ -426,37 +334,37 @@ func (d *decoder) param(p pair, prm param, s *stepScope) (any, []pair, bool) {
 	if !ok || templated(str) {
 		return str, []pair{p}, ok
 	}
-	switch prm.typ {
-	case pBool:
+	switch prm.Type {
+	case switchboard.TypeBool:
 		b, err := strconv.ParseBool(str)
 		if err != nil {
 			d.problemAt(p, "expected true or false, got %s", d.show(p, str))
 			return nil, nil, false
 		}
 		return b, nil, true
-	case pInt:
+	case switchboard.TypeInt:
 		n, err := strconv.Atoi(str)
 		if err != nil {
 			d.problemAt(p, "expected a whole number, got %s", d.show(p, str))
 			return nil, nil, false
 		}
-		if n < prm.min {
-			d.problemAt(p, "must be at least %d, got %d", prm.min, n)
+		if n < prm.Min {
+			d.problemAt(p, "must be at least %d, got %d", prm.Min, n)
 			return nil, nil, false
 		}
 		return n, nil, true
-	case pDuration:
+	case switchboard.TypeDuration:
 		if v, err := time.ParseDuration(str); err != nil || v < 0 {
 			d.problemAt(p, "expected a duration like 60s or 1m30s, got %s", d.show(p, str))
 			return nil, nil, false
 		}
 		return str, nil, true
 	}
-	if len(prm.values) > 0 && !contains(prm.values, str) {
-		if sug := suggest(str, prm.values); sug != "" {
-			d.problemAt(p, "must be one of %s, got %s; did you mean %q?", strings.Join(prm.values, ", "), d.show(p, str), sug)
+	if len(prm.Values) > 0 && !slices.Contains(prm.Values, str) {
+		if sug := suggest(str, prm.Values); sug != "" {
+			d.problemAt(p, "must be one of %s, got %s; did you mean %q?", strings.Join(prm.Values, ", "), d.show(p, str), sug)
 		} else {
-			d.problemAt(p, "must be one of %s, got %s", strings.Join(prm.values, ", "), d.show(p, str))
+			d.problemAt(p, "must be one of %s, got %s", strings.Join(prm.Values, ", "), d.show(p, str))
 		}
 	}
 	return str, []pair{p}, true

@@ -32,7 +32,7 @@ func loadWorkflows(t *testing.T) (*config.Config, string) {
 		}
 	}
 	text := strings.ReplaceAll(string(data), "/run/secrets/", dir+"/")
-	cfg, err := config.Parse("w.yaml", []byte(text), env(map[string]string{"DNS_TOKEN": "dns-tok-77f0"}))
+	cfg, err := config.Parse("w.yaml", []byte(text), env(map[string]string{"DNS_TOKEN": "dns-tok-77f0"}), registry)
 	if err != nil {
 		t.Fatalf("Parse:\n%v", err)
 	}
@@ -204,7 +204,7 @@ workflows:
       - notify: { text: 'Instance {{ steps.mail.instance }}' }
       - stop: { instance: '{{ steps.mail.instance }}', wait: 60s }
 `
-	if _, err := config.Parse("c.yaml", []byte(base), nil); err != nil {
+	if _, err := config.Parse("c.yaml", []byte(base), nil, registry); err != nil {
 		t.Fatalf("the base is not valid:\n%v", err)
 	}
 	edit := func(pairs ...string) string {
@@ -364,7 +364,7 @@ workflows:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil)
+			cfg, err := config.Parse("c.yaml", []byte(tc.yaml), nil, registry)
 			var ps config.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("Parse = %v, %v; want Problems", cfg, err)
@@ -393,7 +393,7 @@ func TestSecrets_workflowsNotPrinted(t *testing.T) {
 		t.Fatalf("the mailbox password was not read")
 	}
 	yaml := "queues:\n  q: { url: 'https://sqs.eu-west-1.amazonaws.com/1/q', access_key_id: AKIA, access_key_secret: '${QKEY}' }\n"
-	qcfg, err := config.Parse("q.yaml", []byte(yaml), env(map[string]string{"QKEY": "qkey-4411"}))
+	qcfg, err := config.Parse("q.yaml", []byte(yaml), env(map[string]string{"QKEY": "qkey-4411"}), registry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ workflows:
       - wait: { instance: ` + ref + `, state: running }
       - extract: { from: x, pattern: "(${file:` + file + `}" }
 `
-	_, err := config.Parse("c.yaml", []byte(yaml), nil)
+	_, err := config.Parse("c.yaml", []byte(yaml), nil, registry)
 	var ps config.Problems
 	if !errors.As(err, &ps) || len(ps) < 8 {
 		t.Fatalf("want a problem for each bad value, got:\n%v", err)
@@ -452,15 +452,3 @@ workflows:
 	}
 }
 
-func TestStepTypes(t *testing.T) {
-	t.Parallel()
-	got := config.StepTypes()
-	want := []string{"notify", "approval", "extract", "set", "describe", "start", "stop", "reboot", "terminate", "run", "wait", "associate", "http", "fail"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("StepTypes() = %v", got)
-	}
-	got[0] = "mutated"
-	if config.StepTypes()[0] != "notify" {
-		t.Errorf("StepTypes shares its slice")
-	}
-}

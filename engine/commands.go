@@ -172,64 +172,6 @@ func (c *Commands) commandNames() string {
 	return strings.Join(names, ", ")
 }
 
-// Target is one thing a command names: a configured alias, an instance id or
-// a tag selector, resolved against the command's instances when the run
-// describes them.
-type Target struct {
-	Text      string            `json:"text"` // as the user typed it
-	Alias     string            `json:"alias,omitempty"`
-	ID        string            `json:"id,omitempty"`
-	Tags      map[string]string `json:"tags,omitempty"`
-	ElasticIP string            `json:"elastic_ip,omitempty"`
-}
-
-// Label names the target for a person: "tools (i-0123…)", "web (role=web)".
-func (t Target) Label() string {
-	switch {
-	case t.Alias != "" && t.ID != "":
-		return t.Alias + " (" + t.ID + ")"
-	case t.Alias != "":
-		return t.Alias + " (" + tagText(t.Tags) + ")"
-	case t.ID != "":
-		return t.ID
-	}
-	return tagText(t.Tags)
-}
-
-// InstanceCommand is a parsed instance command: what to do, on what. It is
-// the parameter of the "instances" step.
-type InstanceCommand struct {
-	Command string   `json:"command"`
-	Action  string   `json:"action"`
-	Targets []Target `json:"targets"`
-	// Scope is every instance the command may touch; ids and selectors
-	// given by the user are checked against it.
-	Scope  []switchboard.TargetSpec `json:"scope"`
-	DryRun bool                     `json:"dry_run,omitempty"`
-	// Policy is the command's policy as it was when the run started.
-	Policy []switchboard.PolicyRule `json:"policy,omitempty"`
-}
-
-// AckText is the immediate answer: what is about to happen.
-func (c InstanceCommand) AckText() string {
-	labels := make([]string, len(c.Targets))
-	for i, t := range c.Targets {
-		labels[i] = t.Label()
-	}
-	what := strings.Join(labels, ", ")
-	switch c.Action {
-	case switchboard.ActionStart:
-		return "Starting " + what + " — I'll report back here."
-	case switchboard.ActionStop:
-		return "Stopping " + what + " — I'll report back here."
-	case switchboard.ActionReboot:
-		return "Rebooting " + what + " — I'll report back here."
-	case switchboard.ActionList:
-		return "Listing the instances " + c.Command + " may touch — I'll report back here."
-	}
-	return "Checking " + what + " — I'll report back here."
-}
-
 var (
 	instanceIDPattern = regexp.MustCompile(`^i-[0-9a-z]{8,}$`)
 	tagPattern        = regexp.MustCompile(`^[A-Za-z0-9_.:/+\-@]+=[A-Za-z0-9_.:/+\-@ ]*$`)
@@ -237,9 +179,9 @@ var (
 
 // ParseCommand reads "ACTION [TARGET...]" against a command's configuration.
 // Its errors are sentences that say what would work.
-func ParseCommand(spec switchboard.CommandSpec, text string) (InstanceCommand, *switchboard.Error) {
+func ParseCommand(spec switchboard.CommandSpec, text string) (switchboard.InstanceCommand, *switchboard.Error) {
 	fields := strings.Fields(text)
-	cmd := InstanceCommand{Command: spec.Name, Scope: spec.Instances, Policy: spec.Policy}
+	cmd := switchboard.InstanceCommand{Command: spec.Name, Scope: spec.Instances, Policy: spec.Policy}
 	if len(fields) == 0 {
 		return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, ""))
 	}
@@ -265,7 +207,7 @@ func ParseCommand(spec switchboard.CommandSpec, text string) (InstanceCommand, *
 		switch cmd.Action {
 		case switchboard.ActionStatus, switchboard.ActionList:
 			for _, s := range spec.Instances {
-				cmd.Targets = append(cmd.Targets, Target{Text: s.Alias, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP})
+				cmd.Targets = append(cmd.Targets, switchboard.Target{Text: s.Alias, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP})
 			}
 		default:
 			return cmd, switchboard.Errorf(switchboard.EINVALID, "Which instance? Try `%s %s %s`. Targets: %s.", spec.Name, cmd.Action, firstAlias(spec), targetNames(spec))
@@ -274,14 +216,14 @@ func ParseCommand(spec switchboard.CommandSpec, text string) (InstanceCommand, *
 	return cmd, nil
 }
 
-func parseTarget(spec switchboard.CommandSpec, f string) (Target, *switchboard.Error) {
+func parseTarget(spec switchboard.CommandSpec, f string) (switchboard.Target, *switchboard.Error) {
 	for _, s := range spec.Instances {
 		if strings.EqualFold(s.Alias, f) {
-			return Target{Text: f, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP}, nil
+			return switchboard.Target{Text: f, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP}, nil
 		}
 	}
 	if instanceIDPattern.MatchString(f) {
-		t := Target{Text: f, ID: f}
+		t := switchboard.Target{Text: f, ID: f}
 		for _, s := range spec.Instances {
 			if s.ID == f {
 				t.Alias, t.ElasticIP = s.Alias, s.ElasticIP
@@ -298,14 +240,14 @@ func parseTarget(spec switchboard.CommandSpec, f string) (Target, *switchboard.E
 		tags := map[string]string{}
 		for _, kv := range strings.Split(f, ",") {
 			if !tagPattern.MatchString(kv) {
-				return Target{}, switchboard.Errorf(switchboard.EINVALID, "%q is not a tag selector; write it as key=value, e.g. env=dev or role=web,env=prod.", f)
+				return switchboard.Target{}, switchboard.Errorf(switchboard.EINVALID, "%q is not a tag selector; write it as key=value, e.g. env=dev or role=web,env=prod.", f)
 			}
 			k, v, _ := strings.Cut(kv, "=")
 			tags[k] = v
 		}
-		return Target{Text: f, Tags: tags}, nil
+		return switchboard.Target{Text: f, Tags: tags}, nil
 	}
-	return Target{}, switchboard.Errorf(switchboard.EINVALID, "I don't know the target %q. Targets: %s, an instance id, or a tag selector like env=dev.", f, targetNames(spec))
+	return switchboard.Target{}, switchboard.Errorf(switchboard.EINVALID, "I don't know the target %q. Targets: %s, an instance id, or a tag selector like env=dev.", f, targetNames(spec))
 }
 
 func hasTagScope(spec switchboard.CommandSpec) bool {
@@ -344,17 +286,4 @@ func firstAlias(spec switchboard.CommandSpec) string {
 		return spec.Instances[0].Alias
 	}
 	return "i-0123456789abcdef0"
-}
-
-func tagText(tags map[string]string) string {
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + tags[k]
-	}
-	return strings.Join(parts, ",")
 }

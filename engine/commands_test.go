@@ -48,8 +48,8 @@ var idsOnly = switchboard.CommandSpec{
 const ec2Help = "Try `/ec2 status|start|stop|reboot|list [target]`. Targets: tools, web, an instance id, or a tag selector like env=dev."
 
 var (
-	tools = engine.Target{Text: "tools", Alias: "tools", ID: idTools, ElasticIP: toolsEIP}
-	web   = engine.Target{Text: "web", Alias: "web", Tags: map[string]string{"role": "web"}}
+	tools = switchboard.Target{Text: "tools", Alias: "tools", ID: idTools, ElasticIP: toolsEIP}
+	web   = switchboard.Target{Text: "web", Alias: "web", Tags: map[string]string{"role": "web"}}
 )
 
 func TestParseCommand(t *testing.T) {
@@ -59,7 +59,7 @@ func TestParseCommand(t *testing.T) {
 		spec    switchboard.CommandSpec
 		text    string
 		action  string
-		targets []engine.Target
+		targets []switchboard.Target
 		dryRun  bool
 		wantErr string // the whole sentence
 	}{
@@ -71,14 +71,14 @@ func TestParseCommand(t *testing.T) {
 			name: "action not configured", spec: idsOnly, text: "stop tools",
 			wantErr: "I don't know \"stop\". Try `/ec2 status|start [target]`. Targets: tools, an instance id, or a tag selector like env=dev.",
 		},
-		{name: "alias", spec: ec2, text: "start tools", action: "start", targets: []engine.Target{tools}},
+		{name: "alias", spec: ec2, text: "start tools", action: "start", targets: []switchboard.Target{tools}},
 		{
 			name: "alias in capitals", spec: ec2, text: "START TOOLS", action: "start",
-			targets: []engine.Target{{Text: "TOOLS", Alias: "tools", ID: idTools, ElasticIP: toolsEIP}},
+			targets: []switchboard.Target{{Text: "TOOLS", Alias: "tools", ID: idTools, ElasticIP: toolsEIP}},
 		},
 		{
 			name: "id of an aliased instance", spec: idsOnly, text: "start " + idTools, action: "start",
-			targets: []engine.Target{{Text: idTools, Alias: "tools", ID: idTools, ElasticIP: toolsEIP}},
+			targets: []switchboard.Target{{Text: idTools, Alias: "tools", ID: idTools, ElasticIP: toolsEIP}},
 		},
 		{
 			name: "id outside an id-only scope", spec: idsOnly, text: "start " + idWeb1,
@@ -86,15 +86,15 @@ func TestParseCommand(t *testing.T) {
 		},
 		{
 			name: "id a tag scope may cover", spec: ec2, text: "stop " + idWeb1, action: "stop",
-			targets: []engine.Target{{Text: idWeb1, ID: idWeb1}},
+			targets: []switchboard.Target{{Text: idWeb1, ID: idWeb1}},
 		},
 		{
 			name: "tag selector", spec: ec2, text: "status env=dev", action: "status",
-			targets: []engine.Target{{Text: "env=dev", Tags: map[string]string{"env": "dev"}}},
+			targets: []switchboard.Target{{Text: "env=dev", Tags: map[string]string{"env": "dev"}}},
 		},
 		{
 			name: "two-tag selector", spec: ec2, text: "reboot role=web,env=prod", action: "reboot",
-			targets: []engine.Target{{Text: "role=web,env=prod", Tags: map[string]string{"role": "web", "env": "prod"}}},
+			targets: []switchboard.Target{{Text: "role=web,env=prod", Tags: map[string]string{"role": "web", "env": "prod"}}},
 		},
 		{
 			name: "selector without a key", spec: ec2, text: "start =dev",
@@ -118,12 +118,12 @@ func TestParseCommand(t *testing.T) {
 		},
 		{name: "start without a target", spec: ec2, text: "start", wantErr: "Which instance? Try `/ec2 start tools`. Targets: tools, web."},
 		{name: "stop with only a flag", spec: ec2, text: "stop --dry-run", wantErr: "Which instance? Try `/ec2 stop tools`. Targets: tools, web."},
-		{name: "status of everything", spec: ec2, text: "status", action: "status", targets: []engine.Target{tools, web}},
-		{name: "list", spec: ec2, text: "list", action: "list", targets: []engine.Target{tools, web}},
-		{name: "dry run", spec: ec2, text: "start tools --dry-run", action: "start", targets: []engine.Target{tools}, dryRun: true},
+		{name: "status of everything", spec: ec2, text: "status", action: "status", targets: []switchboard.Target{tools, web}},
+		{name: "list", spec: ec2, text: "list", action: "list", targets: []switchboard.Target{tools, web}},
+		{name: "dry run", spec: ec2, text: "start tools --dry-run", action: "start", targets: []switchboard.Target{tools}, dryRun: true},
 		{
 			name: "several targets", spec: ec2, text: "stop tools web", action: "stop",
-			targets: []engine.Target{tools, web},
+			targets: []switchboard.Target{tools, web},
 		},
 	}
 	for _, tt := range tests {
@@ -316,7 +316,7 @@ func TestHandleCommandCreatesRun(t *testing.T) {
 	if len(run.Plan) != 1 || run.Plan[0].Kind != engine.StepInstances {
 		t.Fatalf("plan = %+v, want one instances step", run.Plan)
 	}
-	var cmd engine.InstanceCommand
+	var cmd switchboard.InstanceCommand
 	if err := json.Unmarshal(run.Plan[0].With, &cmd); err != nil {
 		t.Fatal(err)
 	}

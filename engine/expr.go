@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -41,78 +40,38 @@ type runEnv struct {
 	Workflow string `expr:"workflow" json:"workflow"`
 }
 
-// output is one output of a step type.
-type output struct {
-	name string
-	typ  reflect.Type
-}
-
-var (
-	tString  = reflect.TypeFor[string]()
-	tBool    = reflect.TypeFor[bool]()
-	tInt     = reflect.TypeFor[int]()
-	tStrings = reflect.TypeFor[[]string]()
-	tTags    = reflect.TypeFor[map[string]string]()
-	tAny     = reflect.TypeFor[any]()
-)
-
-// stepOutputs lists what each step type leaves for the steps after it.
-// extract and set have outputs named by their parameters (see outputsOf).
-var stepOutputs = map[string][]output{
-	"notify":    {{"ts", tString}},
-	"approval":  {{"approved", tBool}, {"decision", tString}, {"by", tStrings}},
-	"describe":  {{"id", tString}, {"name", tString}, {"state", tString}, {"public_ip", tString}, {"private_ip", tString}, {"type", tString}, {"tags", tTags}},
-	"start":     {{"ids", tStrings}, {"states", tTags}},
-	"stop":      {{"ids", tStrings}, {"states", tTags}},
-	"reboot":    {{"ids", tStrings}, {"states", tTags}},
-	"terminate": {{"ids", tStrings}, {"states", tTags}},
-	"run":       {{"ids", tStrings}, {"public_ip", tString}},
-	"wait":      {{"state", tString}},
-	"associate": nil,
-	"http":      {{"status", tInt}, {"body", tString}, {"json", tAny}},
-	"fail":      nil,
-	"extract":   nil,
-	"set":       nil,
-}
-
-// outputsOf returns the outputs of a configured step.
-func outputsOf(step switchboard.StepSpec) ([]output, error) {
-	switch step.Kind {
-	case "extract":
-		var p struct {
-			Pattern string `json:"pattern"`
-		}
-		if err := json.Unmarshal(step.With, &p); err != nil {
-			return nil, err
-		}
-		re, err := regexp.Compile(p.Pattern)
-		if err != nil {
-			return nil, fmt.Errorf("pattern: %w", err)
-		}
-		var outs []output
-		for _, name := range re.SubexpNames() {
-			if name != "" {
-				outs = append(outs, output{name, tString})
-			}
-		}
-		return outs, nil
-	case "set":
-		var p map[string]any
-		if err := json.Unmarshal(step.With, &p); err != nil {
-			return nil, err
-		}
-		var outs []output
-		for name := range p {
-			outs = append(outs, output{name, tString})
-		}
-		slices.SortFunc(outs, func(a, b output) int { return strings.Compare(a.name, b.name) })
-		return outs, nil
+// typeOf is the Go type expressions see for a value type.
+func typeOf(t switchboard.ValueType) reflect.Type {
+	switch t {
+	case switchboard.TypeBool:
+		return reflect.TypeFor[bool]()
+	case switchboard.TypeInt:
+		return reflect.TypeFor[int]()
+	case switchboard.TypeStrings, switchboard.TypeUsers:
+		return reflect.TypeFor[[]string]()
+	case switchboard.TypeTags:
+		return reflect.TypeFor[map[string]string]()
+	case switchboard.TypeAny:
+		return reflect.TypeFor[any]()
+	case switchboard.TypeCodes:
+		return reflect.TypeFor[[]int]()
 	}
-	outs, ok := stepOutputs[step.Kind]
+	return reflect.TypeFor[string]()
+}
+
+// outputsOf returns the outputs of a step of a plan.
+func outputsOf(reg *switchboard.Registry, step switchboard.Step) ([]switchboard.Output, error) {
+	t, ok := reg.Step(step.Kind)
 	if !ok {
 		return nil, fmt.Errorf("unknown step type %q", step.Kind)
 	}
-	return outs, nil
+	var params map[string]any
+	if len(step.With) > 0 {
+		if err := json.Unmarshal(step.With, &params); err != nil {
+			return nil, err
+		}
+	}
+	return t.OutputsOf(params)
 }
 
 // field makes a struct field named for expr and JSON.
@@ -132,7 +91,7 @@ func envType(before []namedOutputs, withError bool) reflect.Type {
 	for i, s := range before {
 		var outFields []reflect.StructField
 		for j, o := range s.outputs {
-			outFields = append(outFields, field(j, o.name, o.typ))
+			outFields = append(outFields, field(j, o.Name, typeOf(o.Type)))
 		}
 		stepFields = append(stepFields, field(i, s.id, reflect.StructOf(outFields)))
 	}
@@ -142,14 +101,14 @@ func envType(before []namedOutputs, withError bool) reflect.Type {
 		field(2, "steps", reflect.StructOf(stepFields)),
 	}
 	if withError {
-		fields = append(fields, field(3, "error", tString))
+		fields = append(fields, field(3, "error", typeOf(switchboard.TypeText)))
 	}
 	return reflect.StructOf(fields)
 }
 
 type namedOutputs struct {
 	id      string
-	outputs []output
+	outputs []switchboard.Output
 }
 
 // template is a string with {{ expression }} parts.
@@ -198,27 +157,9 @@ func (t *template) render(env any) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("{{ %s }}: %w", p.text, err)
 		}
-		b.WriteString(format(v))
+		b.WriteString(switchboard.FormatValue(v))
 	}
 	return b.String(), nil
-}
-
-func format(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case []string:
-		return strings.Join(v, ", ")
-	case []any:
-		parts := make([]string, len(v))
-		for i, e := range v {
-			parts[i] = format(e)
-		}
-		return strings.Join(parts, ", ")
-	}
-	return fmt.Sprint(v)
 }
 
 // compileCondition compiles an if: expression, which must be a boolean.

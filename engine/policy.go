@@ -2,7 +2,7 @@ package engine
 
 import (
 	"fmt"
-	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -27,8 +27,21 @@ type instanceEnv struct {
 	Tags  map[string]string `expr:"tags"`
 }
 
+// policyPrograms holds every policy condition compiled, by its text: a
+// condition is compiled once (when the config is checked at start) and
+// reused by every run that carries it.
+var policyPrograms sync.Map // string → *vm.Program
+
 func compilePolicy(rule switchboard.PolicyRule) (*vm.Program, error) {
-	return expr.Compile(rule.If, expr.Env(policyEnv{}), expr.AsBool())
+	if p, ok := policyPrograms.Load(rule.If); ok {
+		return p.(*vm.Program), nil
+	}
+	prog, err := expr.Compile(rule.If, expr.Env(policyEnv{}), expr.AsBool())
+	if err != nil {
+		return nil, err
+	}
+	policyPrograms.Store(rule.If, prog)
+	return prog, nil
 }
 
 // CheckPolicy compiles a command's policy rules and reports each problem at
@@ -43,9 +56,14 @@ func CheckPolicy(spec switchboard.CommandSpec) []Problem {
 	return problems
 }
 
-// policyFor returns the first rule of policy whose condition holds for
-// action on inst, or nil.
-func policyFor(policy []switchboard.PolicyRule, env policyEnv) (*switchboard.PolicyRule, error) {
+// policyFor returns the first rule of policy whose condition holds for in,
+// or nil.
+func policyFor(policy []switchboard.PolicyRule, in switchboard.PolicyInput) (*switchboard.PolicyRule, error) {
+	env := policyEnv{Action: in.Action, User: in.User, Channel: in.Channel, Command: in.Command,
+		Instance: instanceEnv{ID: in.Instance.ID, Name: in.Instance.Name, State: string(in.Instance.State), Type: in.Instance.Type, Tags: in.Instance.Tags}}
+	if env.Instance.Tags == nil {
+		env.Instance.Tags = map[string]string{}
+	}
 	for i := range policy {
 		prog, err := compilePolicy(policy[i])
 		if err != nil {
@@ -60,47 +78,4 @@ func policyFor(policy []switchboard.PolicyRule, env policyEnv) (*switchboard.Pol
 		}
 	}
 	return nil, nil
-}
-
-// applyPolicy sorts the instances an action would change: refused by a
-// rule (an outcome each), waiting for an approval (with the first approval
-// rule that asked for it), or free to go.
-func (st *instancesStep) applyPolicy(acting []switchboard.Instance) (free, needApproval []switchboard.Instance, rule *switchboard.ApprovalRule, outs []Outcome, err error) {
-	req := st.run.Request
-	for _, inst := range acting {
-		env := policyEnv{Action: st.cmd.Action, User: req.UserID, Channel: req.ChannelID, Command: st.cmd.Command,
-			Instance: instanceEnv{ID: inst.ID, Name: inst.Name, State: string(inst.State), Type: inst.Type, Tags: inst.Tags}}
-		if env.Instance.Tags == nil {
-			env.Instance.Tags = map[string]string{}
-		}
-		r, err := policyFor(st.cmd.Policy, env)
-		switch {
-		case err != nil:
-			return nil, nil, nil, nil, err
-		case r == nil:
-			free = append(free, inst)
-		case r.Deny != "":
-			outs = append(outs, Outcome{ID: inst.ID, Label: inst.Label(), Result: "refused by policy", Detail: r.Deny,
-				Text: fmt.Sprintf("Not %s %s: %s", gerund(st.cmd.Action), inst.Label(), r.Deny)})
-			st.audit(switchboard.AuditDecision, st.cmd.Action+" "+inst.ID, "refused", "policy: "+r.Deny)
-		case r.Approval != nil:
-			needApproval = append(needApproval, inst)
-			if rule == nil {
-				rule = r.Approval
-			}
-		default:
-			free = append(free, inst)
-		}
-	}
-	return free, needApproval, rule, outs, nil
-}
-
-func gerund(action string) string {
-	switch action {
-	case "stop":
-		return "stopping"
-	case "reboot":
-		return "rebooting"
-	}
-	return strings.TrimSuffix(action, "e") + "ing"
 }

@@ -2,18 +2,22 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/expr-lang/expr"
 
 	"github.com/switchboardhq/switchboard"
 )
 
-// Step kinds the runner knows.
-const (
-	StepInstances = "instances" // describe/start/stop/reboot/list instances and report
-)
+// StepInstances is the kind of the step that carries out a built-in instance
+// command (/ec2 start tools); its parameters are a
+// switchboard.InstanceCommand. The step type itself is registered like any
+// other (steps.Instances).
+const StepInstances = "instances"
 
 // Locker keeps two runs from mutating the same instance at once. Keys are
 // "cloud/instance-id". It returns the id of the run holding a key, or "" when
@@ -22,9 +26,12 @@ type Locker interface {
 	LockInstances(ctx context.Context, runID string, keys []string) (holder string, err error)
 }
 
-// Runner carries runs out. It holds no state of its own between calls:
-// everything a run needs to resume is in the run.
+// Runner carries runs out. It holds no state of a run between calls:
+// everything a run needs to resume is in the run. It keeps only what it
+// compiled, so that each workflow's expressions are compiled once.
 type Runner struct {
+	// Steps are the step types runs may use.
+	Steps     *switchboard.Registry
 	Providers map[string]switchboard.Provider
 	Locks     Locker
 	// Approvals keeps the approvals workflows ask for; nil means workflows
@@ -34,9 +41,8 @@ type Runner struct {
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.
 	PollInterval time.Duration
-	// StartTimeout and StopTimeout bound the wait for running and stopped.
-	// Defaults 5 and 10 minutes.
-	StartTimeout, StopTimeout time.Duration
+
+	compiled sync.Map // plan digest → *compiledPlan
 }
 
 func (r *Runner) now() time.Time {
@@ -51,6 +57,45 @@ func (r *Runner) pollInterval() time.Duration {
 		return r.PollInterval
 	}
 	return 2 * time.Second
+}
+
+// compiledPlan is a plan's steps, each compiled on first use.
+type compiledPlan struct {
+	mu    sync.Mutex
+	steps []*compiledStep
+	errs  []error
+}
+
+// Prepare compiles the steps of workflows ahead of their runs, so that the
+// first run does not pay for it. Problems are CheckWorkflow's to report.
+func (r *Runner) Prepare(workflows []switchboard.WorkflowSpec) {
+	for _, wf := range workflows {
+		plan := Plan(wf)
+		for i := range plan {
+			_, _ = r.compile(plan, i)
+		}
+	}
+}
+
+// compile returns step i of plan compiled, from the cache when a plan with
+// the same steps was compiled before.
+func (r *Runner) compile(plan []switchboard.Step, i int) (*compiledStep, error) {
+	if literal(plan[i]) {
+		return &compiledStep{}, nil
+	}
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(b)
+	v, _ := r.compiled.LoadOrStore(key, &compiledPlan{steps: make([]*compiledStep, len(plan)), errs: make([]error, len(plan))})
+	cp := v.(*compiledPlan)
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.steps[i] == nil && cp.errs[i] == nil {
+		cp.steps[i], cp.errs[i] = compileStep(r.Steps, plan, i)
+	}
+	return cp.steps[i], cp.errs[i]
 }
 
 // Advance runs the run's steps until it finishes or has to wait. It updates
@@ -68,18 +113,8 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 			}
 			break
 		}
-		step := run.Plan[run.Cursor]
-		sc := &stepContext{runner: r, run: run, saver: saver, out: &out}
-		var err error
-		switch _, workflow := stepOutputs[step.Kind]; {
-		case step.Kind == StepInstances:
-			err = sc.instances(ctx, step.With)
-		case workflow:
-			err = sc.workflowStep(ctx)
-		default:
-			err = sc.fail(fmt.Sprintf("Run %s has a step of unknown kind %q; it was stopped there.", run.ID, step.Kind))
-		}
-		if err != nil {
+		sr := &stepRun{runner: r, run: run, saver: saver, out: &out}
+		if err := sr.runStep(ctx); err != nil {
 			return out, err
 		}
 		if out.Wait > 0 {
@@ -93,128 +128,59 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 	return out, nil
 }
 
-// stepContext is one step of one Advance: helpers to say things, save
-// progress and finish.
-type stepContext struct {
-	runner *Runner
-	run    *switchboard.Run
-	saver  switchboard.RunSaver
-	out    *switchboard.Outcome
-}
-
-// say queues a message to the run's channel. name says which of the step's
-// messages it is ("answer", "lock.r-…"): with the step it makes the
-// message's key, so a retried step cannot post the same message twice and
-// different messages of one step never share a key.
-func (sc *stepContext) say(name, text string) {
-	req := sc.run.Request
-	sc.out.Messages = append(sc.out.Messages, switchboard.Message{
-		RunID:       sc.run.ID,
-		Key:         fmt.Sprintf("step%d.%s", sc.run.Cursor, name),
-		Source:      req.Source,
-		ChannelID:   req.ChannelID,
-		ResponseURL: req.ResponseURL,
-		Text:        text,
-		RequestedAt: req.ReceivedAt,
-	})
-}
-
-func (sc *stepContext) audit(kind, subject, outcome, detail string) {
-	sc.out.Audit = append(sc.out.Audit, switchboard.AuditEvent{Time: sc.runner.now(), Kind: kind, RunID: sc.run.ID,
-		Actor: sc.run.Request.UserID, Channel: sc.run.Request.ChannelID, Subject: subject, Outcome: outcome, Detail: detail})
-}
-
-// next finishes the current step and moves to the next one.
-func (sc *stepContext) next() {
-	sc.run.Cursor++
-	sc.run.Scratch = nil
-}
-
-// succeed ends the run with a result the channel has been told.
-func (sc *stepContext) succeed(result string) {
-	sc.run.Result = result
-	sc.next()
-}
-
-// fail ends the run as failed and tells the channel why.
-func (sc *stepContext) fail(text string) error {
-	sc.say("answer", text)
-	sc.run.Error = text
-	sc.run.State = switchboard.RunFailed
-	sc.run.Scratch = nil
-	return nil
-}
-
-func (sc *stepContext) wait(d time.Duration) {
-	sc.out.Wait = max(d, time.Millisecond)
-}
-
-func (sc *stepContext) loadScratch(v any) error {
-	if len(sc.run.Scratch) == 0 {
-		return nil
+// runStep runs the step at the cursor: it checks the step's condition the
+// first time, renders its parameters and calls its type's RunFunc.
+func (sr *stepRun) runStep(ctx context.Context) error {
+	run := sr.run
+	step := run.Plan[run.Cursor]
+	t, ok := sr.runner.Steps.Step(step.Kind)
+	if !ok {
+		return sr.Abort(fmt.Sprintf("Run %s has a step of unknown kind %q; it was stopped there.", run.ID, step.Kind))
 	}
-	if err := json.Unmarshal(sc.run.Scratch, v); err != nil {
-		return fmt.Errorf("run %s: read step progress: %w", sc.run.ID, err)
+	sr.params = step.With
+	if t.Raw {
+		return t.RunFunc(ctx, sr)
 	}
-	return nil
-}
-
-// stage records the step's progress in the run, to be written with the
-// outcome of this Advance (its messages and audit lines) in one commit.
-func (sc *stepContext) stage(v any) error {
-	b, err := json.Marshal(v)
+	cs, err := sr.runner.compile(run.Plan, run.Cursor)
 	if err != nil {
-		return fmt.Errorf("encode step progress: %w", err)
+		return sr.Fail(fmt.Sprintf("Step %d (%s) cannot run: %v", run.Cursor+1, step.Kind, err), false)
 	}
-	sc.run.Scratch = b
-	return nil
-}
-
-// checkpoint writes the step's progress durably before a side effect.
-func (sc *stepContext) checkpoint(ctx context.Context, v any) error {
-	if err := sc.stage(v); err != nil {
-		return err
-	}
-	if err := sc.saver.SaveRun(ctx, sc.run); err != nil {
-		return fmt.Errorf("save run %s: %w", sc.run.ID, err)
-	}
-	return nil
-}
-
-// retryable sorts a cloud error. Throttling returns the wait the cloud asked
-// for (or 2s); an outage or an unexpected error is transient; anything the
-// cloud refused is final (wait 0, transient false).
-func retryable(err error) (wait time.Duration, transient bool) {
-	var ce *switchboard.CloudError
-	var se *switchboard.Error
-	switch {
-	case switchboard.ErrorCode(err) == switchboard.ETHROTTLED:
-		wait = 2 * time.Second
-		if errors.As(err, &ce) && ce.RetryAfter > 0 {
-			wait = ce.RetryAfter
-		} else if errors.As(err, &se) && se.RetryAfter > 0 {
-			wait = se.RetryAfter
+	if cs.env != nil {
+		env, err := cs.envValue(run)
+		if err != nil {
+			return sr.Fail(err.Error(), false)
 		}
-		return wait, false
-	case switchboard.ErrorCode(err) == switchboard.EUNAVAILABLE, !errors.As(err, &ce) && !errors.As(err, &se):
-		return 0, true
+		// The condition is checked once, before the step starts: a step
+		// that parked mid-way goes on.
+		if cs.condition != nil && len(run.Scratch) == 0 {
+			ok, err := expr.Run(cs.condition, env)
+			if err != nil {
+				return sr.Fail(fmt.Sprintf("Step %d (%s): if: %v", run.Cursor+1, step.Kind, err), false)
+			}
+			if ok != true {
+				sr.setOutputs(step.ID, nil)
+				sr.next()
+				return nil
+			}
+		}
+		if len(cs.templates) > 0 {
+			var raw any
+			if err := json.Unmarshal(step.With, &raw); err != nil {
+				return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
+			}
+			rendered, err := renderStrings(raw, func(s string) (string, error) {
+				if t := cs.templates[s]; t != nil {
+					return t.render(env)
+				}
+				return s, nil
+			})
+			if err != nil {
+				return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
+			}
+			sr.params, _ = json.Marshal(rendered)
+		}
 	}
-	return 0, false
-}
-
-// cloudFailure handles a failed cloud call: throttling parks the run, a
-// transient failure is returned for the caller to retry, and anything the
-// cloud refused is final: the run fails and the channel is told.
-func (sc *stepContext) cloudFailure(err error, what string) (final bool, _ error) {
-	wait, transient := retryable(err)
-	switch {
-	case wait > 0:
-		sc.wait(wait)
-		return false, nil
-	case transient:
-		return false, fmt.Errorf("%s: %w", what, err)
-	}
-	return true, sc.fail(fmt.Sprintf("Could not %s: %s", what, switchboard.ErrorMessage(err)))
+	return t.RunFunc(ctx, sr)
 }
 
 func firstNonEmpty(s ...string) string {

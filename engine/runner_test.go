@@ -13,6 +13,7 @@ import (
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/sim"
+	"github.com/switchboardhq/switchboard/steps"
 )
 
 const (
@@ -140,6 +141,7 @@ func newHarness(t *testing.T, instances []switchboard.Instance, tune func(*sim.O
 	}
 	h := &harness{t: t, clock: clock, cloud: sim.New(opts), saver: &saver{}, locks: &locks{held: map[string]string{}}, book: &runBook{}}
 	h.runner = &engine.Runner{
+		Steps:        switchboard.NewRegistry(steps.Builtin()...),
 		Providers:    map[string]switchboard.Provider{"main": h.cloud},
 		Locks:        h.locks,
 		NowFunc:      clock.Now,
@@ -736,7 +738,7 @@ func TestTimeout(t *testing.T) {
 	t.Run("start", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, fleet(), func(o *sim.Options) { o.PendingDuration = time.Hour })
-		h.runner.StartTimeout = 10 * time.Second
+		h.runner.Steps = switchboard.NewRegistry(steps.InstancesWithin(10*time.Second, 10*time.Minute))
 		run := h.run("start tools")
 		got := texts(h.finish(run))
 		want := "tools (i-0123456789abcdef0) is still pending after 10s; check it with `/ec2 status i-0123456789abcdef0`."
@@ -753,7 +755,7 @@ func TestTimeout(t *testing.T) {
 	t.Run("stop", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, withTools(switchboard.StateRunning), func(o *sim.Options) { o.StoppingDuration = time.Hour })
-		h.runner.StopTimeout = 15 * time.Second
+		h.runner.Steps = switchboard.NewRegistry(steps.InstancesWithin(5*time.Minute, 15*time.Second))
 		run := h.run("stop tools")
 		got := texts(h.finish(run))
 		want := "tools (i-0123456789abcdef0) is still stopping after 15s; check it with `/ec2 status i-0123456789abcdef0`."

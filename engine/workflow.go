@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -45,7 +46,7 @@ const sectionOnError = "on_error"
 
 // CheckWorkflow compiles every condition and template of a workflow against
 // what it can see, and reports each problem with the step's line.
-func CheckWorkflow(spec switchboard.WorkflowSpec) []Problem {
+func CheckWorkflow(reg *switchboard.Registry, spec switchboard.WorkflowSpec) []Problem {
 	var problems []Problem
 	specs := append(append([]switchboard.StepSpec(nil), spec.Steps...), spec.OnError...)
 	plan := Plan(spec)
@@ -55,7 +56,7 @@ func CheckWorkflow(spec switchboard.WorkflowSpec) []Problem {
 			section, index = "on_error", i-len(spec.Steps)
 		}
 		key := fmt.Sprintf("workflows.%s.%s[%d].%s", spec.Name, section, index, s.Kind)
-		if _, err := compileStep(plan, i); err != nil {
+		if _, err := compileStep(reg, plan, i); err != nil {
 			problems = append(problems, Problem{Line: s.Line, Key: key, Msg: err.Error()})
 		}
 	}
@@ -68,32 +69,40 @@ func CheckWorkflow(spec switchboard.WorkflowSpec) []Problem {
 }
 
 // compiledStep is a step of a plan with its condition and every template in
-// its parameters compiled against what it can see.
+// its parameters compiled against what it can see. A step with neither has
+// no env: its parameters are used as written.
 type compiledStep struct {
 	env       reflect.Type
 	condition *vm.Program
 	templates map[string]*template // by the template's text
 }
 
+// literal reports whether a step has no condition and no template, so that
+// running it needs nothing compiled (the built-in commands' steps).
+func literal(step switchboard.Step) bool {
+	return step.If == "" && !bytes.Contains(step.With, []byte("{{"))
+}
+
 // compileStep compiles step i of plan. What a step sees is the event, the
 // run, the outputs of the steps with an id before it, and in on_error the
 // error.
-func compileStep(plan []switchboard.Step, i int) (*compiledStep, error) {
+func compileStep(reg *switchboard.Registry, plan []switchboard.Step, i int) (*compiledStep, error) {
 	var before []namedOutputs
 	for _, s := range plan[:i] {
 		if s.ID == "" {
 			continue
 		}
-		outs, err := outputsOf(switchboard.StepSpec{Kind: s.Kind, With: s.With})
+		outs, err := outputsOf(reg, s)
 		if err != nil {
 			continue // reported at that step
 		}
 		before = append(before, namedOutputs{id: s.ID, outputs: outs})
 	}
 	step := plan[i]
-	if _, err := outputsOf(switchboard.StepSpec{Kind: step.Kind, With: step.With}); err != nil {
+	if _, err := outputsOf(reg, step); err != nil {
 		return nil, err
 	}
+	t, _ := reg.Step(step.Kind)
 	cs := &compiledStep{env: envType(before, step.Section == sectionOnError), templates: map[string]*template{}}
 	sample := reflect.New(cs.env).Elem().Interface()
 	if step.If != "" {
@@ -114,8 +123,11 @@ func compileStep(plan []switchboard.Step, i int) (*compiledStep, error) {
 	}
 	var firstErr error
 	walkStrings(params, "", func(path, s string) {
-		if firstErr != nil || !strings.Contains(s, "{{") || step.Kind == "extract" && path == "pattern" {
+		if firstErr != nil || !strings.Contains(s, "{{") {
 			return
+		}
+		if p, ok := t.Param(path); ok && p.Pattern {
+			return // a regular expression, not a template
 		}
 		for _, m := range templateExpr.FindAllStringSubmatch(s, -1) {
 			if err := checkReferences(m[1], before, step.Section == sectionOnError); err != nil {
@@ -132,15 +144,6 @@ func compileStep(plan []switchboard.Step, i int) (*compiledStep, error) {
 	})
 	if firstErr != nil {
 		return nil, firstErr
-	}
-	if step.Kind == "extract" {
-		var p struct {
-			Pattern string `json:"pattern"`
-		}
-		_ = json.Unmarshal(step.With, &p)
-		if _, err := regexp.Compile(p.Pattern); err != nil {
-			return nil, fmt.Errorf("pattern: %w", err)
-		}
 	}
 	return cs, nil
 }
@@ -285,8 +288,8 @@ func checkReferences(code string, before []namedOutputs, inOnError bool) error {
 		}
 		var names []string
 		for _, o := range found.outputs {
-			names = append(names, o.name)
-			if o.name == m[2] {
+			names = append(names, o.Name)
+			if o.Name == m[2] {
 				names = nil
 				break
 			}

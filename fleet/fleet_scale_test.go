@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/engine"
+	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/sim"
 )
@@ -26,7 +26,7 @@ func alreadyStopped(i int) bool { return i%167 == 5 } // 12 of the 2,000, spread
 
 // stopRun is what one stop of the 2,000 did.
 type stopRun struct {
-	outcomes []engine.Outcome
+	outcomes []steps.Outcome
 	cloud    sim.Stats   // calls the cloud answered during the command
 	fleet    fleet.Stats // what the wrapper did
 	took     time.Duration
@@ -73,7 +73,7 @@ func stop2000(tb testing.TB, neighbour bool) stopRun {
 	}
 
 	changes, err := b.fleet.StopInstances(ctx, asked, switchboard.StopOptions{})
-	failed := engine.Failures(err)
+	failed := steps.Failures(err)
 	if err != nil && failed == nil {
 		tb.Fatalf("stop failed as a whole: %v", err)
 	}
@@ -95,9 +95,9 @@ func stop2000(tb testing.TB, neighbour bool) stopRun {
 		state[inst.ID] = inst.State
 	}
 
-	var out []engine.Outcome
+	var out []steps.Outcome
 	for _, c := range changes {
-		o := engine.Outcome{ID: c.ID, Label: labels[c.ID]}
+		o := steps.Outcome{ID: c.ID, Label: labels[c.ID]}
 		switch {
 		case c.Previous == switchboard.StateStopped && c.Current == switchboard.StateStopped:
 			o.Result = "already stopped"
@@ -109,7 +109,7 @@ func stop2000(tb testing.TB, neighbour bool) stopRun {
 		out = append(out, o)
 	}
 	for id, err := range failed {
-		out = append(out, engine.Outcome{ID: id, Label: labels[id], Result: engine.ResultFailed, Detail: engine.Reason(err)})
+		out = append(out, steps.Outcome{ID: id, Label: labels[id], Result: steps.ResultFailed, Detail: steps.Reason(err)})
 	}
 
 	after := b.cloud.Stats()
@@ -153,15 +153,15 @@ func TestStop2000(t *testing.T) {
 					t.Errorf("%s is missing from the answer", id(i))
 				}
 			}
-			if count["stopped"] != 1987 || count["already stopped"] != 12 || count[engine.ResultFailed] != 1 || len(count) != 3 {
+			if count["stopped"] != 1987 || count["already stopped"] != 12 || count[steps.ResultFailed] != 1 || len(count) != 3 {
 				t.Errorf("outcomes %v, want 1,987 stopped, 12 already stopped, 1 failed", count)
 			}
 			for _, o := range run.outcomes {
-				if o.Result == engine.ResultFailed && (o.ID != id(pendingAt) || o.Detail != "IncorrectInstanceState") {
+				if o.Result == steps.ResultFailed && (o.ID != id(pendingAt) || o.Detail != "IncorrectInstanceState") {
 					t.Errorf("failed: %+v, want %s with IncorrectInstanceState", o, id(pendingAt))
 				}
 			}
-			answer := engine.Summary(run.outcomes)
+			answer := steps.Summary(run.outcomes)
 			want := fmt.Sprintf("Stopped 1,987; already stopped 12; failed 1: dev-%d (%s) IncorrectInstanceState.", pendingAt, id(pendingAt))
 			if answer != want {
 				t.Errorf("answer = %q, want %q", answer, want)

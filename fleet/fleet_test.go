@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/engine"
+	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/sim"
 )
@@ -342,12 +342,12 @@ func TestIsolate(t *testing.T) {
 				b.cloud.InjectFault(*tt.fault)
 			}
 			changes, err := b.fleet.StopInstances(t.Context(), tt.stop, switchboard.StopOptions{})
-			failed := engine.Failures(err)
+			failed := steps.Failures(err)
 			if failed == nil {
 				t.Fatalf("err = %v, want a PartialError", err)
 			}
 			for id, code := range tt.failed {
-				if got := engine.Reason(failed[id]); got != code {
+				if got := steps.Reason(failed[id]); got != code {
 					t.Errorf("%s failed with %q, want %q", id, got, code)
 				}
 			}
@@ -382,7 +382,7 @@ func TestIsolateDescribe(t *testing.T) {
 	ctx := t.Context()
 
 	found, err := b.fleet.DescribeInstances(ctx, switchboard.Filter{IDs: []string{id(0), unknown, id(4)}})
-	if failed := engine.Failures(err); len(failed) != 1 || switchboard.ErrorCode(failed[unknown]) != switchboard.ENOTFOUND {
+	if failed := steps.Failures(err); len(failed) != 1 || switchboard.ErrorCode(failed[unknown]) != switchboard.ENOTFOUND {
 		t.Errorf("err = %v, want a PartialError with %s not found", err, unknown)
 	}
 	if switchboard.ErrorCode(err) != switchboard.ECONFLICT {
@@ -412,7 +412,7 @@ func TestIsolateReboot(t *testing.T) {
 		return switchboard.StateRunning
 	})}, fleet.Options{}, nil)
 	err := b.fleet.RebootInstances(t.Context(), ids(0, 6))
-	if failed := engine.Failures(err); len(failed) != 1 || engine.Reason(failed[id(2)]) != "IncorrectInstanceState" {
+	if failed := steps.Failures(err); len(failed) != 1 || steps.Reason(failed[id(2)]) != "IncorrectInstanceState" {
 		t.Fatalf("err = %v, want %s failed with IncorrectInstanceState", err, id(2))
 	}
 	for i := range 6 {
@@ -446,7 +446,7 @@ func TestPartialAnswerIsMerged(t *testing.T) {
 		return &batchAnswer{Cloud: c, refuse: id(3)}
 	})
 	changes, err := b.fleet.StopInstances(t.Context(), ids(0, 10), switchboard.StopOptions{})
-	if failed := engine.Failures(err); len(failed) != 1 || engine.Reason(failed[id(3)]) != "IncorrectInstanceStatus" {
+	if failed := steps.Failures(err); len(failed) != 1 || steps.Reason(failed[id(3)]) != "IncorrectInstanceStatus" {
 		t.Fatalf("err = %v, want %s failed", err, id(3))
 	}
 	if len(stopping(changes)) != 9 {

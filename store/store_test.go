@@ -11,6 +11,7 @@ import (
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/sim"
+	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/testenv"
 )
@@ -93,7 +94,7 @@ func setup(t *testing.T, url string) *bundle {
 	cloud := sim.New(sim.Options{Instances: fleet(), PendingDuration: sim.Instant, StoppingDuration: sim.Instant})
 	b := &bundle{store: s, cloud: cloud, slack: &recorder{},
 		commands: &engine.Commands{Specs: []switchboard.CommandSpec{ec2}, Runs: s}}
-	runner := &engine.Runner{Providers: map[string]switchboard.Provider{"main": cloud}, Locks: s, PollInterval: 20 * time.Millisecond}
+	runner := &engine.Runner{Steps: switchboard.NewRegistry(steps.Builtin()...), Providers: map[string]switchboard.Provider{"main": cloud}, Locks: s, PollInterval: 20 * time.Millisecond}
 	if err := s.Start(ctx, store.Work{Advancer: runner, Messenger: b.slack}); err != nil {
 		t.Fatalf("start: %v", err)
 	}

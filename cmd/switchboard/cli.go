@@ -46,12 +46,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // loadConfig reads --config, or the built-in default when path is empty.
 func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
 	if path == "" {
-		return config.Default(dataDir), nil
+		return config.Default(dataDir, newRegistry()), nil
 	}
 	if dataDir != "" {
 		return nil, errors.New("--data-dir only applies to the built-in config; with --config, set data_dir: (and store:) in the file")
 	}
-	cfg, err := config.Load(path, getenv)
+	cfg, err := config.Load(path, getenv, newRegistry())
 	if err != nil {
 		var problems config.Problems
 		if errors.As(err, &problems) {

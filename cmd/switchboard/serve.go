@@ -76,7 +76,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Runs: st}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
-	runner := &engine.Runner{Providers: providers, Locks: st, Approvals: st}
+	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
+	runner.Prepare(cfg.Workflows)
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	var messenger switchboard.Messenger
 	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}

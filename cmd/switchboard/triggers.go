@@ -28,7 +28,7 @@ func checkExpressions(cfg *config.Config) config.Problems {
 		found = append(found, engine.CheckPolicy(c)...)
 	}
 	for _, wf := range cfg.Workflows {
-		found = append(found, engine.CheckWorkflow(wf)...)
+		found = append(found, engine.CheckWorkflow(cfg.Registry(), wf)...)
 	}
 	var problems config.Problems
 	for _, p := range found {

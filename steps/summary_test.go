@@ -1,4 +1,4 @@
-package engine_test
+package steps_test
 
 import (
 	"errors"
@@ -6,20 +6,20 @@ import (
 	"testing"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/engine"
+	"github.com/switchboardhq/switchboard/steps"
 )
 
 // outcomes makes n outcomes with result, labelled web-<from>... .
-func outcomes(from, n int, result, detail string) []engine.Outcome {
-	out := make([]engine.Outcome, n)
+func outcomes(from, n int, result, detail string) []steps.Outcome {
+	out := make([]steps.Outcome, n)
 	for i := range out {
-		out[i] = engine.Outcome{ID: id(from + i), Label: fmt.Sprintf("web-%d (%s)", from+i, id(from+i)), Result: result, Detail: detail}
+		out[i] = steps.Outcome{ID: id(from + i), Label: fmt.Sprintf("web-%d (%s)", from+i, id(from+i)), Result: result, Detail: detail}
 	}
 	return out
 }
 
-func concat(lists ...[]engine.Outcome) []engine.Outcome {
-	var out []engine.Outcome
+func concat(lists ...[]steps.Outcome) []steps.Outcome {
+	var out []steps.Outcome
 	for _, l := range lists {
 		out = append(out, l...)
 	}
@@ -30,14 +30,14 @@ func TestSummary(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		outcomes []engine.Outcome
+		outcomes []steps.Outcome
 		want     string
 	}{
 		{"none", nil, "Nothing to do."},
 		{
 			"a few, one line each",
-			concat(outcomes(0, 2, "stopped", ""), outcomes(2, 1, "already stopped", ""), outcomes(3, 1, engine.ResultFailed, "IncorrectInstanceState"),
-				[]engine.Outcome{{ID: id(4), Result: "still stopping", Detail: "check it with `/ec2 status " + id(4) + "`."}}),
+			concat(outcomes(0, 2, "stopped", ""), outcomes(2, 1, "already stopped", ""), outcomes(3, 1, steps.ResultFailed, "IncorrectInstanceState"),
+				[]steps.Outcome{{ID: id(4), Result: "still stopping", Detail: "check it with `/ec2 status " + id(4) + "`."}}),
 			"web-0 (i-00000000000000001) stopped.\n" +
 				"web-1 (i-00000000000000002) stopped.\n" +
 				"web-2 (i-00000000000000003) already stopped.\n" +
@@ -54,13 +54,13 @@ func TestSummary(t *testing.T) {
 		},
 		{
 			"the user story: counts, and the one failure inline",
-			concat(outcomes(0, 1000, "stopped", ""), outcomes(1000, 1, engine.ResultFailed, "IncorrectInstanceState"),
+			concat(outcomes(0, 1000, "stopped", ""), outcomes(1000, 1, steps.ResultFailed, "IncorrectInstanceState"),
 				outcomes(1001, 12, "already stopped", ""), outcomes(1013, 987, "stopped", "")),
 			"Stopped 1,987; already stopped 12; failed 1: web-1000 (" + id(1000) + ") IncorrectInstanceState.",
 		},
 		{
 			"many failures: ten listed, then a count",
-			concat(outcomes(0, 20, "stopped", ""), outcomes(20, 13, engine.ResultFailed, "InvalidInstanceID.NotFound"), outcomes(33, 2, "still stopping", "check back in a minute")),
+			concat(outcomes(0, 20, "stopped", ""), outcomes(20, 13, steps.ResultFailed, "InvalidInstanceID.NotFound"), outcomes(33, 2, "still stopping", "check back in a minute")),
 			"Stopped 20; failed 13; still stopping 2.\n" +
 				"• web-20 (i-00000000000000015) failed: InvalidInstanceID.NotFound\n" +
 				"• web-21 (i-00000000000000016) failed: InvalidInstanceID.NotFound\n" +
@@ -83,7 +83,7 @@ func TestSummary(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := engine.Summary(tt.outcomes); got != tt.want {
+			if got := steps.Summary(tt.outcomes); got != tt.want {
 				t.Errorf("Summary() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
@@ -93,7 +93,7 @@ func TestSummary(t *testing.T) {
 func TestThousands(t *testing.T) {
 	t.Parallel()
 	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 1987: "1,987", 12345: "12,345", 1234567: "1,234,567", -4200: "-4,200"} {
-		if got := engine.Thousands(n); got != want {
+		if got := steps.Thousands(n); got != want {
 			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
 		}
 	}
@@ -111,7 +111,7 @@ func TestReason(t *testing.T) {
 		{errors.New("connection reset"), "Something went wrong inside Switchboard; the error is in its log."},
 	}
 	for _, tt := range tests {
-		if got := engine.Reason(tt.err); got != tt.want {
+		if got := steps.Reason(tt.err); got != tt.want {
 			t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
