@@ -451,4 +451,3 @@ workflows:
 		t.Errorf("a problem shows the secret:\n%v", err)
 	}
 }
-

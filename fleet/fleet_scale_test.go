@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/sim"
+	"github.com/switchboardhq/switchboard/steps"
 )
 
 // The user story: `/ec2 stop env=dev` on 2,000 development instances, 12 of

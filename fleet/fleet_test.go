@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/sim"
+	"github.com/switchboardhq/switchboard/steps"
 )
 
 var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
