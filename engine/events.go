@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -92,12 +93,23 @@ func Triggers(t switchboard.TriggerSpec, name string, ev switchboard.Event) bool
 	return false
 }
 
+// triggerPatterns holds the mail triggers' patterns compiled, by their
+// text: each is compiled once, not once per mail.
+var triggerPatterns sync.Map // string → *regexp.Regexp
+
 // matches reports whether s matches pattern; an empty pattern matches
 // anything. Patterns are checked when the config loads.
 func matches(pattern, s string) bool {
 	if pattern == "" {
 		return true
 	}
-	re, err := regexp.Compile(pattern)
-	return err == nil && re.MatchString(s)
+	v, ok := triggerPatterns.Load(pattern)
+	if !ok {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return false
+		}
+		v, _ = triggerPatterns.LoadOrStore(pattern, re)
+	}
+	return v.(*regexp.Regexp).MatchString(s)
 }

@@ -71,24 +71,34 @@ type compiledPlan struct {
 func (r *Runner) Prepare(workflows []switchboard.WorkflowSpec) {
 	for _, wf := range workflows {
 		plan := Plan(wf)
+		var key planKey
 		for i := range plan {
-			_, _ = r.compile(plan, i)
+			_, _ = r.compile(plan, i, &key)
 		}
 	}
 }
 
+// planKey is the digest of a plan, computed once per Advance at most.
+type planKey struct {
+	sum [sha256.Size]byte
+	set bool
+}
+
 // compile returns step i of plan compiled, from the cache when a plan with
-// the same steps was compiled before.
-func (r *Runner) compile(plan []switchboard.Step, i int) (*compiledStep, error) {
+// the same steps was compiled before. key caches the plan's digest across
+// the steps of one Advance.
+func (r *Runner) compile(plan []switchboard.Step, i int, key *planKey) (*compiledStep, error) {
 	if literal(plan[i]) {
 		return &compiledStep{}, nil
 	}
-	b, err := json.Marshal(plan)
-	if err != nil {
-		return nil, err
+	if !key.set {
+		b, err := json.Marshal(plan)
+		if err != nil {
+			return nil, err
+		}
+		key.sum, key.set = sha256.Sum256(b), true
 	}
-	key := sha256.Sum256(b)
-	v, _ := r.compiled.LoadOrStore(key, &compiledPlan{steps: make([]*compiledStep, len(plan)), errs: make([]error, len(plan))})
+	v, _ := r.compiled.LoadOrStore(key.sum, &compiledPlan{steps: make([]*compiledStep, len(plan)), errs: make([]error, len(plan))})
 	cp := v.(*compiledPlan)
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -103,6 +113,7 @@ func (r *Runner) compile(plan []switchboard.Step, i int) (*compiledStep, error) 
 // transient failure: nothing was decided, and the caller should retry later.
 func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switchboard.RunSaver) (switchboard.Outcome, error) {
 	var out switchboard.Outcome
+	var key planKey
 	run.State = switchboard.RunRunning
 	for !run.State.Finished() {
 		// The end of the plan, or of the main steps when nothing failed.
@@ -113,7 +124,7 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 			}
 			break
 		}
-		sr := &stepRun{runner: r, run: run, saver: saver, out: &out}
+		sr := &stepRun{runner: r, run: run, saver: saver, out: &out, key: &key}
 		if err := sr.runStep(ctx); err != nil {
 			return out, err
 		}
@@ -141,7 +152,7 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 	if t.Raw {
 		return t.RunFunc(ctx, sr)
 	}
-	cs, err := sr.runner.compile(run.Plan, run.Cursor)
+	cs, err := sr.runner.compile(run.Plan, run.Cursor, sr.key)
 	if err != nil {
 		return sr.Fail(fmt.Sprintf("Step %d (%s) cannot run: %v", run.Cursor+1, step.Kind, err), false)
 	}

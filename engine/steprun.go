@@ -18,6 +18,7 @@ type stepRun struct {
 	out    *switchboard.Outcome
 	// params are the step's parameters with templates rendered.
 	params json.RawMessage
+	key    *planKey
 }
 
 var _ switchboard.StepRun = (*stepRun)(nil)
