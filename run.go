@@ -64,10 +64,15 @@ type Run struct {
 
 // Message is something Switchboard says in a channel on behalf of a run. Key
 // is unique per run and step, so a retried step never posts twice.
+//
+// It says who and what, not how a platform shows it: Text is Switchboard's
+// own light markup (*bold*, `code`, <URL|label> links, and mentions written
+// with Mention), ApprovalID asks for Approve and Deny buttons, and the
+// platform's Messenger renders them as it must.
 type Message struct {
-	RunID       string    `json:"run_id"`
-	Key         string    `json:"key"`
-	Source      string    `json:"source"` // where the request came from: slack | socket | console
+	RunID  string `json:"run_id"`
+	Key    string `json:"key"`
+	Source string `json:"source"` // where the request came from (slack, socket, console, mail...): it picks the Messenger
 	ChannelID   string    `json:"channel_id"`
 	ResponseURL string    `json:"response_url,omitempty"`
 	Text        string    `json:"text"`
@@ -82,21 +87,34 @@ type Message struct {
 	// who acted.
 	Ephemeral bool `json:"ephemeral,omitempty"`
 	// Thread asks for a reply in the thread of the run's first message
-	// that has a timestamp; ThreadTS is that timestamp, filled in when the
-	// message is sent.
-	Thread   bool   `json:"thread,omitempty"`
-	ThreadTS string `json:"thread_ts,omitempty"`
+	// that the platform gave a Ref; ThreadRef is that Ref, filled in when
+	// the message is sent.
+	Thread    bool   `json:"thread,omitempty"`
+	ThreadRef string `json:"thread_ts,omitempty"`
 }
 
-// Messenger delivers a message to chat. It returns an *Error with ETHROTTLED
-// (and RetryAfter) when the peer asks to slow down, EUNAVAILABLE when a retry
-// may succeed, anything else when it will not.
+// Delivery is how a platform delivered a message.
+type Delivery struct {
+	// Via is the platform's word for the path it took ("response_url",
+	// "chat.postMessage"); it is recorded and given back for the run's
+	// later messages.
+	Via string
+	// Ref is the platform's id of the posted message (Slack's ts), under
+	// which later messages of the run may reply in a thread; empty when
+	// the path gives none.
+	Ref string
+}
+
+// Messenger delivers messages to one chat platform and owns that platform's
+// delivery rules: budgets, pacing, fallbacks, rendering. The store queues
+// messages and hands each to the Messenger of its source.
 //
-// Post returns the message's timestamp when the channel gives one
-// (chat.postMessage does, a response_url does not), for replies in its
-// thread.
+// Deliver posts m; earlier lists the Via of the run's messages delivered
+// before it, for budgets kept per request. It returns an *Error with
+// ETHROTTLED (and RetryAfter) when the message must wait, EUNAVAILABLE when
+// a retry may succeed, anything else when it will not.
 type Messenger interface {
-	Post(ctx context.Context, m Message) (ts string, err error)
+	Deliver(ctx context.Context, m Message, earlier []string) (Delivery, error)
 }
 
 // AuditEvent is one line of the audit log: a request, a decision, an action

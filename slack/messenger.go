@@ -7,20 +7,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goslack "github.com/slack-go/slack"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboardhq/switchboard"
 )
 
 // Messenger posts a run's messages to Slack: through the request's
 // response_url while it works (no bot token needed), otherwise with
-// chat.postMessage and the bot token.
+// chat.postMessage and the bot token. It keeps Slack's delivery rules: at
+// most five response_url posts within thirty minutes of the request, about
+// one chat.postMessage a second per channel, and chat.postMessage when
+// Slack refuses a response_url.
 type Messenger struct {
 	BotToken string
 	// APIURL is Slack's Web API base URL; https://slack.com/api/ when empty.
@@ -28,6 +34,111 @@ type Messenger struct {
 	// HTTPClient is used for both kinds of post; a client with a 15 s
 	// timeout when nil.
 	HTTPClient *http.Client
+	Logger     *slog.Logger
+
+	mu     sync.Mutex
+	paces  map[string]*rate.Limiter // per channel
+	nowFor func() time.Time         // tests
+}
+
+// Slack's limits for a response_url: five posts within thirty minutes.
+const (
+	responseURLMaxPosts = 5
+	responseURLLifetime = 30 * time.Minute
+)
+
+// The ways a message reaches Slack, as recorded with it.
+const (
+	viaResponseURL = "response_url"
+	viaPostMessage = "chat.postMessage"
+)
+
+// maxPaces is how many channels' pacers are kept before the idle ones are
+// dropped.
+const maxPaces = 1000
+
+// Deliver posts m the way Slack's rules allow: through the request's
+// response_url while it has posts left and has not expired, otherwise with
+// chat.postMessage (paced per channel: a message that must wait comes back
+// ETHROTTLED with the wait).
+func (m *Messenger) Deliver(ctx context.Context, msg switchboard.Message, earlier []string) (switchboard.Delivery, error) {
+	via := viaPostMessage
+	if msg.ResponseURL != "" && msg.ThreadRef == "" {
+		used := 0
+		for _, v := range earlier {
+			if v == viaResponseURL {
+				used++
+			}
+		}
+		if used < responseURLMaxPosts && m.now().Sub(msg.RequestedAt) < responseURLLifetime {
+			via = viaResponseURL
+		} else {
+			msg.ResponseURL = ""
+		}
+	}
+	if via == viaPostMessage {
+		if err := m.pace(msg.ChannelID); err != nil {
+			return switchboard.Delivery{}, err
+		}
+	}
+	ts, err := m.Post(ctx, msg)
+	if err != nil && via == viaResponseURL && switchboard.ErrorCode(err) == switchboard.EINVALID {
+		// Slack refused the response_url (expired or used up): the bot
+		// token can still post.
+		if m.Logger != nil {
+			m.Logger.Info("response_url refused, falling back to chat.postMessage", "run", msg.RunID, "err", err)
+		}
+		msg.ResponseURL, via = "", viaPostMessage
+		if err := m.pace(msg.ChannelID); err != nil {
+			return switchboard.Delivery{}, err
+		}
+		ts, err = m.Post(ctx, msg)
+	}
+	if err != nil {
+		return switchboard.Delivery{}, err
+	}
+	return switchboard.Delivery{Via: via, Ref: ts}, nil
+}
+
+func (m *Messenger) now() time.Time {
+	if m.nowFor != nil {
+		return m.nowFor()
+	}
+	return time.Now()
+}
+
+// pace reserves a slot to post in channel: chat.postMessage takes about
+// one message a second per channel. A message that would have to wait is
+// not kept waiting here; it comes back ETHROTTLED with the wait.
+func (m *Messenger) pace(channel string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paces == nil {
+		m.paces = map[string]*rate.Limiter{}
+	}
+	lim, ok := m.paces[channel]
+	if !ok {
+		if len(m.paces) >= maxPaces {
+			// A pacer back at its full burst remembers nothing worth
+			// keeping.
+			now := m.now()
+			for ch, l := range m.paces {
+				if l.TokensAt(now) >= float64(l.Burst()) {
+					delete(m.paces, ch)
+				}
+			}
+		}
+		lim = rate.NewLimiter(1, 3)
+		m.paces[channel] = lim
+	}
+	r := lim.ReserveN(m.now(), 1)
+	if d := r.DelayFrom(m.now()); d > 0 {
+		r.CancelAt(m.now())
+		e := switchboard.Errorf(switchboard.ETHROTTLED, "Slack takes about one message a second in channel %s; this one waits its turn.", channel)
+		e.RetryAfter = d
+		return e
+	}
+	return nil
 }
 
 var _ switchboard.Messenger = (*Messenger)(nil)
@@ -36,12 +147,14 @@ var _ switchboard.Messenger = (*Messenger)(nil)
 // can retry it instead of hanging.
 var defaultHTTPClient = &http.Client{Timeout: 15 * time.Second}
 
-// Post delivers m. The error tells the worker what to do next: an *Error
-// with ETHROTTLED (and RetryAfter) or EUNAVAILABLE means retry; EINVALID on
-// a response_url means the URL is spent or expired and chat.postMessage is
-// the way left; anything else will not succeed by retrying.
+// Post sends m as it is: to its response_url when it has one (and is not a
+// reply in a thread), with chat.postMessage otherwise. The error tells the
+// caller what to do next: an *Error with ETHROTTLED (and RetryAfter) or
+// EUNAVAILABLE means retry; EINVALID on a response_url means the URL is
+// spent or expired and chat.postMessage is the way left; anything else will
+// not succeed by retrying.
 func (m *Messenger) Post(ctx context.Context, msg switchboard.Message) (string, error) {
-	if msg.ResponseURL != "" && msg.ThreadTS == "" {
+	if msg.ResponseURL != "" && msg.ThreadRef == "" {
 		return "", m.postResponseURL(ctx, msg)
 	}
 	return m.postMessage(ctx, msg)
@@ -138,8 +251,8 @@ func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) (s
 	if blocks := approvalBlocks(msg); blocks != nil {
 		opts = append(opts, goslack.MsgOptionBlocks(blocks...))
 	}
-	if msg.ThreadTS != "" {
-		opts = append(opts, goslack.MsgOptionTS(msg.ThreadTS))
+	if msg.ThreadRef != "" {
+		opts = append(opts, goslack.MsgOptionTS(msg.ThreadRef))
 	}
 	_, ts, err := api.PostMessageContext(ctx, msg.ChannelID, opts...)
 	if err == nil {

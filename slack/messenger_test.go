@@ -251,3 +251,76 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// Slack's delivery rules, kept by the Messenger: the response_url while it
+// has posts left and has not expired, chat.postMessage after, and when
+// Slack refuses the response_url; chat.postMessage paced per channel.
+func TestMessengerDeliver(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	fiveVias := []string{"response_url", "response_url", "chat.postMessage", "response_url", "response_url", "response_url"}
+	tests := []struct {
+		name     string
+		status   int // the response_url's answer
+		earlier  []string
+		asked    time.Duration // how long ago the request came in
+		wantVia  string
+		wantPost int // chat.postMessage calls
+	}{
+		{"fresh request", 200, nil, time.Minute, "response_url", 0},
+		{"four posts used", 200, fiveVias[:5], time.Minute, "response_url", 0},
+		{"five posts used", 200, fiveVias, time.Minute, "chat.postMessage", 1},
+		{"expired", 200, nil, 31 * time.Minute, "chat.postMessage", 1},
+		{"refused by Slack", 404, nil, time.Minute, "chat.postMessage", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hook := newResponseURLServer(t, tt.status, nil, "expired_url")
+			api := newWebAPI(t, slackOK)
+			m := &Messenger{BotToken: "xoxb-test-token", APIURL: api.URL + "/api", HTTPClient: api.Client(), nowFor: func() time.Time { return now }}
+			d, err := m.Deliver(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: hook.URL, Text: "hi",
+				RequestedAt: now.Add(-tt.asked)}, tt.earlier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api.mu.Lock()
+			posts := len(api.calls)
+			api.mu.Unlock()
+			if d.Via != tt.wantVia || posts != tt.wantPost {
+				t.Errorf("via %q with %d chat.postMessage calls, want %q with %d", d.Via, posts, tt.wantVia, tt.wantPost)
+			}
+			if d.Via == "chat.postMessage" && d.Ref != "1503435956.000247" {
+				t.Errorf("Ref = %q, want the message's ts", d.Ref)
+			}
+		})
+	}
+
+	t.Run("paced per channel", func(t *testing.T) {
+		t.Parallel()
+		api := newWebAPI(t, slackOK)
+		m := &Messenger{BotToken: "xoxb-test-token", APIURL: api.URL + "/api", HTTPClient: api.Client(), nowFor: func() time.Time { return now }}
+		deliver := func(channel string) error {
+			_, err := m.Deliver(context.Background(), switchboard.Message{ChannelID: channel, Text: "hi"}, nil)
+			return err
+		}
+		for i := range 3 { // a burst of three
+			if err := deliver("C1"); err != nil {
+				t.Fatalf("post %d: %v", i+1, err)
+			}
+		}
+		err := deliver("C1")
+		var e *switchboard.Error
+		if !errors.As(err, &e) || e.Code != switchboard.ETHROTTLED || e.RetryAfter <= 0 || e.RetryAfter > time.Second {
+			t.Fatalf("fourth post at once: %v, want ETHROTTLED with a wait of at most 1s", err)
+		}
+		if err := deliver("C2"); err != nil {
+			t.Errorf("another channel waits for C1: %v", err)
+		}
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		if len(api.calls) != 4 {
+			t.Errorf("%d posts reached Slack, want 4 (the paced one waits)", len(api.calls))
+		}
+	})
+}

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
-	"golang.org/x/time/rate"
 
 	"github.com/switchboardhq/switchboard"
 )
@@ -44,25 +42,24 @@ const queueMessages = "messages"
 // Work is what the job workers need from the rest of Switchboard.
 type Work struct {
 	Advancer switchboard.Advancer
-	// Messenger delivers to Slack; nil when Slack is not configured.
-	Messenger switchboard.Messenger
-	Meter     switchboard.Meter
+	// Messengers deliver messages by the source of the run's request
+	// (slack, socket, console...), each platform by its own rules;
+	// Messenger delivers those of any other source (runs started by a
+	// schedule, a mail, an event). A message with neither fails, recorded
+	// and audited.
+	Messengers map[string]switchboard.Messenger
+	Messenger  switchboard.Messenger
+	Meter      switchboard.Meter
 	// Events starts the workflows a schedule tick triggers.
 	Events switchboard.EventHandler
 }
-
-// Slack's limits for a response_url: five posts within thirty minutes.
-const (
-	responseURLMaxPosts = 5
-	responseURLLifetime = 30 * time.Minute
-)
 
 func (s *Store) newRiver(opts Options) error {
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &runWorker{s: s}); err != nil {
 		return err
 	}
-	mw := &messageWorker{s: s, limits: map[string]*rate.Limiter{}}
+	mw := &messageWorker{s: s}
 	if err := river.AddWorkerSafely(workers, mw); err != nil {
 		return err
 	}
@@ -184,27 +181,14 @@ func messageFor(run *switchboard.Run, key, text string) switchboard.Message {
 type messageWorker struct {
 	river.WorkerDefaults[MessageArgs]
 	s *Store
-
-	mu     sync.Mutex
-	limits map[string]*rate.Limiter // per channel: Slack takes about one message a second
 }
 
-// channelDelay reserves a slot to post in channel and says how long to wait
-// first; a non-zero wait is not kept, the job is snoozed instead.
-func (w *messageWorker) channelDelay(channel string) time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	lim, ok := w.limits[channel]
-	if !ok {
-		lim = rate.NewLimiter(1, 3)
-		w.limits[channel] = lim
+// messenger returns the Messenger for messages of source.
+func (w *Work) messenger(source string) switchboard.Messenger {
+	if m, ok := w.Messengers[source]; ok {
+		return m
 	}
-	r := lim.Reserve()
-	d := r.Delay()
-	if d > 0 {
-		r.Cancel()
-	}
-	return d
+	return w.Messenger
 }
 
 func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
@@ -223,68 +207,39 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	}
 	// A run's messages reach the channel in the order it said them: this
 	// one waits while an earlier one is still on its way.
-	var earlier int
+	var waiting int
 	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND sent_at = 0 AND created_at < ?`),
-		job.Args.RunID, createdAt).Scan(&earlier); err != nil {
+		job.Args.RunID, createdAt).Scan(&waiting); err != nil {
 		return err
 	}
-	if earlier > 0 {
+	if waiting > 0 {
 		return river.JobSnooze(100 * time.Millisecond)
 	}
 	var m switchboard.Message
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return river.JobCancel(fmt.Errorf("decode message: %w", err))
 	}
-	// The console's own requests are answered in its transcript; so is
-	// everything when Slack is not configured, except what Slack asked.
-	if m.Source == "console" || s.work.Messenger == nil && m.Source != "slack" && m.Source != "socket" {
-		return s.markSent(ctx, m, "console", "")
-	}
-	if s.work.Messenger == nil {
-		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "Slack is not configured, so this message cannot be delivered"))
+	messenger := s.work.messenger(m.Source)
+	if messenger == nil {
+		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "no chat platform is configured to deliver messages of %s requests", m.Source))
 	}
 	if m.Thread {
-		// The thread is the run's first message that got a timestamp.
-		err := s.db.QueryRowContext(ctx, s.q(`SELECT ts FROM sb_messages WHERE run_id = ? AND ts <> '' ORDER BY sent_at LIMIT 1`), m.RunID).Scan(&m.ThreadTS)
+		// The thread is the run's first message that got a Ref.
+		err := s.db.QueryRowContext(ctx, s.q(`SELECT ts FROM sb_messages WHERE run_id = ? AND ts <> '' ORDER BY sent_at LIMIT 1`), m.RunID).Scan(&m.ThreadRef)
 		if err != nil && !isNoRows(err) {
 			return err
 		}
 	}
-	via := "chat.postMessage"
-	if m.ResponseURL != "" && m.ThreadTS == "" {
-		var used int
-		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND via = 'response_url'`), m.RunID).Scan(&used); err != nil {
-			return err
-		}
-		if used < responseURLMaxPosts && time.Since(m.RequestedAt) < responseURLLifetime {
-			via = "response_url"
-		} else {
-			m.ResponseURL = ""
-		}
+	earlier, err := s.deliveredVia(ctx, m.RunID)
+	if err != nil {
+		return err
 	}
-	// chat.postMessage takes about one message a second per channel; a
-	// response_url has its own limit (five posts), counted above.
-	if via == "chat.postMessage" {
-		if d := w.channelDelay(m.ChannelID); d > 0 {
-			return river.JobSnooze(d)
-		}
-	}
-	ts, err := s.work.Messenger.Post(ctx, m)
-	if err != nil && via == "response_url" && switchboard.ErrorCode(err) == switchboard.EINVALID {
-		// Slack refused the response_url (expired or used up): the bot
-		// token can still post.
-		s.logger.Info("response_url refused, falling back to chat.postMessage", "run", m.RunID, "err", err)
-		m.ResponseURL, via = "", "chat.postMessage"
-		if d := w.channelDelay(m.ChannelID); d > 0 {
-			return river.JobSnooze(d)
-		}
-		ts, err = s.work.Messenger.Post(ctx, m)
-	}
+	d, err := messenger.Deliver(ctx, m, earlier)
 	var se *switchboard.Error
 	switch code := switchboard.ErrorCode(err); {
 	case err == nil:
 		s.work.Meter.MessageSent("sent")
-		return s.markSent(ctx, m, via, ts)
+		return s.markSent(ctx, m, d.Via, d.Ref)
 	case code == switchboard.ETHROTTLED:
 		s.work.Meter.MessageSent("throttled")
 		wait := time.Second
@@ -315,6 +270,24 @@ func (w *messageWorker) failed(ctx context.Context, m switchboard.Message, err e
 		return aerr
 	}
 	return river.JobCancel(err)
+}
+
+// deliveredVia lists how the run's delivered messages went, in order.
+func (s *Store) deliveredVia(ctx context.Context, runID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT via FROM sb_messages WHERE run_id = ? AND sent_at > 0 ORDER BY sent_at`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var vias []string
+	for rows.Next() {
+		var via string
+		if err := rows.Scan(&via); err != nil {
+			return nil, err
+		}
+		vias = append(vias, via)
+	}
+	return vias, rows.Err()
 }
 
 func (s *Store) recordError(ctx context.Context, m switchboard.Message, err error) {

@@ -49,22 +49,23 @@ func fleet() []switchboard.Instance {
 	}
 }
 
-// recorder is a Messenger that records what Slack would have been sent.
+// recorder is a Messenger that records what a chat platform would have
+// been sent.
 type recorder struct {
 	mu   sync.Mutex
 	sent []switchboard.Message
 	fail int // fail this many posts with EUNAVAILABLE first
 }
 
-func (r *recorder) Post(_ context.Context, m switchboard.Message) (string, error) {
+func (r *recorder) Deliver(_ context.Context, m switchboard.Message, _ []string) (switchboard.Delivery, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail > 0 {
 		r.fail--
-		return "", switchboard.Errorf(switchboard.EUNAVAILABLE, "slack is down")
+		return switchboard.Delivery{}, switchboard.Errorf(switchboard.EUNAVAILABLE, "slack is down")
 	}
 	r.sent = append(r.sent, m)
-	return "", nil
+	return switchboard.Delivery{Via: "recorder"}, nil
 }
 
 func (r *recorder) texts() []string {

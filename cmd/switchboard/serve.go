@@ -79,9 +79,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
 	runner.Prepare(cfg.Workflows)
 	httpClient := &http.Client{Timeout: 10 * time.Second}
-	var messenger switchboard.Messenger
-	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}
+	// Each platform delivers the answers to its own requests; the rest
+	// (runs started by schedules, mail, events) go to Slack when it is
+	// configured, and to the console's transcript otherwise.
+	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient, Logger: logger}
+	messengers := map[string]switchboard.Messenger{"console": web.ConsoleMessenger{}}
+	var messenger switchboard.Messenger = web.ConsoleMessenger{}
 	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" {
+		messengers["slack"], messengers["socket"] = slackMessenger, slackMessenger
 		messenger = slackMessenger
 	}
 
@@ -136,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if err := st.Start(ctx, store.Work{Advancer: runner, Messenger: messenger, Meter: meter, Events: events}); err != nil {
+	if err := st.Start(ctx, store.Work{Advancer: runner, Messengers: messengers, Messenger: messenger, Meter: meter, Events: events}); err != nil {
 		ln.Close()
 		return err
 	}
