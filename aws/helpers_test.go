@@ -34,20 +34,6 @@ func base64Decode(s string) (string, error) {
 	return string(b), err
 }
 
-// assertChanges checks that a state change reports every id once, moving
-// from prev to cur.
-func assertChanges(t *testing.T, call string, got []switchboard.StateChange, ids []string, prev, cur switchboard.InstanceState) {
-	t.Helper()
-	if len(got) != len(ids) {
-		t.Fatalf("%s answered %d changes, want %d: %+v", call, len(got), len(ids), got)
-	}
-	for _, c := range got {
-		if !slices.Contains(ids, c.ID) || c.Previous != prev || c.Current != cur {
-			t.Errorf("%s answered %+v, want %s -> %s for one of %v", call, c, prev, cur, ids)
-		}
-	}
-}
-
 func assertStates(t *testing.T, p *Provider, ids []string, want switchboard.InstanceState) {
 	t.Helper()
 	got, err := p.DescribeInstances(t.Context(), switchboard.Filter{IDs: ids})

@@ -49,7 +49,11 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestMotoLifecycle(t *testing.T) {
+// TestMotoLaunch checks what the provider adds to EC2's answers beyond the
+// provider suite (conformance_test.go): the default instance type, pending
+// on launch, a public address once running, wildcard tag filters, and a
+// forced, hibernating stop reaching the API.
+func TestMotoLaunch(t *testing.T) {
 	t.Parallel()
 	p, client := moto(t)
 	ctx := testContext(t)
@@ -63,70 +67,32 @@ func TestMotoLifecycle(t *testing.T) {
 		t.Fatalf("RunInstances launched %d instances, want 2", len(launched))
 	}
 	for _, in := range launched {
-		if in.State != "pending" || in.Name != "web" || in.Tags["team"] != "tools" || in.Type != "t3.micro" {
-			t.Errorf("launched %+v, want pending t3.micro named web with team=tools", in)
+		if in.State != "pending" || in.Type != "t3.micro" {
+			t.Errorf("launched %+v, want pending t3.micro", in)
 		}
 	}
-	// An instance without the tag, which the tag filter must leave out.
+	// An instance whose tag the wildcard must not match.
 	if _, err := p.RunInstances(ctx, switchboardLaunch(image, map[string]string{"team": "other"}, 1)); err != nil {
 		t.Fatalf("RunInstances: %v", err)
 	}
 
-	found, err := p.DescribeInstances(ctx, filterTags(map[string]string{"team": "tools"}))
-	if err != nil {
-		t.Fatalf("DescribeInstances by tag: %v", err)
-	}
-	if len(found) != 2 {
-		t.Fatalf("DescribeInstances by tag found %d instances, want 2: %+v", len(found), found)
-	}
-	ids := []string{found[0].ID, found[1].ID}
-	if ids[0] > ids[1] {
-		t.Errorf("DescribeInstances answered %v, not sorted by id", ids)
-	}
-	for _, in := range found {
-		// moto reports a launched instance running at once.
-		if in.State != "running" || in.Name != "web" || in.PrivateIP == "" || in.PublicIP == "" || in.LaunchTime.IsZero() {
-			t.Errorf("described %+v, want running with name, addresses and launch time", in)
-		}
-	}
 	wild, err := p.DescribeInstances(ctx, filterTags(map[string]string{"team": "to*"}))
 	if err != nil || len(wild) != 2 {
-		t.Errorf("DescribeInstances with a wildcard tag: %d instances, %v; want 2", len(wild), err)
+		t.Fatalf("DescribeInstances with a wildcard tag: %d instances, %v; want 2", len(wild), err)
 	}
-
-	stopped, err := p.StopInstances(ctx, ids, stopOpts(false, false))
-	if err != nil {
-		t.Fatalf("StopInstances: %v", err)
+	for _, in := range wild {
+		// moto reports a launched instance running at once.
+		if in.State != "running" || in.PublicIP == "" {
+			t.Errorf("described %+v, want running with a public address", in)
+		}
 	}
-	assertChanges(t, "stop", stopped, ids, "running", "stopping")
-	assertStates(t, p, ids, "stopped")
-
-	started, err := p.StartInstances(ctx, ids)
-	if err != nil {
-		t.Fatalf("StartInstances: %v", err)
-	}
-	assertChanges(t, "start", started, ids, "stopped", "pending")
-	assertStates(t, p, ids, "running")
-
-	if err := p.RebootInstances(ctx, ids); err != nil {
-		t.Fatalf("RebootInstances: %v", err)
-	}
-	assertStates(t, p, ids, "running")
 
 	// Force and Hibernate reach the API; moto accepts them like a plain stop.
-	if _, err := p.StopInstances(ctx, ids[:1], stopOpts(true, true)); err != nil {
+	first := wild[0].ID
+	if _, err := p.StopInstances(ctx, []string{first}, stopOpts(true, true)); err != nil {
 		t.Fatalf("StopInstances with force and hibernate: %v", err)
 	}
-	assertStates(t, p, ids[:1], "stopped")
-
-	terminated, err := p.TerminateInstances(ctx, ids)
-	if err != nil {
-		t.Fatalf("TerminateInstances: %v", err)
-	}
-	if len(terminated) != 2 || terminated[0].Current != "shutting-down" {
-		t.Errorf("TerminateInstances answered %+v, want two shutting-down", terminated)
-	}
-	assertStates(t, p, ids, "terminated")
+	assertStates(t, p, []string{first}, "stopped")
 }
 
 func TestMotoUserData(t *testing.T) {
@@ -193,42 +159,24 @@ func TestMotoAssociateAddress(t *testing.T) {
 	assertCloudError(t, err, "InvalidAddress.NotFound", "not_found", nil)
 }
 
-func TestMotoClientToken(t *testing.T) {
+// TestMotoClientTokenTag checks the tag the provider's own ClientToken guard
+// finds a first launch by: moto ignores ClientToken, so that guard is what
+// passes the suite's RunInstancesClientToken case here.
+func TestMotoClientTokenTag(t *testing.T) {
 	t.Parallel()
 	p, client := moto(t)
 	ctx := testContext(t)
 	spec := switchboardLaunch(motoImage(t, client), map[string]string{"branch": "feature-login"}, 1)
 	spec.ClientToken = "run-42-step-3"
-
-	first, err := p.RunInstances(ctx, spec)
-	if err != nil {
+	if _, err := p.RunInstances(ctx, spec); err != nil {
 		t.Fatalf("RunInstances: %v", err)
-	}
-	again, err := p.RunInstances(ctx, spec)
-	if err != nil {
-		t.Fatalf("RunInstances again: %v", err)
-	}
-	if len(first) != 1 || len(again) != 1 || again[0].ID != first[0].ID {
-		t.Fatalf("RunInstances twice with one token answered %v then %v, want the same single instance", ids(first), ids(again))
 	}
 	all, err := p.DescribeInstances(ctx, filterTags(map[string]string{"branch": "feature-login"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 1 {
-		t.Errorf("the account holds %d instances after two launches with one token, want 1", len(all))
-	}
-	if all[0].Tags[ClientTokenTag] != spec.ClientToken {
-		t.Errorf("launched instance has tags %v, want %s=%s", all[0].Tags, ClientTokenTag, spec.ClientToken)
-	}
-
-	spec.ClientToken = "run-42-step-4"
-	other, err := p.RunInstances(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if other[0].ID == first[0].ID {
-		t.Errorf("a new token relaunched nothing: got %s again", other[0].ID)
+	if len(all) != 1 || all[0].Tags[ClientTokenTag] != spec.ClientToken {
+		t.Errorf("launched %+v, want one instance tagged %s=%s", all, ClientTokenTag, spec.ClientToken)
 	}
 }
 

@@ -133,7 +133,6 @@ type Detail struct {
 // Cloud is a simulated EC2 account in one region. It is safe for concurrent
 // use; every call acts atomically on the whole fleet.
 type Cloud struct {
-	denied    []string
 	now       func() time.Time
 	latency   time.Duration
 	pending   time.Duration
@@ -145,6 +144,7 @@ type Cloud struct {
 	stateFile string
 
 	mu        sync.Mutex
+	denied    []string // actions dry runs refuse; Deny adds to them
 	instances map[string]*record
 	launches  map[string]*launch // by client token
 	faults    []*fault

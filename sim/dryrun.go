@@ -39,3 +39,18 @@ func (c *Cloud) DryRun(ctx context.Context, action string, ids []string) (err er
 	}
 	return nil
 }
+
+// Deny takes actions (start, stop, reboot, terminate) away from the simulated
+// credentials of a running cloud, as Options.DeniedActions does from the
+// start: a dry run of them answers UnauthorizedOperation from now on. It is
+// for tests that narrow the permissions after building their fleet, as an
+// operator narrowing a policy would.
+func (c *Cloud) Deny(actions ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range actions {
+		if !slices.Contains(c.denied, a) {
+			c.denied = append(c.denied, a)
+		}
+	}
+}

@@ -219,6 +219,23 @@ func (s *Server) allocate(address string) *eip {
 	return e
 }
 
+// Add puts instances into the account as Options.Instances does, for tests
+// that build their fleet after the server, and returns their ids in order.
+// An instance whose id is already in the account replaces it.
+func (s *Server) Add(instances ...Instance) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(instances))
+	for i, in := range instances {
+		if in.ID == "" {
+			in.ID = s.newID()
+		}
+		s.seed(in)
+		ids[i] = in.ID
+	}
+	return ids
+}
+
 // Instance returns what the server knows about one instance now, without
 // counting a call or advancing a transition.
 func (s *Server) Instance(id string) (Instance, bool) {
