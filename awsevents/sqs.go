@@ -148,6 +148,10 @@ type Consumer struct {
 	Queue
 	Handler switchboard.EventHandler
 	Logger  *slog.Logger
+	// ReportFunc, when set, hears how each round of Run went: err is nil
+	// when the queue answered and every event was handled; otherwise it is
+	// the failure, and next is the pause before the next try.
+	ReportFunc func(err error, next time.Duration)
 
 	client *sqs.Client
 }
@@ -303,10 +307,10 @@ func sentAt(m types.Message) time.Time {
 }
 
 // Run receives and handles events until ctx is done, then returns nil. A
-// failed round is logged and followed by a pause that doubles from one
-// second up to a minute and resets after a round that works, so a queue
-// that is missing or refused is retried without flooding the log or the
-// API.
+// failed round is logged as a warning and followed by a pause that doubles
+// from one second up to a minute and resets after a round that works, so a
+// queue that is missing or refused is retried without flooding the log or
+// the API. ReportFunc hears how each round went.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.Logger.InfoContext(ctx, "receiving events", "url", c.URL, "wait_time", c.WaitTime)
 	failures := 0
@@ -320,12 +324,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case err != nil:
 			failures++
 			pause = backoff(failures)
-			c.Logger.ErrorContext(ctx, "round failed", "err", err, "handled", handled, "retry_in", pause)
+			c.Logger.WarnContext(ctx, "round failed; trying again later", "err", err, "handled", handled, "failures", failures, "retry_in", pause.Round(time.Millisecond))
 		case received == 0:
 			failures = 0
 			pause = minRoundGap - time.Since(start)
 		default:
 			failures = 0
+		}
+		if c.ReportFunc != nil {
+			c.ReportFunc(err, max(pause, 0))
 		}
 		if pause > 0 {
 			t := time.NewTimer(pause)

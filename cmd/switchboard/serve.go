@@ -77,6 +77,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
 	runner := &engine.Runner{Providers: providers, Locks: st, Approvals: st}
+	sources, problems := buildSources(ctx, cfg, events, logger)
+	if len(problems) > 0 {
+		fmt.Fprintln(stderr, problems.Error())
+		return problems
+	}
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	var messenger switchboard.Messenger
 	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}
@@ -118,6 +123,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
 		Hooks:        hookSecrets(cfg),
 		Events:       events,
+		Sources:      sources.health,
 		Logger:       logger,
 		Meter:        meter,
 	})
@@ -158,7 +164,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		close(socketDone)
 	}
 
-	pollersDone := startPollers(ctx, cfg, events, st, logger)
+	pollersDone := sources.start(ctx, st, logger)
 
 	url := "http://" + ln.Addr().String() + "/"
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
