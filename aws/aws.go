@@ -20,10 +20,12 @@
 //
 // # Credentials
 //
-// Credentials come from the SDK's default chain (environment variables
-// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, the shared
-// config and credentials files with AWS_PROFILE, web identity, ECS task role,
-// EC2 instance role via IMDS), narrowed as follows:
+// The SDK configuration comes from package aws/awsconfig, the loader every
+// AWS adapter shares. Credentials come from the SDK's default chain
+// (environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+// AWS_SESSION_TOKEN, the shared config and credentials files with
+// AWS_PROFILE, web identity, ECS task role, EC2 instance role via IMDS),
+// narrowed as follows:
 //
 //   - Options.Profile picks the profile of the shared files instead of
 //     AWS_PROFILE or "default".
@@ -55,7 +57,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -64,13 +65,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws/awsconfig"
 )
 
 // DefaultRetryMaxAttempts is how many attempts the SDK makes per call when
@@ -117,25 +116,22 @@ func (opts Options) Validate() error {
 	if opts.Region == "" {
 		errs = append(errs, errors.New("aws: region is required (for example region: us-east-1)"))
 	}
-	if opts.Endpoint != "" {
-		u, err := url.Parse(opts.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("aws: endpoint %q is not an http(s) URL (for example endpoint: http://127.0.0.1:5000)", opts.Endpoint))
-		}
-	}
-	if (opts.AccessKeyID == "") != (opts.AccessKeySecret == "") {
-		errs = append(errs, errors.New("aws: access_key_id and access_key_secret go together: set both, or neither to use the default credential chain"))
-	}
-	if opts.ExternalID != "" && opts.RoleARN == "" {
-		errs = append(errs, errors.New("aws: assume_role.external_id is set without assume_role.role_arn"))
-	}
-	if opts.RoleARN != "" && !strings.HasPrefix(opts.RoleARN, "arn:") {
-		errs = append(errs, fmt.Errorf("aws: assume_role.role_arn %q is not an ARN (for example arn:aws:iam::123456789012:role/switchboard)", opts.RoleARN))
+	for _, err := range opts.loader().Check() {
+		errs = append(errs, fmt.Errorf("aws: %w", err))
 	}
 	if opts.RetryMaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("aws: RetryMaxAttempts is %d; use 1 for no retries or 0 for the default", opts.RetryMaxAttempts))
 	}
 	return errors.Join(errs...)
+}
+
+// loader is what the shared AWS configuration loader needs of opts.
+func (opts Options) loader() awsconfig.Options {
+	return awsconfig.Options{
+		Region: opts.Region, Endpoint: opts.Endpoint, Profile: opts.Profile,
+		RoleARN: opts.RoleARN, ExternalID: opts.ExternalID,
+		AccessKeyID: opts.AccessKeyID, AccessKeySecret: opts.AccessKeySecret,
+	}
 }
 
 // Provider is one EC2 account in one region. It is safe for concurrent use.
@@ -159,7 +155,6 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		attempts = DefaultRetryMaxAttempts
 	}
 	load := []func(*config.LoadOptions) error{
-		config.WithRegion(opts.Region),
 		config.WithRetryer(func() awssdk.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
@@ -168,37 +163,15 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 			})
 		}),
 	}
-	if opts.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(opts.Profile))
-	}
-	if opts.AccessKeyID != "" {
-		load = append(load, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.AccessKeySecret, "")))
-	}
 	if opts.HTTPClient != nil {
 		load = append(load, config.WithHTTPClient(opts.HTTPClient))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsconfig.Load(ctx, opts.loader(), load...)
 	if err != nil {
 		if opts.Profile != "" {
 			return nil, fmt.Errorf("aws: load configuration with profile %q: %w", opts.Profile, err)
 		}
 		return nil, fmt.Errorf("aws: load configuration: %w", err)
-	}
-	if opts.RoleARN != "" {
-		client := sts.NewFromConfig(cfg, func(o *sts.Options) {
-			if opts.Endpoint != "" {
-				o.BaseEndpoint = awssdk.String(opts.Endpoint)
-			}
-		})
-		role := stscreds.NewAssumeRoleProvider(client, opts.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			// The session name shows in CloudTrail next to every call.
-			o.RoleSessionName = "switchboard"
-			if opts.ExternalID != "" {
-				o.ExternalID = awssdk.String(opts.ExternalID)
-			}
-		})
-		cfg.Credentials = awssdk.NewCredentialsCache(role)
 	}
 	if cfg.Credentials != nil {
 		cfg.Credentials = credentialsSource{cfg.Credentials}

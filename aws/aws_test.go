@@ -28,11 +28,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"everything", Options{Region: "eu-west-1", Endpoint: "http://127.0.0.1:5000", Profile: "ops",
 			RoleARN: "arn:aws:iam::123456789012:role/switchboard", ExternalID: "x", AccessKeyID: "AKIA", AccessKeySecret: "s"}, ""},
 		{"no region", Options{}, "region is required"},
-		{"endpoint without scheme", Options{Region: "eu-west-1", Endpoint: "127.0.0.1:5000"}, "endpoint"},
-		{"key without secret", Options{Region: "eu-west-1", AccessKeyID: "AKIA"}, "access_key_secret"},
-		{"secret without key", Options{Region: "eu-west-1", AccessKeySecret: "s"}, "access_key_id"},
-		{"external id without role", Options{Region: "eu-west-1", ExternalID: "x"}, "assume_role.role_arn"},
-		{"role that is no ARN", Options{Region: "eu-west-1", RoleARN: "switchboard"}, "not an ARN"},
+		// The shared loader's checks (awsconfig.Options.Check, tested there)
+		// are part of Validate.
+		{"endpoint without scheme", Options{Region: "eu-west-1", Endpoint: "127.0.0.1:5000"}, `aws: endpoint "127.0.0.1:5000" is not an http(s) URL`},
+		{"role that is no ARN", Options{Region: "eu-west-1", RoleARN: "switchboard"}, "aws: assume_role.role_arn \"switchboard\" is not an ARN"},
 		{"negative attempts", Options{Region: "eu-west-1", RetryMaxAttempts: -1}, "RetryMaxAttempts"},
 	}
 	for _, tt := range tests {

@@ -14,14 +14,11 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws/awsconfig"
 )
 
 // Limits SQS sets on ReceiveMessage.
@@ -58,7 +55,7 @@ type Queue struct {
 	// Endpoint replaces the SQS (and STS) endpoint, for moto or LocalStack.
 	Endpoint string
 	// Profile, RoleARN with ExternalID, and AccessKeyID with AccessKeySecret
-	// pick credentials as for an aws cloud (see package aws).
+	// pick credentials as for an aws cloud (see package aws/awsconfig).
 	Profile         string
 	RoleARN         string
 	ExternalID      string
@@ -117,20 +114,8 @@ func (q Queue) Validate() error {
 	if q.Region == "" {
 		bad("region is required when the url is not an AWS queue URL (for example region: eu-west-1)")
 	}
-	if q.Endpoint != "" {
-		u, err := url.Parse(q.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("endpoint %q is not an http(s) URL (for example endpoint: http://127.0.0.1:5000)", q.Endpoint)
-		}
-	}
-	if (q.AccessKeyID == "") != (q.AccessKeySecret == "") {
-		bad("access_key_id and access_key_secret go together: set both, or neither to use the default credential chain")
-	}
-	if q.ExternalID != "" && q.RoleARN == "" {
-		bad("assume_role.external_id is set without assume_role.role_arn")
-	}
-	if q.RoleARN != "" && !strings.HasPrefix(q.RoleARN, "arn:") {
-		bad("assume_role.role_arn %q is not an ARN (for example arn:aws:iam::123456789012:role/switchboard)", q.RoleARN)
+	for _, err := range q.loader().Check() {
+		bad("%w", err)
 	}
 	if q.WaitTime < time.Second || q.WaitTime > maxWaitTime {
 		bad("wait_time is %s; SQS long polling waits 1s to 20s", q.WaitTime)
@@ -163,6 +148,10 @@ type Consumer struct {
 	Queue
 	Handler switchboard.EventHandler
 	Logger  *slog.Logger
+	// ReportFunc, when set, hears how each round of Run went: err is nil
+	// when the queue answered and every event was handled; otherwise it is
+	// the failure, and next is the pause before the next try.
+	ReportFunc func(err error, next time.Duration)
 
 	client *sqs.Client
 }
@@ -194,35 +183,21 @@ func NewConsumer(ctx context.Context, q Queue, handler switchboard.EventHandler,
 	}, nil
 }
 
-// newClient builds an SQS client the way package aws builds its EC2 client:
-// the default credential chain, narrowed by profile, static keys and an
-// assumed role, with the endpoint replaced for moto.
+// loader is what the shared AWS configuration loader needs of q.
+func (q Queue) loader() awsconfig.Options {
+	return awsconfig.Options{
+		Region: q.Region, Endpoint: q.Endpoint, Profile: q.Profile,
+		RoleARN: q.RoleARN, ExternalID: q.ExternalID,
+		AccessKeyID: q.AccessKeyID, AccessKeySecret: q.AccessKeySecret,
+	}
+}
+
+// newClient builds an SQS client from the configuration every AWS adapter
+// loads (package aws/awsconfig), with the endpoint replaced for moto.
 func newClient(ctx context.Context, q Queue) (*sqs.Client, error) {
-	load := []func(*config.LoadOptions) error{config.WithRegion(q.Region)}
-	if q.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(q.Profile))
-	}
-	if q.AccessKeyID != "" {
-		load = append(load, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(q.AccessKeyID, q.AccessKeySecret, "")))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsconfig.Load(ctx, q.loader())
 	if err != nil {
 		return nil, fmt.Errorf("awsevents: queue %q: load AWS configuration: %w", q.Name, err)
-	}
-	if q.RoleARN != "" {
-		client := sts.NewFromConfig(cfg, func(o *sts.Options) {
-			if q.Endpoint != "" {
-				o.BaseEndpoint = awssdk.String(q.Endpoint)
-			}
-		})
-		role := stscreds.NewAssumeRoleProvider(client, q.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = "switchboard"
-			if q.ExternalID != "" {
-				o.ExternalID = awssdk.String(q.ExternalID)
-			}
-		})
-		cfg.Credentials = awssdk.NewCredentialsCache(role)
 	}
 	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
 		if q.Endpoint != "" {
@@ -332,10 +307,10 @@ func sentAt(m types.Message) time.Time {
 }
 
 // Run receives and handles events until ctx is done, then returns nil. A
-// failed round is logged and followed by a pause that doubles from one
-// second up to a minute and resets after a round that works, so a queue
-// that is missing or refused is retried without flooding the log or the
-// API.
+// failed round is logged as a warning and followed by a pause that doubles
+// from one second up to a minute and resets after a round that works, so a
+// queue that is missing or refused is retried without flooding the log or
+// the API. ReportFunc hears how each round went.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.Logger.InfoContext(ctx, "receiving events", "url", c.URL, "wait_time", c.WaitTime)
 	failures := 0
@@ -349,12 +324,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case err != nil:
 			failures++
 			pause = backoff(failures)
-			c.Logger.ErrorContext(ctx, "round failed", "err", err, "handled", handled, "retry_in", pause)
+			c.Logger.WarnContext(ctx, "round failed; trying again later", "err", err, "handled", handled, "failures", failures, "retry_in", pause.Round(time.Millisecond))
 		case received == 0:
 			failures = 0
 			pause = minRoundGap - time.Since(start)
 		default:
 			failures = 0
+		}
+		if c.ReportFunc != nil {
+			c.ReportFunc(err, max(pause, 0))
 		}
 		if pause > 0 {
 			t := time.NewTimer(pause)

@@ -226,14 +226,51 @@ func TestConsumerRunStopsWhileFailing(t *testing.T) {
 	if _, err := c.ReceiveOnce(t.Context()); err == nil {
 		t.Fatal("ReceiveOnce from a closed port worked")
 	}
+	type report struct {
+		err  error
+		next time.Duration
+	}
+	reports := make(chan report, 10)
+	c.ReportFunc = func(err error, next time.Duration) { reports <- report{err, next} }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
+	// The first failure is reported with the pause before the next try:
+	// half a second to a second.
+	select {
+	case r := <-reports:
+		if r.err == nil || r.next < 500*time.Millisecond || r.next > time.Second {
+			t.Errorf("report: %v, next try in %v; want the failure and 0.5s to 1s", r.err, r.next)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run reported nothing")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
+}
+
+// A round that works is reported without error.
+func TestConsumerRunReportsARoundThatWorks(t *testing.T) {
+	t.Parallel()
+	b := setupSQS(t, "reports")
+	reports := make(chan error, 10)
+	b.consumer.ReportFunc = func(err error, _ time.Duration) { reports <- err }
+	b.send(t, string(sample(t, "ec2-state-change-terminated.json")))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.consumer.Run(ctx) }()
+	select {
+	case err := <-reports:
+		if err != nil {
+			t.Errorf("report of a round that worked: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run reported nothing")
+	}
+	cancel()
+	<-done
 }
 
 func TestNewConsumerValidates(t *testing.T) {

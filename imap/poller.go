@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net"
 	"regexp"
@@ -98,24 +99,42 @@ func (m Mailbox) filtered() bool {
 }
 
 // Validate says what is wrong with m in a sentence for whoever wrote the
-// configuration.
+// configuration. The error has a ConfigKey method naming the setting as the
+// configuration file does (addr, username, tls, poll), empty for the name.
 func (m Mailbox) Validate() error {
 	switch {
 	case m.Name == "":
-		return switchboard.Errorf(switchboard.EINVALID, "A mailbox needs a name.")
+		return invalid("", "A mailbox needs a name.")
 	case m.Addr == "":
-		return switchboard.Errorf(switchboard.EINVALID, "Mailbox %s needs the address of its IMAP server (host or host:port).", m.Name)
+		return invalid("addr", "Mailbox %s needs the address of its IMAP server (host or host:port).", m.Name)
 	case m.Username == "":
-		return switchboard.Errorf(switchboard.EINVALID, "Mailbox %s needs a username to log in with.", m.Name)
+		return invalid("username", "Mailbox %s needs a username to log in with.", m.Name)
 	case m.TLS != "" && m.TLS != TLS && m.TLS != StartTLS && m.TLS != Plain:
-		return switchboard.Errorf(switchboard.EINVALID, "Mailbox %s: tls is %q; use %q (the default), %q or %q.", m.Name, m.TLS, TLS, StartTLS, Plain)
+		return invalid("tls", "Mailbox %s: tls is %q; use %q (the default), %q or %q.", m.Name, m.TLS, TLS, StartTLS, Plain)
 	case m.PollInterval < 0:
-		return switchboard.Errorf(switchboard.EINVALID, "Mailbox %s: the poll interval must be positive.", m.Name)
+		return invalid("poll", "Mailbox %s: the poll interval must be positive.", m.Name)
 	}
 	if _, err := m.addr(); err != nil {
-		return switchboard.Errorf(switchboard.EINVALID, "Mailbox %s: address %q is not host or host:port.", m.Name, m.Addr)
+		return invalid("addr", "Mailbox %s: address %q is not host or host:port.", m.Name, m.Addr)
 	}
 	return nil
+}
+
+// settingError is a Mailbox setting that cannot work: an EINVALID error
+// that also names the setting.
+type settingError struct {
+	key string
+	err *switchboard.Error
+}
+
+func (e *settingError) Error() string { return e.err.Error() }
+func (e *settingError) Unwrap() error { return e.err }
+
+// ConfigKey names the setting as the configuration file does.
+func (e *settingError) ConfigKey() string { return e.key }
+
+func invalid(key, format string, args ...any) error {
+	return &settingError{key: key, err: switchboard.Errorf(switchboard.EINVALID, format, args...)}
 }
 
 func (m Mailbox) security() string {
@@ -174,6 +193,15 @@ type Poller struct {
 	// trust; nil uses the system's roots. ServerName defaults to Addr's
 	// host.
 	TLSConfig *tls.Config
+	// LeadFunc, when set, is asked before each poll of Run whether this
+	// process should read the mailbox now; serve passes one that holds a
+	// lease in the store, so that one replica at a time reads a mailbox.
+	LeadFunc func(ctx context.Context) bool
+	// ReportFunc, when set, hears how each poll of Run went: err is nil
+	// when the server answered and every selected mail was handled;
+	// otherwise it is the failure, and next is the wait before the next
+	// try.
+	ReportFunc func(err error, next time.Duration)
 
 	mu          sync.Mutex // one poll at a time
 	uidValidity uint32
@@ -344,8 +372,10 @@ func (p *Poller) handle(ctx context.Context, s *session, uid imap.UID) (bool, er
 
 // Run polls every PollInterval until ctx is done, and then returns nil.
 // After a failed poll it waits longer each time, up to five minutes (or
-// PollInterval when that is longer), so a server that is down is not
-// hammered. It returns an error only for a configuration that cannot work.
+// PollInterval when that is longer), with jitter, so a server that is down
+// is not hammered; the first poll that works brings back the interval. It
+// polls only while LeadFunc says so, and tells ReportFunc how each poll
+// went. It returns an error only for a configuration that cannot work.
 func (p *Poller) Run(ctx context.Context) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -355,18 +385,25 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 	failures := 0
 	for {
-		_, err := p.PollOnce(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			failures++
+		wait := p.pollInterval()
+		if p.LeadFunc == nil || p.LeadFunc(ctx) {
+			_, err := p.PollOnce(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				failures++
+				wait = jitter(retryDelay(p.pollInterval(), failures))
+				p.logger().Warn("poll failed; trying again later", "err", err, "failures", failures, "retry_in", wait.Round(time.Millisecond))
+			} else {
+				failures = 0
+			}
+			if p.ReportFunc != nil {
+				p.ReportFunc(err, wait)
+			}
 		} else {
+			// Another replica reads the mailbox; its failures are its own.
 			failures = 0
-		}
-		wait := retryDelay(p.pollInterval(), failures)
-		if err != nil {
-			p.logger().Warn("poll failed; trying again later", "err", err, "failures", failures, "retry_in", wait)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -381,8 +418,8 @@ func (p *Poller) Run(ctx context.Context) error {
 // maxRetryDelay caps the wait after failed polls.
 const maxRetryDelay = 5 * time.Minute
 
-// retryDelay is the wait before the next poll after failures failed polls
-// in a row: the interval, doubled for each failure after the first.
+// retryDelay is the longest wait before the next poll after failures failed
+// polls in a row: the interval, doubled for each failure after the first.
 func retryDelay(interval time.Duration, failures int) time.Duration {
 	limit := max(maxRetryDelay, interval)
 	d := interval
@@ -390,6 +427,12 @@ func retryDelay(interval time.Duration, failures int) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
+}
+
+// jitter returns a random wait between half of d and d, so that replicas
+// and mailboxes that failed together do not retry together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 func (p *Poller) logger() *slog.Logger {

@@ -320,15 +320,17 @@ func TestMailboxValidate(t *testing.T) {
 		name   string
 		change func(*Mailbox)
 		want   string // in the message; "" for valid
+		key    string // the setting the error names
 	}{
 		{name: "defaults", change: func(*Mailbox) {}},
 		{name: "port", change: func(m *Mailbox) { m.Addr = "imap.example.com:1993" }},
 		{name: "ipv6", change: func(m *Mailbox) { m.Addr = "::1" }},
 		{name: "no name", change: func(m *Mailbox) { m.Name = "" }, want: "needs a name"},
-		{name: "no addr", change: func(m *Mailbox) { m.Addr = "" }, want: "address of its IMAP server"},
-		{name: "no user", change: func(m *Mailbox) { m.Username = "" }, want: "username"},
-		{name: "tls", change: func(m *Mailbox) { m.TLS = "yes" }, want: `use "tls"`},
-		{name: "interval", change: func(m *Mailbox) { m.PollInterval = -time.Second }, want: "poll interval"},
+		{name: "no addr", change: func(m *Mailbox) { m.Addr = "" }, want: "address of its IMAP server", key: "addr"},
+		{name: "bad addr", change: func(m *Mailbox) { m.Addr = "[::1" }, want: "is not host or host:port", key: "addr"},
+		{name: "no user", change: func(m *Mailbox) { m.Username = "" }, want: "username", key: "username"},
+		{name: "tls", change: func(m *Mailbox) { m.TLS = "yes" }, want: `use "tls"`, key: "tls"},
+		{name: "interval", change: func(m *Mailbox) { m.PollInterval = -time.Second }, want: "poll interval", key: "poll"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,10 +340,114 @@ func TestMailboxValidate(t *testing.T) {
 			if tt.want == "" && err != nil {
 				t.Errorf("Validate = %v, want nil", err)
 			}
-			if tt.want != "" && !strings.Contains(switchboard.ErrorMessage(err), tt.want) {
-				t.Errorf("Validate = %v, want a message with %q", err, tt.want)
+			if tt.want == "" {
+				return
+			}
+			if !strings.Contains(switchboard.ErrorMessage(err), tt.want) || switchboard.ErrorCode(err) != switchboard.EINVALID {
+				t.Errorf("Validate = %v, want an EINVALID message with %q", err, tt.want)
+			}
+			var setting interface{ ConfigKey() string }
+			if !errors.As(err, &setting) {
+				t.Errorf("Validate = %v names no setting, want %q", err, tt.key)
+			} else if setting.ConfigKey() != tt.key {
+				t.Errorf("Validate = %v names the setting %q, want %q", err, setting.ConfigKey(), tt.key)
 			}
 		})
+	}
+}
+
+// report is one call of a Poller's ReportFunc.
+type report struct {
+	err  error
+	next time.Duration
+}
+
+// A mailbox whose server does not answer is tried again later and later,
+// each failure reported with the wait before the next try.
+func TestRunReportsFailuresAndBacksOff(t *testing.T) {
+	t.Parallel()
+	reports := make(chan report, 100)
+	p := &Poller{
+		Mailbox:    Mailbox{Name: "down", Addr: closedAddr(t), Username: "u", Password: "hunter2-secret", TLS: Plain, PollInterval: 20 * time.Millisecond},
+		Handler:    &handler{},
+		Logger:     slog.New(slog.DiscardHandler),
+		ReportFunc: func(err error, next time.Duration) { reports <- report{err, next} },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for i := 1; i <= 4; i++ {
+		r := <-reports
+		if r.err == nil || !strings.Contains(r.err.Error(), "connection refused") {
+			t.Fatalf("report %d: %v, want the refused connection", i, r.err)
+		}
+		if strings.Contains(r.err.Error(), "hunter2") {
+			t.Errorf("report %d shows the password: %v", i, r.err)
+		}
+		if ceiling := retryDelay(p.PollInterval, i); r.next < ceiling/2 || r.next > ceiling {
+			t.Errorf("report %d: next try in %v, want between %v and %v", i, r.next, ceiling/2, ceiling)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// Run reads the mailbox only while LeadFunc says so, and reports a poll
+// that works.
+func TestRunPollsOnlyWhileLeading(t *testing.T) {
+	t.Parallel()
+	acct := testenv.Dovecot(t)
+	h := &handler{got: make(chan switchboard.Event, 10)}
+	p := newPoller(acct, h)
+	p.PollInterval = 10 * time.Millisecond
+	var mu sync.Mutex
+	lead, asked := false, 0
+	p.LeadFunc = func(context.Context) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		return lead
+	}
+	reports := make(chan report, 1000)
+	p.ReportFunc = func(err error, next time.Duration) { reports <- report{err, next} }
+	acct.Deliver(t, readTestdata(t, "retirement.eml"))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	if asked < 2 {
+		t.Errorf("LeadFunc asked %d times in 200ms of 10ms intervals", asked)
+	}
+	if len(reports) > 0 || len(h.events()) > 0 {
+		t.Errorf("Run polled without the lead: %d reports, %d events", len(reports), len(h.events()))
+	}
+	lead = true
+	mu.Unlock()
+	select {
+	case <-h.got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not hand over the mail once it led")
+	}
+	if r := <-reports; r.err != nil || r.next != p.PollInterval {
+		t.Errorf("report after a good poll: %v, next %v; want nil and the interval", r.err, r.next)
+	}
+	cancel()
+	<-done
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, time.Nanosecond, time.Second, 5 * time.Minute} {
+		for range 100 {
+			if got := jitter(d); got < d/2 || got > d {
+				t.Fatalf("jitter(%v) = %v, want between %v and %v", d, got, d/2, d)
+			}
+		}
 	}
 }
 

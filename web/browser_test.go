@@ -51,6 +51,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		Users:        []string{"U0DEV1", "U0OPS1"},
 		Channels:     []string{"C0OPS", "C0DEV"},
 		CommandNames: []string{"/ec2"},
+		Sources: fakeSources{
+			"mailbox:aws-notices": {State: web.SourceFailing, Since: time.Now(), Error: "mailbox aws-notices: connect to 127.0.0.1:993: connection refused",
+				Failures: 2, NextTry: time.Now().Add(time.Minute)},
+			"queue:ec2-events": {State: web.SourceOK, OK: true, Since: time.Now()},
+		},
 	}).Handler())
 	t.Cleanup(srv.Close)
 
@@ -100,6 +105,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(runs, "ec2.status") || !strings.Contains(runs, "U0OPS1") {
 		t.Errorf("runs table does not show the run:\n%s", runs)
+	}
+
+	// A failing trigger source shows above the playground.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#sources .source[data-state="failing"]`))); err != nil {
+		t.Fatalf("the console does not show the failing mailbox: %v", err)
+	}
+	sources, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("sources")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mailbox:aws-notices failing since", "connection refused", "next try", "queue:ec2-events ok"} {
+		if !strings.Contains(sources, want) {
+			t.Errorf("the sources line does not say %q: %q", want, sources)
+		}
 	}
 
 	// The ack is ephemeral: picking another user hides it, the answers stay.

@@ -1,9 +1,7 @@
 package web
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"github.com/switchboardhq/switchboard"
 )
@@ -17,7 +15,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(cfg.Store))
+	mux.Handle("GET /readyz", handleReadyz(cfg.Store, cfg.Sources))
 	mux.Handle("GET /metrics", orNotFound(cfg.Metrics, "Metrics are not configured."))
 
 	mux.Handle("POST /slack/commands", orNotFound(cfg.Slack.Commands, slackNotConfigured))
@@ -41,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /console/api/runs", s.requireAPI(handleRuns(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /console/api/audit", s.requireAPI(handleAudit(cfg.Store, cfg.Logger, cfg.NowFunc)))
+	mux.Handle("GET /console/api/status", s.requireAPI(handleStatus(cfg.Store, cfg.Sources)))
 	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger)))
 
 	mux.Handle("POST /events/aws", orNotFound(cfg.AWSEvents, "AWS events are not configured: add aws_events: { secret: ... } to the config."))
@@ -56,22 +55,6 @@ func handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
-	})
-}
-
-// handleReadyz answers 200 while the store answers, 503 with the reason
-// when it does not.
-func handleReadyz(store Store) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := store.Ping(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready: store: " + err.Error()))
-			return
-		}
-		_, _ = w.Write([]byte("ready"))
 	})
 }
 

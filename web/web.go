@@ -79,8 +79,11 @@ type Config struct {
 	AWSEvents http.Handler
 	// Hooks are the webhook secrets by name (POST /hooks/NAME) and Events
 	// what their calls start.
-	Hooks   map[string]string
-	Events  switchboard.EventHandler
+	Hooks  map[string]string
+	Events switchboard.EventHandler
+	// Sources is the health of the trigger sources (mailboxes, queues)
+	// that /readyz and the console show; nil when there are none.
+	Sources Sources
 	Logger  *slog.Logger
 	Meter   switchboard.Meter
 	NowFunc func() time.Time

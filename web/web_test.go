@@ -341,6 +341,85 @@ func TestReadyzReportsTheStore(t *testing.T) {
 	}
 }
 
+// fakeSources is the trigger sources' health as serve would report it.
+type fakeSources map[string]web.SourceHealth
+
+func (s fakeSources) SourceHealth() map[string]web.SourceHealth { return s }
+
+type readyBody struct {
+	Status  string                      `json:"status"`
+	Error   string                      `json:"error"`
+	Sources map[string]web.SourceHealth `json:"sources"`
+}
+
+// A failing trigger source leaves the replica ready (a load balancer must
+// not pull it for a mailbox that is down) but says so; a store that does
+// not answer makes it not ready.
+func TestReadyzReportsTheSources(t *testing.T) {
+	t.Parallel()
+	since := now.Add(-time.Minute)
+	failing := fakeSources{
+		"mailbox:ops":       {State: web.SourceFailing, Since: since, Error: "mailbox ops: connect to 127.0.0.1:993: connection refused", Failures: 3, NextTry: now.Add(4 * time.Second)},
+		"queue:ec2-events":  {State: web.SourceOK, OK: true, Since: since},
+		"mailbox:notices-2": {State: web.SourceStandby, OK: true, Since: since},
+	}
+	tests := []struct {
+		name       string
+		sources    web.Sources
+		pingErr    error
+		wantCode   int
+		wantStatus string
+	}{
+		{"no sources", nil, nil, 200, "ready"},
+		{"all well", fakeSources{"queue:ec2-events": {State: web.SourceOK, OK: true, Since: since}, "mailbox:ops": {State: web.SourceStarting, OK: true, Since: since}}, nil, 200, "ready"},
+		{"a mailbox down", failing, nil, 200, "degraded"},
+		{"the store down", failing, errors.New("database is locked"), 503, "not_ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, web.Config{Store: &fakeStore{pingErr: tt.pingErr}, Sources: tt.sources})
+			for _, path := range []string{"/readyz", "/console/api/status"} {
+				resp, body := b.api(t, "GET", path, b.csrf(t), nil)
+				wantCode := tt.wantCode
+				if path != "/readyz" {
+					wantCode = 200 // the console shows the detail either way
+				}
+				if resp.StatusCode != wantCode || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+					t.Fatalf("GET %s = %d %s, want %d JSON: %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), wantCode, body)
+				}
+				var got readyBody
+				if err := json.Unmarshal([]byte(body), &got); err != nil {
+					t.Fatalf("GET %s: %v in %s", path, err, body)
+				}
+				if got.Status != tt.wantStatus {
+					t.Errorf("GET %s: status %q, want %q: %s", path, got.Status, tt.wantStatus, body)
+				}
+				if tt.pingErr != nil && got.Error != "store: database is locked" {
+					t.Errorf("GET %s: error %q, want the store's", path, got.Error)
+				}
+				if tt.sources == nil && strings.Contains(body, "sources") {
+					t.Errorf("GET %s without sources says %s", path, body)
+				}
+				if tt.sources != nil && len(got.Sources) != len(tt.sources.SourceHealth()) {
+					t.Errorf("GET %s: sources %v, want %v", path, got.Sources, tt.sources.SourceHealth())
+				}
+			}
+		})
+	}
+
+	b := setup(t, web.Config{Sources: failing})
+	_, body := b.do(t, "GET", "/readyz", nil, nil)
+	for _, want := range []string{
+		`"mailbox:ops":{"state":"failing","ok":false,"since":"2024-05-01T09:59:00Z","error":"mailbox ops: connect to 127.0.0.1:993: connection refused","failures":3,"next_try":"2024-05-01T10:00:04Z"}`,
+		`"queue:ec2-events":{"state":"ok","ok":true,"since":"2024-05-01T09:59:00Z"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz does not say %s:\n%s", want, body)
+		}
+	}
+}
+
 func TestConsolePage(t *testing.T) {
 	t.Parallel()
 	b := setup(t, web.Config{})
@@ -407,6 +486,7 @@ func TestConsoleAPIGuards(t *testing.T) {
 		}{
 			{"GET", "/console/api/runs", nil},
 			{"GET", "/console/api/audit", nil},
+			{"GET", "/console/api/status", nil},
 			{"GET", "/console/api/transcript?channel=C0OPS", nil},
 			{"POST", "/console/api/command", map[string]string{"user": "U0OPS1", "channel": "C0OPS", "text": "/ec2 status"}},
 		} {

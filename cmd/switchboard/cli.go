@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -86,9 +87,18 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if _, err := buildProviders(context.Background(), cfg, getenv, false); err != nil {
 		return err
 	}
+	if _, problems := buildSources(context.Background(), cfg, noEvents{}, slog.New(slog.DiscardHandler)); len(problems) > 0 {
+		fmt.Fprintln(stderr, problems.Error())
+		return problems
+	}
 	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), %d workflow(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), len(cfg.Workflows), cfg.Redacted().Store)
 	return nil
 }
+
+// noEvents stands in for the event handler where sources are only checked.
+type noEvents struct{}
+
+func (noEvents) HandleEvent(context.Context, switchboard.Event) ([]string, error) { return nil, nil }
 
 func version(stdout io.Writer) error {
 	v := switchboard.Version

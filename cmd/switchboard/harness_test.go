@@ -58,7 +58,25 @@ type server struct {
 	config  string
 	dataDir string
 	env     []string
-	logs    *bytes.Buffer
+	logs    *logBuffer
+}
+
+// logBuffer is the process's output, which tests may read while it runs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // configYAML is the config the end-to-end tests use; startServer fills in
@@ -128,7 +146,7 @@ func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.logs = &bytes.Buffer{}
+	s.logs = &logBuffer{}
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

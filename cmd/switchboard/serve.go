@@ -78,6 +78,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	approvals := &engine.Approvals{Store: st}
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
 	runner.Prepare(cfg.Workflows)
+	sources, problems := buildSources(ctx, cfg, events, logger)
+	if len(problems) > 0 {
+		fmt.Fprintln(stderr, problems.Error())
+		return problems
+	}
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	// Each platform delivers the answers to its own requests; the rest
 	// (runs started by schedules, mail, events) go to Slack when it is
@@ -124,6 +129,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
 		Hooks:        hookSecrets(cfg),
 		Events:       events,
+		Sources:      sources.health,
 		Logger:       logger,
 		Meter:        meter,
 	})
@@ -164,7 +170,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		close(socketDone)
 	}
 
-	pollersDone := startPollers(ctx, cfg, events, st, logger)
+	pollersDone := sources.start(ctx, st, logger)
 
 	url := "http://" + ln.Addr().String() + "/"
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),

@@ -19,6 +19,7 @@
     status: $("status"), help: $("help"),
     runs: $("runs"), runsEmpty: $("runs-empty"),
     audit: $("audit"), auditEmpty: $("audit-empty"),
+    sources: $("sources"),
   };
 
   const state = {
@@ -320,17 +321,44 @@
     cell(tr, ev.detail, "detail");
   }
 
+  // renderSources shows one line per trigger source (mailbox, queue): ok,
+  // or failing since when, why, and when it is tried again.
+  function renderSources(status) {
+    const sources = status.sources || {};
+    const names = Object.keys(sources).sort();
+    el.sources.replaceChildren();
+    el.sources.hidden = names.length === 0;
+    if (!names.length) return;
+    el.sources.dataset.status = status.status;
+    el.sources.appendChild(span("label", "Trigger sources:"));
+    for (const name of names) {
+      const h = sources[name];
+      const s = span("source", "");
+      s.dataset.source = name;
+      s.dataset.state = h.state;
+      let text = name + " " + h.state;
+      if (h.state === "failing") {
+        text += " since " + formatTime(h.since) + ": " + (h.error || "");
+        if (h.next_try) text += " (next try " + formatTime(h.next_try) + ")";
+      }
+      s.textContent = text;
+      el.sources.appendChild(s);
+    }
+  }
+
   let refreshing = false;
   async function refreshTables() {
     if (refreshing) return;
     refreshing = true;
     try {
-      const [runs, audit] = await Promise.all([
+      const [runs, audit, status] = await Promise.all([
         api("GET", "/console/api/runs?limit=50"),
         api("GET", "/console/api/audit?since=24h&limit=200"),
+        api("GET", "/console/api/status"),
       ]);
       fillTable(el.runs, el.runsEmpty, runs.runs || [], renderRun);
       fillTable(el.audit, el.auditEmpty, audit.events || [], renderAudit);
+      renderSources(status);
     } catch (e) {
       showStatus(e.message);
     } finally {
