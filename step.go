@@ -28,6 +28,9 @@ const (
 	TypeAny                       // any value, as JSON
 	TypeUsers                     // user ids and group:NAME, expanded to user ids (parameters only)
 	TypeCodes                     // HTTP status codes: one or a list (parameters only)
+	TypeObject                    // a mapping with the keys in Fields
+	TypeObjects                   // a list of such mappings
+	TypeIP                        // an IP address
 )
 
 // Param declares one parameter of a step type.
@@ -53,6 +56,14 @@ type Param struct {
 	// Pattern marks a parameter that is a regular expression; it is not a
 	// template, and its named groups may be the step's outputs.
 	Pattern bool
+	// Secret marks a parameter whose value is a secret: read from the
+	// environment or a file like every secret, and never shown.
+	Secret bool
+	// Fields are the keys of a TypeObject parameter, or of each item of a
+	// TypeObjects one.
+	Fields []Param
+	// Example shows a value, for the problem when one is missing or wrong.
+	Example string
 }
 
 // Output declares one value a step leaves for the steps after it, as
@@ -98,6 +109,10 @@ type StepType struct {
 type ParamProblem struct {
 	Param string
 	Msg   string
+	// At names the parameter whose line to report the problem at when
+	// Param itself is missing (a half key pair is reported where the
+	// other half is).
+	At string
 }
 
 // OutputsOf returns the outputs of a step of this type configured with
@@ -122,7 +137,8 @@ func (t *StepType) Param(name string) (Param, bool) {
 // Registry holds what a Switchboard knows how to do: its step types. It is
 // filled in cmd/switchboard and read by config and the engine.
 type Registry struct {
-	steps []*StepType
+	steps  []*StepType
+	clouds []*CloudType
 }
 
 // NewRegistry returns a registry of the given step types. Two types of one

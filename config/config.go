@@ -21,7 +21,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/switchboardhq/switchboard"
 )
@@ -117,63 +116,78 @@ func (l Log) SlogLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// Cloud providers.
-const (
-	ProviderSim     = "sim"
-	ProviderAWS     = "aws"
-	ProviderAlibaba = "alibaba"
-)
-
-// Cloud is one cloud account in one region.
+// Cloud is one cloud account in one region: a provider and that provider's
+// own options, declared by the provider's switchboard.CloudType and checked
+// against it.
 type Cloud struct {
 	Name     string `json:"name"`
-	Provider string `json:"provider"` // sim | aws | alibaba
+	Provider string `json:"provider"` // a registered cloud type: sim, aws, alibaba
 	// Line is where the cloud is defined in the file.
 	Line int `json:"line"`
+	// Options are the provider's options as decoded: strings, booleans,
+	// numbers, lists and mappings of them; durations as written; secrets
+	// as Secret.
+	Options map[string]any `json:"options,omitempty"`
+}
 
-	// Region, Endpoint and Profile apply to aws and alibaba (Region also
-	// labels a sim cloud). Endpoint overrides the API address (moto, a
-	// test server).
-	Region   string `json:"region,omitempty"`
-	Endpoint string `json:"endpoint,omitempty"`
-	Profile  string `json:"profile,omitempty"`
-	// AssumeRole, when RoleARN is set, is the role to assume.
-	AssumeRole AssumeRole `json:"assume_role,omitzero"`
-	// AccessKeyID and AccessKeySecret are static credentials; both or
-	// neither are set. Without them the SDK's default chain applies.
-	AccessKeyID     string `json:"access_key_id,omitempty"`
-	AccessKeySecret Secret `json:"access_key_secret,omitempty"`
-	// RAMRole (alibaba) is the ECS instance RAM role to take credentials
-	// from when no access key is given.
-	RAMRole string `json:"ram_role,omitempty"`
-	// ForceDelete (alibaba) lets terminate release instances that are not
-	// stopped.
-	ForceDelete bool `json:"force_delete,omitempty"`
+// Option returns a text option of the cloud, "" when it is not set.
+func (c Cloud) Option(name string) string {
+	s, _ := c.Options[name].(string)
+	return s
+}
 
-	// Instances is the simulated fleet of a sim cloud, in file order.
-	Instances []switchboard.Instance `json:"instances,omitempty"`
-	// Sim tunes a sim cloud.
-	Sim SimOptions `json:"sim,omitzero"`
+// OptionsJSON returns the options as the provider decodes them, secrets in
+// the clear: hand it to the provider and nothing else.
+func (c Cloud) OptionsJSON() (json.RawMessage, error) {
+	return json.Marshal(revealSecrets(c.Options))
+}
+
+// revealSecrets copies v with every Secret turned into its value.
+func revealSecrets(v any) any {
+	switch v := v.(type) {
+	case Secret:
+		return v.Value()
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = revealSecrets(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = revealSecrets(e)
+		}
+		return out
+	}
+	return v
+}
+
+// redactSecrets copies v with every Secret redacted.
+func redactSecrets(v any) any {
+	switch v := v.(type) {
+	case Secret:
+		return redactSecret(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = redactSecrets(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactSecrets(e)
+		}
+		return out
+	}
+	return v
 }
 
 // AssumeRole is an IAM (or RAM) role to assume with STS.
 type AssumeRole struct {
 	RoleARN    string `json:"role_arn,omitempty"`
 	ExternalID string `json:"external_id,omitempty"`
-}
-
-// SimOptions tunes the simulated cloud. Zero values leave the simulator's own
-// defaults in place.
-type SimOptions struct {
-	// PendingDuration is how long a started instance stays pending.
-	PendingDuration time.Duration `json:"pending_duration,omitempty"`
-	// StoppingDuration is how long a stopped instance stays stopping.
-	StoppingDuration time.Duration `json:"stopping_duration,omitempty"`
-	// ShuttingDownDuration is how long a terminated instance stays
-	// shutting-down.
-	ShuttingDownDuration time.Duration `json:"shutting_down_duration,omitempty"`
-	// Throttle, when set, turns the simulated API rate limits on or off.
-	Throttle *bool `json:"throttle,omitempty"`
 }
 
 // DefaultListen is where Switchboard listens when the file does not say.
@@ -278,7 +292,9 @@ func (c *Config) Redacted() *Config {
 	r.Console.AdminToken = redactSecret(c.Console.AdminToken)
 	r.Clouds = make([]Cloud, len(c.Clouds))
 	for i, cl := range c.Clouds {
-		cl.AccessKeySecret = redactSecret(cl.AccessKeySecret)
+		if cl.Options != nil {
+			cl.Options = redactSecrets(cl.Options).(map[string]any)
+		}
 		r.Clouds[i] = cl
 	}
 	// Clone keeps nil as nil, so that a copy prints like the original.

@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/config"
@@ -54,10 +53,10 @@ func TestLoad_example(t *testing.T) {
 
 	wantCloud := config.Cloud{
 		Name: "main", Provider: "sim", Line: 9,
-		Instances: []switchboard.Instance{
-			{ID: "i-0123456789abcdef0", Name: "tools", State: switchboard.StateStopped, Tags: map[string]string{"env": "dev"}},
-			{ID: "i-0fedcba9876543210", Name: "web-1", State: switchboard.StateRunning, Tags: map[string]string{"env": "prod", "role": "web"}},
-		},
+		Options: map[string]any{"instances": []any{
+			map[string]any{"id": "i-0123456789abcdef0", "name": "tools", "state": "stopped", "tags": map[string]string{"env": "dev"}},
+			map[string]any{"id": "i-0fedcba9876543210", "name": "web-1", "state": "running", "tags": map[string]string{"env": "prod", "role": "web"}},
+		}},
 	}
 	if len(cfg.Clouds) != 1 || !reflect.DeepEqual(cfg.Clouds[0], wantCloud) {
 		t.Errorf("clouds = %#v\nwant [%#v]", cfg.Clouds, wantCloud)
@@ -211,21 +210,24 @@ commands:
 	check("legacy", []any{cfg.Slack.VerificationToken.Value(), cfg.Slack.AllowLegacyToken}, []any{"legacy", true})
 	check("$${ is a literal ${", cfg.Console.AdminToken.Value(), "${NOT_EXPANDED}")
 
-	throttle := false
 	check("sim cloud", cfg.Clouds[0], config.Cloud{
-		Name: "main", Provider: "sim", Line: 15, Region: "sim-east-1",
-		Sim: config.SimOptions{PendingDuration: 1500 * time.Millisecond, StoppingDuration: 2 * time.Second, ShuttingDownDuration: time.Minute, Throttle: &throttle},
-		Instances: []switchboard.Instance{{
-			ID: "i-0123456789abcdef0", Name: "tools", State: switchboard.StateRunning, Type: "t3.micro",
-			PublicIP: "203.0.113.5", PrivateIP: "10.0.0.5", Tags: map[string]string{"env": "dev", "team": "core"},
-		}},
+		Name: "main", Provider: "sim", Line: 15, Options: map[string]any{
+			"region": "sim-east-1",
+			"sim":    map[string]any{"pending_duration": "1500ms", "stopping_duration": "2s", "shutting_down_duration": "1m", "throttle": false},
+			"instances": []any{map[string]any{
+				"id": "i-0123456789abcdef0", "name": "tools", "type": "t3.micro",
+				"public_ip": "203.0.113.5", "private_ip": "10.0.0.5", "tags": map[string]string{"env": "dev", "team": "core"},
+			}},
+		},
 	})
 	check("aws cloud", cfg.Clouds[1], config.Cloud{
-		Name: "prod", Provider: "aws", Line: 21, Region: "us-east-1", Endpoint: "http://127.0.0.1:5000", Profile: "prod",
-		AssumeRole: config.AssumeRole{RoleARN: "arn:aws:iam::123456789012:role/switchboard", ExternalID: "sb"},
+		Name: "prod", Provider: "aws", Line: 21, Options: map[string]any{
+			"region": "us-east-1", "endpoint": "http://127.0.0.1:5000", "profile": "prod",
+			"assume_role": map[string]any{"role_arn": "arn:aws:iam::123456789012:role/switchboard", "external_id": "sb"},
+		},
 	})
 	check("alibaba cloud", cfg.Clouds[2], config.Cloud{
-		Name: "cn", Provider: "alibaba", Line: 27, Region: "cn-hangzhou", AccessKeyID: "LTAI", AccessKeySecret: "ali",
+		Name: "cn", Provider: "alibaba", Line: 27, Options: map[string]any{"region": "cn-hangzhou", "access_key_id": "LTAI", "access_key_secret": config.Secret("ali")},
 	})
 
 	names := []string{}
@@ -386,16 +388,16 @@ commands:
 		{"bad cloud name", "clouds:\n  my/cloud: { provider: sim }\n",
 			[]string{`c.yaml:2: clouds.my/cloud: a cloud name is letters`}, nil},
 		{"instances on an aws cloud", "clouds:\n  prod:\n    provider: aws\n    instances: []\n    sim: {}\n",
-			[]string{`c.yaml:4: clouds.prod.instances: only a sim cloud lists its instances`, `c.yaml:5: clouds.prod.sim: applies only to sim clouds`}, nil},
+			[]string{`c.yaml:4: clouds.prod.instances: applies only to sim clouds; this cloud is aws`, `c.yaml:5: clouds.prod.sim: applies only to sim clouds`}, nil},
 		{"aws keys on a sim cloud", "clouds:\n  main:\n    provider: sim\n    profile: default\n",
-			[]string{`c.yaml:4: clouds.main.profile: applies only to aws and alibaba clouds`}, nil},
+			[]string{`c.yaml:4: clouds.main.profile: applies only to aws clouds; this cloud is sim`}, nil},
 		{"half a key pair", "clouds:\n  cn:\n    provider: alibaba\n    access_key_id: LTAI\n",
 			[]string{`c.yaml:4: clouds.cn.access_key_secret: is required with access_key_id`}, nil},
 		{"assume role without an ARN", "clouds:\n  prod:\n    provider: aws\n    assume_role: { external_id: x }\n",
 			[]string{`c.yaml:4: clouds.prod.assume_role.role_arn: is required`}, nil},
 		{"bad sim instance", edit("name: tools, state: stopped }", "name: tools, state: terminated, public_ip: 1.2.3 }\n      - { id: i-0123456789abcdef0 }\n      - { name: x }"),
-			[]string{`c.yaml:5: clouds.main.instances[0].state: unknown state "terminated"`, `c.yaml:5: clouds.main.instances[0].public_ip: "1.2.3" is not an IP address`,
-				`c.yaml:6: clouds.main.instances[1].id: duplicate instance id "i-0123456789abcdef0" (first at line 5)`, `c.yaml:7: clouds.main.instances[2].id: is required`}, nil},
+			[]string{`c.yaml:5: clouds.main.instances[0].state: must be one of pending, running, stopping, stopped, got "terminated"`, `c.yaml:5: clouds.main.instances[0].public_ip: "1.2.3" is not an IP address`,
+				`c.yaml:6: clouds.main.instances[1].id: duplicate instance id "i-0123456789abcdef0" (first at instances[0])`, `c.yaml:7: clouds.main.instances[2].id: is required`}, nil},
 		{"bad sim options", "clouds:\n  main:\n    provider: sim\n    sim: { pending_duration: 5, throttle: maybe }\n",
 			[]string{`c.yaml:4: clouds.main.sim.pending_duration: expected a duration like 5s or 1m30s, got "5"`, `c.yaml:4: clouds.main.sim.throttle: expected true or false, got "maybe"`}, nil},
 		{"merges that multiply", mergeBomb(),
@@ -620,11 +622,22 @@ func TestDefault(t *testing.T) {
 	}
 
 	main, ok := cfg.Cloud("main")
-	if !ok || main.Provider != config.ProviderSim || main.Sim.PendingDuration != 3*time.Second || main.Sim.StoppingDuration != 3*time.Second {
+	simOpts, _ := main.Options["sim"].(map[string]any)
+	if !ok || main.Provider != "sim" || simOpts["pending_duration"] != "3s" || simOpts["stopping_duration"] != "3s" {
 		t.Fatalf("main = %+v, %v", main, ok)
 	}
+	var opts struct {
+		Instances []switchboard.Instance `json:"instances"`
+	}
+	raw, err := main.OptionsJSON()
+	if err != nil || json.Unmarshal(raw, &opts) != nil {
+		t.Fatalf("options of main: %s, %v", raw, err)
+	}
 	fleet := map[string]switchboard.Instance{}
-	for _, in := range main.Instances {
+	for _, in := range opts.Instances {
+		if in.State == "" {
+			in.State = switchboard.StateRunning // the simulator's default
+		}
 		fleet[in.Name] = in
 	}
 	for _, want := range []switchboard.Instance{

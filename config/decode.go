@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboardhq/switchboard"
 )
 
 // decoder walks a yaml.Node tree by hand rather than through Node.Decode so
@@ -33,6 +35,8 @@ type decoder struct {
 	// values counts the nodes of free-form values (step parameters), for
 	// the same reason.
 	values int
+	// registry holds the step and cloud types the file may use.
+	registry *switchboard.Registry
 }
 
 // maxMerged bounds the keys "<<" merges may copy in one file.

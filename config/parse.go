@@ -23,7 +23,7 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}}
+	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry}
 	if d.readFile == nil {
 		d.readFile = readSecretFile
 	}
@@ -308,18 +308,14 @@ var (
 	// An instance id as EC2 (i- and 8 or 17 hex digits) or ECS
 	// (i-bp1..., lower-case alphanumerics) writes it.
 	instanceID = regexp.MustCompile(`^i-[0-9a-z]{8,}$`)
-	ec2ID      = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
-	providers  = []string{ProviderSim, ProviderAWS, ProviderAlibaba}
-	simStates  = []switchboard.InstanceState{switchboard.StatePending, switchboard.StateRunning, switchboard.StateStopping, switchboard.StateStopped}
-	cloudKeys  = []string{"provider", "region", "endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "ram_role", "force_delete", "instances", "sim"}
-	remoteKeys = []string{"endpoint", "profile", "assume_role", "access_key_id", "access_key_secret", "ram_role", "force_delete"}
 )
 
-// checkID reports whether id is an instance id for provider, and what one
-// looks like when it is not.
-func checkID(id, provider string) (bool, string) {
-	if provider == ProviderAWS {
-		return ec2ID.MatchString(id), "an EC2 instance id (i- and 8 or 17 hex digits, like i-0123456789abcdef0)"
+// checkID reports whether id is an instance id of the cloud type provider
+// (any registered type when provider is not one), and what one looks like
+// when it is not.
+func (d *decoder) checkID(id, provider string) (bool, string) {
+	if t, ok := d.registry.Cloud(provider); ok {
+		return t.IDFunc(id)
 	}
 	return instanceID.MatchString(id), "an instance id (i- and at least 8 lower-case letters or digits, like i-0123456789abcdef0 or i-bp1a2b3c4d5e6f7g8h9i)"
 }
@@ -340,72 +336,185 @@ func (d *decoder) cloud(p pair) Cloud {
 	if !cloudName.MatchString(p.name) {
 		d.add(p.key.Line, p.path, "a cloud name is letters, digits, - and _ (like main or aws-prod)")
 	}
-	f := d.fields(p.val, p.path, p.line(), cloudKeys...)
-	if q, ok := f["provider"]; ok {
+	providers := d.registry.CloudNames()
+	var rest []pair
+	var typ *switchboard.CloudType
+	for _, q := range d.pairs(p.val, p.path, p.line()) {
+		if q.name != "provider" {
+			rest = append(rest, q)
+			continue
+		}
 		c.Provider, _ = d.str(q)
-		if c.Provider != "" && !contains(providers, c.Provider) {
+		if t, ok := d.registry.Cloud(c.Provider); ok {
+			typ = t
+		} else if c.Provider != "" {
 			d.problemAt(q, "unknown provider %s (providers: %s)", d.show(q, c.Provider), strings.Join(providers, ", "))
 		}
 	}
 	if c.Provider == "" && d.problems.none(childPath(p.path, "provider")) {
 		d.add(p.key.Line, childPath(p.path, "provider"), "is required: one of %s", strings.Join(providers, ", "))
 	}
-	sim := c.Provider == ProviderSim
-	remote := c.Provider == ProviderAWS || c.Provider == ProviderAlibaba
-
-	for _, key := range remoteKeys {
-		if q, ok := f[key]; ok && sim {
-			d.add(q.key.Line, q.path, "applies only to aws and alibaba clouds; this cloud is sim")
-		}
+	if typ == nil {
+		return c
 	}
-	if q, ok := f["region"]; ok {
-		c.Region, _ = d.str(q)
-	}
-	for _, key := range []string{"ram_role", "force_delete"} {
-		if q, ok := f[key]; ok && c.Provider == ProviderAWS {
-			d.add(q.key.Line, q.path, "applies only to alibaba clouds")
-		}
-	}
-	if q, ok := f["ram_role"]; ok {
-		c.RAMRole, _ = d.str(q)
-	}
-	if q, ok := f["force_delete"]; ok {
-		c.ForceDelete, _ = d.boolean(q)
-	}
-	if q, ok := f["endpoint"]; ok {
-		if s, ok := d.str(q); ok {
-			if msg := checkHTTPURL(s, "http://127.0.0.1:5000"); msg != "" {
-				d.problemAt(q, "%s", msg)
+	// A key another provider takes says which: the usual slip is an aws
+	// option on a sim cloud.
+	elsewhere := func(key string) string {
+		var takers []string
+		for _, name := range providers {
+			if t, _ := d.registry.Cloud(name); t != typ {
+				if _, ok := findParam(t.Params, key); ok {
+					takers = append(takers, name)
+				}
 			}
-			c.Endpoint = s
 		}
-	}
-	if q, ok := f["profile"]; ok {
-		if c.Provider == ProviderAlibaba {
-			d.add(q.key.Line, q.path, "applies only to aws clouds; give an alibaba cloud access_key_id/access_key_secret, ram_role or assume_role")
+		if len(takers) == 0 {
+			return ""
 		}
-		c.Profile, _ = d.str(q)
+		return fmt.Sprintf("applies only to %s clouds; this cloud is %s", andList(takers), typ.Name)
 	}
-	if q, ok := f["assume_role"]; ok {
-		c.AssumeRole = d.assumeRole(q)
-	}
-	c.AccessKeyID, c.AccessKeySecret = d.accessKey(p, f)
-
-	if q, ok := f["instances"]; ok {
-		if remote {
-			d.add(q.key.Line, q.path, "only a sim cloud lists its instances; Switchboard reads an %s fleet from the cloud (select instances in a command's instances)", c.Provider)
-		} else {
-			c.Instances = d.fleet(q, c.Provider)
-		}
-	}
-	if q, ok := f["sim"]; ok {
-		if remote {
-			d.add(q.key.Line, q.path, "applies only to sim clouds; this cloud is %s", c.Provider)
-		} else {
-			c.Sim = d.simOptions(q)
+	at := map[string]pair{}
+	c.Options = d.object(p, rest, typ.Params, elsewhere, typ.Name, at)
+	if typ.CheckFunc != nil && d.problems.none(p.path) {
+		for _, pp := range typ.CheckFunc(c.Options) {
+			if q, ok := at[pp.Param]; ok {
+				d.problemAt(q, "%s", pp.Msg)
+			} else if q, ok := at[pp.At]; ok {
+				d.add(q.key.Line, childPath(p.path, pp.Param), "%s", pp.Msg)
+			} else {
+				d.add(p.key.Line, childPath(p.path, pp.Param), "%s", pp.Msg)
+			}
 		}
 	}
 	return c
+}
+
+// object decodes the keys of a mapping (pairs, of the mapping p) against
+// params: unknown keys, types, required keys, and instance ids of provider.
+// elsewhere, when it has something to say about an unknown key, says it.
+// at collects every decoded key by its path relative to the options, for
+// problems a CheckFunc finds later.
+func (d *decoder) object(p pair, pairs []pair, params []switchboard.Param, elsewhere func(string) string, provider string, at map[string]pair) map[string]any {
+	out := map[string]any{}
+	known := names(params, func(p switchboard.Param) string { return p.Name })
+	rel := func(q pair) string { return strings.TrimPrefix(q.path, p.path+".") }
+	for _, q := range pairs {
+		prm, ok := findParam(params, q.name)
+		if !ok {
+			if msg := elsewhere(q.name); msg != "" {
+				d.problemAt(q, "%s", msg)
+			} else {
+				d.add(q.key.Line, q.path, "%s", unknownKey(q.name, known))
+			}
+			continue
+		}
+		at[rel(q)] = q
+		if v, ok := d.option(q, prm, provider, rel(q), at); ok {
+			out[q.name] = v
+		}
+	}
+	for _, prm := range params {
+		if _, ok := out[prm.Name]; prm.Required && !ok && d.problems.none(childPath(p.path, prm.Name)) {
+			msg := "is required"
+			if prm.Hint != "" {
+				msg += ": " + prm.Hint
+			}
+			d.add(p.line(), childPath(p.path, prm.Name), "%s", msg)
+		}
+	}
+	return out
+}
+
+// option decodes one option of a cloud: nested mappings and lists of them
+// by their fields, secrets as Secret, the rest as step parameters are.
+func (d *decoder) option(q pair, prm switchboard.Param, provider, rel string, at map[string]pair) (any, bool) {
+	nested := func(item pair, itemRel string) map[string]any {
+		sub := map[string]pair{}
+		m := d.object(item, d.pairs(item.val, item.path, item.line()), prm.Fields, func(string) string { return "" }, provider, sub)
+		for k, v := range sub {
+			at[childPath(itemRel, k)] = v
+		}
+		return m
+	}
+	switch {
+	case prm.Secret:
+		d.hidden[q.path] = true
+		s, ok := d.str(q)
+		return Secret(s), ok
+	case prm.Type == switchboard.TypeObject:
+		return nested(q, rel), true
+	case prm.Type == switchboard.TypeObjects:
+		v := resolve(q.val)
+		if isNull(v) {
+			return []any{}, true
+		}
+		if v.Kind != yaml.SequenceNode {
+			d.problemAt(q, "expected a list like %s, got %s", prm.Example, kindName(v))
+			return nil, false
+		}
+		items := []any{}
+		for i, item := range v.Content {
+			ip := pair{name: q.name, key: q.key, val: item, path: itemPath(q.path, i)}
+			items = append(items, nested(ip, itemPath(rel, i)))
+		}
+		return items, true
+	case prm.Type == switchboard.TypeIP:
+		s := d.ip(q)
+		return s, s != ""
+	case prm.Type == switchboard.TypeDuration:
+		if _, ok := d.duration(q); !ok {
+			return nil, false
+		}
+		s, _ := d.str(q)
+		return s, true
+	}
+	v, _, ok := d.param(q, prm, &stepScope{cfg: &Config{registry: d.registry}})
+	if !ok {
+		return nil, false
+	}
+	if str, isStr := v.(string); isStr {
+		switch {
+		case prm.Instance:
+			if ok, want := d.checkID(str, provider); !ok {
+				d.problemAt(q, "%s is not %s", d.show(q, str), want)
+			}
+		case prm.URL:
+			if msg := checkHTTPURL(str, prm.Example); msg != "" {
+				d.problemAt(q, "%s", msg)
+			}
+		}
+	}
+	return v, true
+}
+
+// knownIDs returns the instance ids a cloud's config lists, for a cloud
+// whose provider knows no others (the simulator).
+func (d *decoder) knownIDs(c *Cloud) ([]string, bool) {
+	if c == nil {
+		return nil, false
+	}
+	t, ok := d.registry.Cloud(c.Provider)
+	if !ok || t.KnownIDsFunc == nil {
+		return nil, false
+	}
+	return t.KnownIDsFunc(c.Options), true
+}
+
+func findParam(params []switchboard.Param, name string) (switchboard.Param, bool) {
+	for _, p := range params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return switchboard.Param{}, false
+}
+
+// andList joins names as "a", "a and b", "a, b and c".
+func andList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // accessKey decodes a static key pair (access_key_id, access_key_secret)
@@ -443,84 +552,6 @@ func (d *decoder) assumeRole(p pair) AssumeRole {
 		d.add(p.key.Line, childPath(p.path, "role_arn"), "is required in assume_role")
 	}
 	return r
-}
-
-func (d *decoder) simOptions(p pair) SimOptions {
-	var o SimOptions
-	f := d.fields(p.val, p.path, p.line(), "pending_duration", "stopping_duration", "shutting_down_duration", "throttle")
-	if q, ok := f["pending_duration"]; ok {
-		o.PendingDuration, _ = d.duration(q)
-	}
-	if q, ok := f["stopping_duration"]; ok {
-		o.StoppingDuration, _ = d.duration(q)
-	}
-	if q, ok := f["shutting_down_duration"]; ok {
-		o.ShuttingDownDuration, _ = d.duration(q)
-	}
-	if q, ok := f["throttle"]; ok {
-		if b, ok := d.boolean(q); ok {
-			o.Throttle = &b
-		}
-	}
-	return o
-}
-
-// fleet decodes the simulated instances of a sim cloud.
-func (d *decoder) fleet(p pair, provider string) []switchboard.Instance {
-	v := resolve(p.val)
-	if isNull(v) {
-		return nil
-	}
-	if v.Kind != yaml.SequenceNode {
-		d.problemAt(p, "expected a list of instances like - { id: i-0123456789abcdef0, name: tools, state: stopped }, got %s", kindName(v))
-		return nil
-	}
-	var out []switchboard.Instance
-	first := map[string]int{}
-	for i, item := range v.Content {
-		ip := pair{name: p.name, key: p.key, val: item, path: itemPath(p.path, i)}
-		f := d.fields(item, ip.path, ip.line(), "id", "name", "state", "type", "tags", "public_ip", "private_ip")
-		in := switchboard.Instance{State: switchboard.StateRunning}
-		if q, ok := f["id"]; ok {
-			if s, ok := d.str(q); ok {
-				if ok, want := checkID(s, provider); !ok {
-					d.problemAt(q, "%s is not %s", d.show(q, s), want)
-				} else if line, dup := first[s]; dup {
-					d.problemAt(q, "duplicate instance id %s (first at line %d)", d.show(q, s), line)
-				} else {
-					first[s] = q.line()
-				}
-				in.ID = s
-			}
-		} else {
-			d.add(ip.line(), childPath(ip.path, "id"), "is required: every simulated instance needs an id like i-0123456789abcdef0")
-		}
-		if q, ok := f["name"]; ok {
-			in.Name, _ = d.str(q)
-		}
-		if q, ok := f["state"]; ok {
-			if s, ok := d.str(q); ok {
-				if !slices.Contains(simStates, switchboard.InstanceState(s)) {
-					d.problemAt(q, "unknown state %s (states: pending, running, stopping, stopped)", d.show(q, s))
-				}
-				in.State = switchboard.InstanceState(s)
-			}
-		}
-		if q, ok := f["type"]; ok {
-			in.Type, _ = d.str(q)
-		}
-		if q, ok := f["tags"]; ok {
-			in.Tags = d.strMap(q)
-		}
-		if q, ok := f["public_ip"]; ok {
-			in.PublicIP = d.ip(q)
-		}
-		if q, ok := f["private_ip"]; ok {
-			in.PrivateIP = d.ip(q)
-		}
-		out = append(out, in)
-	}
-	return out
 }
 
 func (d *decoder) ip(p pair) string {
@@ -725,10 +756,10 @@ func (d *decoder) targets(p pair, cmd pair, cloud *Cloud) []switchboard.TargetSp
 				if cloud != nil {
 					provider = cloud.Provider
 				}
-				if ok, want := checkID(s, provider); !ok {
+				if ok, want := d.checkID(s, provider); !ok {
 					d.problemAt(idp, "%s is not %s", d.show(idp, s), want)
-				} else if cloud != nil && cloud.Provider == ProviderSim && !slices.ContainsFunc(cloud.Instances, func(in switchboard.Instance) bool { return in.ID == s }) {
-					d.problemAt(idp, "instance %s is not in cloud %q (a sim cloud has only the instances listed under clouds.%s.instances)", d.show(idp, s), cloud.Name, cloud.Name)
+				} else if known, listed := d.knownIDs(cloud); listed && !slices.Contains(known, s) {
+					d.problemAt(idp, "instance %s is not in cloud %q (a %s cloud has only the instances listed under clouds.%s.instances)", d.show(idp, s), cloud.Name, cloud.Provider, cloud.Name)
 				}
 			}
 		}

@@ -278,7 +278,7 @@ func (d *decoder) checkStepInstance(p pair, id, provider string) {
 	if templated(id) {
 		return
 	}
-	if ok, want := checkID(id, provider); !ok {
+	if ok, want := d.checkID(id, provider); !ok {
 		d.problemAt(p, "%s is not %s, nor a {{ expression }}", d.show(p, id), want)
 	}
 }

@@ -34,6 +34,10 @@ type Commands struct {
 	Workflows []switchboard.WorkflowSpec
 	Runs      RunCreator
 	NowFunc   func() time.Time
+	// InstanceIDFunc reports whether s is an instance id of the named
+	// cloud, as its provider writes them; nil means any id of the form
+	// i-xxxxxxxx.
+	InstanceIDFunc func(cloud, s string) bool
 }
 
 var _ switchboard.CommandHandler = (*Commands)(nil)
@@ -94,7 +98,11 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 	if ok, why := spec.Access.Allows(req.UserID, req.ChannelID); !ok {
 		return refuse(switchboard.Errorf(switchboard.EFORBIDDEN, "Sorry, you may not use %s here: %s.", spec.Name, why), why)
 	}
-	cmd, perr := ParseCommand(spec, req.Text)
+	isID := isInstanceID
+	if c.InstanceIDFunc != nil {
+		isID = func(s string) bool { return c.InstanceIDFunc(spec.Cloud, s) }
+	}
+	cmd, perr := parseCommand(spec, req.Text, isID)
 	if perr != nil {
 		return refuse(perr, "bad command: "+perr.Message)
 	}
@@ -180,6 +188,14 @@ var (
 // ParseCommand reads "ACTION [TARGET...]" against a command's configuration.
 // Its errors are sentences that say what would work.
 func ParseCommand(spec switchboard.CommandSpec, text string) (switchboard.InstanceCommand, *switchboard.Error) {
+	return parseCommand(spec, text, isInstanceID)
+}
+
+// isInstanceID recognizes an instance id when the cloud's own form is not
+// known: i- and at least 8 lower-case letters or digits.
+func isInstanceID(s string) bool { return instanceIDPattern.MatchString(s) }
+
+func parseCommand(spec switchboard.CommandSpec, text string, isID func(string) bool) (switchboard.InstanceCommand, *switchboard.Error) {
 	fields := strings.Fields(text)
 	cmd := switchboard.InstanceCommand{Command: spec.Name, Scope: spec.Instances, Policy: spec.Policy}
 	if len(fields) == 0 {
@@ -197,7 +213,7 @@ func ParseCommand(spec switchboard.CommandSpec, text string) (switchboard.Instan
 			cmd.DryRun = true
 			continue
 		}
-		t, err := parseTarget(spec, f)
+		t, err := parseTarget(spec, f, isID)
 		if err != nil {
 			return cmd, err
 		}
@@ -216,13 +232,13 @@ func ParseCommand(spec switchboard.CommandSpec, text string) (switchboard.Instan
 	return cmd, nil
 }
 
-func parseTarget(spec switchboard.CommandSpec, f string) (switchboard.Target, *switchboard.Error) {
+func parseTarget(spec switchboard.CommandSpec, f string, isID func(string) bool) (switchboard.Target, *switchboard.Error) {
 	for _, s := range spec.Instances {
 		if strings.EqualFold(s.Alias, f) {
 			return switchboard.Target{Text: f, Alias: s.Alias, ID: s.ID, Tags: s.Tags, ElasticIP: s.ElasticIP}, nil
 		}
 	}
-	if instanceIDPattern.MatchString(f) {
+	if isID(f) {
 		t := switchboard.Target{Text: f, ID: f}
 		for _, s := range spec.Instances {
 			if s.ID == f {

@@ -140,6 +140,7 @@ type Cloud struct {
 	shutting  time.Duration
 	reboot    time.Duration
 	buckets   map[string]*bucket // by action; nil entry means unlimited
+	unlimited bool               // no buckets at all
 	addresses *addressBook
 	stateFile string
 
@@ -247,6 +248,7 @@ func New(opts Options) *Cloud {
 		shutting:  duration(opts.ShuttingDownDuration, DefaultShuttingDownDuration),
 		reboot:    duration(opts.RebootDuration, DefaultRebootDuration),
 		buckets:   opts.Limits.buckets(),
+		unlimited: opts.Limits.Unlimited,
 		addresses: newAddressBook(opts.ElasticIPs),
 		stateFile: opts.StateFile,
 		instances: make(map[string]*record),

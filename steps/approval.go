@@ -30,12 +30,12 @@ var Approval = switchboard.StepType{
 	},
 	RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 		var p struct {
-			Text           string   `json:"text"`
-			Approvers      []string `json:"approvers"`
-			Quorum         int      `json:"quorum"`
-			AllowRequester bool     `json:"allow_requester"`
-			Timeout        duration `json:"timeout"`
-			OnTimeout      string   `json:"on_timeout"`
+			Text           string               `json:"text"`
+			Approvers      []string             `json:"approvers"`
+			Quorum         int                  `json:"quorum"`
+			AllowRequester bool                 `json:"allow_requester"`
+			Timeout        switchboard.Duration `json:"timeout"`
+			OnTimeout      string               `json:"on_timeout"`
 		}
 		if !s.Params(&p) {
 			return nil

@@ -29,12 +29,12 @@ var HTTP = switchboard.StepType{
 	Outputs: []switchboard.Output{{Name: "status", Type: switchboard.TypeInt}, {Name: "body", Type: switchboard.TypeText}, {Name: "json", Type: switchboard.TypeAny}},
 	RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 		var p struct {
-			Method  string            `json:"method"`
-			URL     string            `json:"url"`
-			Headers map[string]string `json:"headers"`
-			Body    string            `json:"body"`
-			Timeout duration          `json:"timeout"`
-			Expect  []int             `json:"expect"`
+			Method  string               `json:"method"`
+			URL     string               `json:"url"`
+			Headers map[string]string    `json:"headers"`
+			Body    string               `json:"body"`
+			Timeout switchboard.Duration `json:"timeout"`
+			Expect  []int                `json:"expect"`
 		}
 		if !s.Params(&p) {
 			return nil

@@ -24,16 +24,16 @@ var Launch = switchboard.StepType{
 	Outputs: []switchboard.Output{{Name: "ids", Type: switchboard.TypeStrings}, {Name: "public_ip", Type: switchboard.TypeText}},
 	RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 		var p struct {
-			Image          string            `json:"image"`
-			Type           string            `json:"type"`
-			Count          int               `json:"count"`
-			Subnet         string            `json:"subnet"`
-			SecurityGroups []string          `json:"security_groups"`
-			Key            string            `json:"key"`
-			UserData       string            `json:"user_data"`
-			Tags           map[string]string `json:"tags"`
-			Cloud          string            `json:"cloud"`
-			Wait           duration          `json:"wait"`
+			Image          string               `json:"image"`
+			Type           string               `json:"type"`
+			Count          int                  `json:"count"`
+			Subnet         string               `json:"subnet"`
+			SecurityGroups []string             `json:"security_groups"`
+			Key            string               `json:"key"`
+			UserData       string               `json:"user_data"`
+			Tags           map[string]string    `json:"tags"`
+			Cloud          string               `json:"cloud"`
+			Wait           switchboard.Duration `json:"wait"`
 		}
 		cloud, _, ok := paramsWithCloud(s, &p, &p.Cloud)
 		if !ok {

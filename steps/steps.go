@@ -9,7 +9,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,27 +31,6 @@ func Builtin() []switchboard.StepType {
 // instanceStates are the states a wait step may wait for.
 var instanceStates = []string{"pending", "running", "stopping", "stopped", "terminated"}
 
-// duration is a parameter written like "90s".
-type duration time.Duration
-
-func (d *duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var n float64
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("a duration is written like 90s or 5m")
-		}
-		*d = duration(time.Duration(n) * time.Second)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("a duration is written like 90s or 5m, not %q", s)
-	}
-	*d = duration(v)
-	return nil
-}
-
 // Parameters shared by the steps that select instances.
 var (
 	instanceParam  = switchboard.Param{Name: "instance", Instance: true}
@@ -63,11 +41,11 @@ var (
 
 // targetParams are the parameters of a step that selects instances.
 type targetParams struct {
-	Instance  string            `json:"instance"`
-	Instances []string          `json:"instances"`
-	Tags      map[string]string `json:"tags"`
-	Cloud     string            `json:"cloud"`
-	Wait      duration          `json:"wait"`
+	Instance  string               `json:"instance"`
+	Instances []string             `json:"instances"`
+	Tags      map[string]string    `json:"tags"`
+	Cloud     string               `json:"cloud"`
+	Wait      switchboard.Duration `json:"wait"`
 }
 
 func (p targetParams) text() string {

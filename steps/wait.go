@@ -23,8 +23,8 @@ var Wait = switchboard.StepType{
 	RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 		var p struct {
 			targetParams
-			State   string   `json:"state"`
-			Timeout duration `json:"timeout"`
+			State   string               `json:"state"`
+			Timeout switchboard.Duration `json:"timeout"`
 		}
 		cloud, _, ok := paramsWithCloud(s, &p, &p.Cloud)
 		if !ok {

@@ -183,6 +183,14 @@ type messageWorker struct {
 	s *Store
 }
 
+// NextRetry retries a failed delivery after 1, 2, 4... seconds, at most a
+// minute apart: an answer is worth little late, and River's default (the
+// attempt to the fourth power in seconds) would keep a person waiting 16 s
+// after the second failure.
+func (w *messageWorker) NextRetry(job *river.Job[MessageArgs]) time.Time {
+	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), time.Minute))
+}
+
 // messenger returns the Messenger for messages of source.
 func (w *Work) messenger(source string) switchboard.Messenger {
 	if m, ok := w.Messengers[source]; ok {

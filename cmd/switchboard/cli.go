@@ -200,11 +200,11 @@ func awsPolicy(args []string, getenv func(string) string, stdout, stderr io.Writ
 	in := aws.PolicyInput{}
 	seen := map[string]bool{}
 	for _, cloud := range cfg.Clouds {
-		if cloud.Provider != config.ProviderAWS {
+		if cloud.Provider != aws.Type.Name {
 			continue
 		}
-		if cloud.Region != "" && !slices.Contains(in.Regions, cloud.Region) {
-			in.Regions = append(in.Regions, cloud.Region)
+		if region := cloud.Option("region"); region != "" && !slices.Contains(in.Regions, region) {
+			in.Regions = append(in.Regions, region)
 		}
 		for _, cmd := range cfg.Commands {
 			if cmd.Cloud != cloud.Name {

@@ -2,12 +2,75 @@ package main
 
 import (
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/alibaba"
+	"github.com/switchboardhq/switchboard/aws"
+	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/fleet"
+	"github.com/switchboardhq/switchboard/sim"
 	"github.com/switchboardhq/switchboard/steps"
 )
 
-// newRegistry lists every step type workflows may use: the built-in ones,
-// then each integration's. An integration's step type is registered with
-// one line here; config and the engine find it through the registry.
+// newRegistry lists every step type workflows may use (the built-in ones,
+// then each integration's) and every cloud a config may name. An
+// integration's step type or a cloud is registered with one line here;
+// config and the engine find it through the registry.
 func newRegistry() *switchboard.Registry {
-	return switchboard.NewRegistry(steps.Builtin()...)
+	r := switchboard.NewRegistry(steps.Builtin()...)
+	for _, c := range clouds {
+		r.AddCloud(c.typ)
+	}
+	return r
+}
+
+// clouds is the table of cloud types: each provider's declaration and the
+// fleet layer that goes in front of it.
+var clouds = []struct {
+	typ   switchboard.CloudType
+	fleet func(switchboard.Provider) fleet.Options
+}{
+	{sim.Type, func(p switchboard.Provider) fleet.Options {
+		if s, ok := p.(*sim.Cloud); ok && s.Unthrottled() {
+			// No simulated API limits: none in front of them either.
+			return fleet.Options{Limits: unlimited}
+		}
+		return fleet.Options{} // EC2's limits, as the simulator has them
+	}},
+	{aws.Type, func(switchboard.Provider) fleet.Options { return fleet.Options{} }},
+	// ECS's limits are not EC2's (its throttling is still retried); its
+	// batch calls take 100 ids.
+	{alibaba.Type, func(switchboard.Provider) fleet.Options {
+		return fleet.Options{Limits: unlimited, Batch: fleet.BatchSizes{Describe: 100, Mutate: 100, Terminate: 100}}
+	}},
+}
+
+// fleetOptions is the fleet layer for a provider of the named type.
+func fleetOptions(name string, p switchboard.Provider) fleet.Options {
+	for _, c := range clouds {
+		if c.typ.Name == name {
+			return c.fleet(p)
+		}
+	}
+	return fleet.Options{}
+}
+
+// unlimited turns the fleet layer's own token buckets off.
+var unlimited = fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit}
+
+var noLimit = fleet.Bucket{PerSecond: -1}
+
+// instanceIDFunc recognizes instance ids the way each configured cloud's
+// provider writes them.
+func instanceIDFunc(cfg *config.Config) func(cloud, s string) bool {
+	return func(cloud, s string) bool {
+		c, ok := cfg.Cloud(cloud)
+		if !ok {
+			return false
+		}
+		t, ok := cfg.Registry().Cloud(c.Provider)
+		if !ok {
+			return false
+		}
+		isID, _ := t.IDFunc(s)
+		return isID
+	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,18 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
-	"github.com/switchboardhq/switchboard/alibaba"
-	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/metrics"
-	"github.com/switchboardhq/switchboard/sim"
 	"github.com/switchboardhq/switchboard/slack"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/web"
@@ -73,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 
 	meter := metrics.New(st, logger)
-	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Runs: st}
+	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
@@ -208,82 +202,31 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildProviders provisions every configured cloud, each behind the fleet
-// layer: rate limits, batching, retries on throttling and outages, and bad
-// ids isolated from good ones. Nothing here calls a cloud API.
+// buildProviders provisions every configured cloud through its registered
+// type, each behind the fleet layer: rate limits, batching, retries on
+// throttling and outages, and bad ids isolated from good ones. Nothing here
+// calls a cloud API.
 //
 // With persist false (check), a simulated cloud keeps no state file.
 func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string, persist bool) (map[string]switchboard.Provider, error) {
 	providers := map[string]switchboard.Provider{}
 	for _, c := range cfg.Clouds {
 		where := fmt.Sprintf("%s:%d: clouds.%s", cfg.File, c.Line, c.Name)
-		switch c.Provider {
-		case config.ProviderSim:
-			opts := sim.Options{
-				Instances:            c.Instances,
-				StateFile:            simStateFile(cfg.DataDir, c, persist),
-				PendingDuration:      c.Sim.PendingDuration,
-				StoppingDuration:     c.Sim.StoppingDuration,
-				ShuttingDownDuration: c.Sim.ShuttingDownDuration,
-			}
-			var limits fleet.Limits // EC2's
-			if c.Sim.Throttle != nil && !*c.Sim.Throttle {
-				// No simulated API limits: none in front of them either.
-				opts.Limits.Unlimited = true
-				limits = unlimited
-			}
-			if err := opts.Validate(); err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-			providers[c.Name] = fleet.Wrap(sim.New(opts), fleet.Options{Limits: limits})
-		case config.ProviderAWS:
-			p, err := aws.New(ctx, aws.Options{
-				Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
-				RoleARN: c.AssumeRole.RoleARN, ExternalID: c.AssumeRole.ExternalID,
-				AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret.Value(),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-			providers[c.Name] = fleet.Wrap(p, fleet.Options{})
-		case config.ProviderAlibaba:
-			p, err := alibaba.New(alibaba.Options{
-				Region: c.Region, Endpoint: c.Endpoint, RAMRole: c.RAMRole, ForceDelete: c.ForceDelete,
-				RoleARN: c.AssumeRole.RoleARN, ExternalID: c.AssumeRole.ExternalID,
-				AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret.Value(), GetenvFunc: getenv,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-			// ECS's limits are not EC2's (its throttling is still retried);
-			// its batch calls take 100 ids.
-			providers[c.Name] = fleet.Wrap(p, fleet.Options{
-				Limits: unlimited,
-				Batch:  fleet.BatchSizes{Describe: 100, Mutate: 100, Terminate: 100},
-			})
-		default:
+		t, ok := cfg.Registry().Cloud(c.Provider)
+		if !ok {
 			return nil, fmt.Errorf("%s: unknown provider %q", where, c.Provider)
 		}
+		opts, err := c.OptionsJSON()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		p, err := t.NewFunc(ctx, switchboard.CloudSpec{Name: c.Name, Options: opts, DataDir: cfg.DataDir, Check: !persist, Getenv: getenv})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		providers[c.Name] = fleet.Wrap(p, fleetOptions(c.Provider, p))
 	}
 	return providers, nil
-}
-
-// unlimited turns the fleet layer's own token buckets off.
-var unlimited = fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit}
-
-var noLimit = fleet.Bucket{PerSecond: -1}
-
-// simStateFile is where a simulated cloud remembers its fleet, so that a
-// restart finds instances as it left them, as a real cloud would. The name
-// carries a digest of the configured fleet: editing the fleet in the config
-// starts from the new seed instead of an old state.
-func simStateFile(dataDir string, c config.Cloud, persist bool) string {
-	if !persist {
-		return ""
-	}
-	seed, _ := json.Marshal(c.Instances)
-	sum := sha256.Sum256(seed)
-	return filepath.Join(dataDir, fmt.Sprintf("sim-%s-%x.json", c.Name, sum[:4]))
 }
 
 // playgroundPickers lists the users and channels the console offers: every
