@@ -70,9 +70,9 @@ type Run struct {
 // with Mention), ApprovalID asks for Approve and Deny buttons, and the
 // platform's Messenger renders them as it must.
 type Message struct {
-	RunID  string `json:"run_id"`
-	Key    string `json:"key"`
-	Source string `json:"source"` // where the request came from (slack, socket, console, mail...): it picks the Messenger
+	RunID       string    `json:"run_id"`
+	Key         string    `json:"key"`
+	Source      string    `json:"source"` // where the request came from (slack, socket, console, mail...): it picks the Messenger
 	ChannelID   string    `json:"channel_id"`
 	ResponseURL string    `json:"response_url,omitempty"`
 	Text        string    `json:"text"`
