@@ -129,3 +129,24 @@ func Retryable(err error) (wait time.Duration, transient bool) {
 	}
 	return 0, false
 }
+
+// MissingParameter is EC2's answer to a call without a parameter it needs;
+// providers answer it themselves for calls the cloud would refuse anyway.
+func MissingParameter(name string) *CloudError {
+	return &CloudError{Code: "MissingParameter", Message: fmt.Sprintf("The request must contain the parameter %s", name), Kind: EINVALID}
+}
+
+// InvalidParameterValue is EC2's answer to a parameter it cannot take,
+// with a hint of what it takes.
+func InvalidParameterValue(param, value, hint string) *CloudError {
+	return &CloudError{Code: "InvalidParameterValue", Message: fmt.Sprintf("Value (%s) for parameter %s is invalid. %s", value, param, hint), Kind: EINVALID}
+}
+
+// DryRunCalls maps the actions a dry run covers to the EC2 call each
+// stands for (whose permission, and rate bucket, it spends).
+var DryRunCalls = map[string]string{
+	"start":     "StartInstances",
+	"stop":      "StopInstances",
+	"reboot":    "RebootInstances",
+	"terminate": "TerminateInstances",
+}

@@ -79,7 +79,7 @@ func (p *Provider) DescribeInstances(ctx context.Context, f switchboard.Filter) 
 	out := make([]switchboard.Instance, 0, len(found))
 	for _, in := range found {
 		v := view(in)
-		if matchTags(f.Tags, v.Tags) {
+		if switchboard.HasTags(v.Tags, f.Tags) {
 			out = append(out, v)
 		}
 	}
@@ -568,15 +568,6 @@ func unique(ids []string) []string {
 		}
 	}
 	return out
-}
-
-func matchTags(want, have map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -275,7 +275,7 @@ func stateChanges(in []types.InstanceStateChange) []switchboard.StateChange {
 // any other state.
 func (p *Provider) StartInstances(ctx context.Context, ids []string) ([]switchboard.StateChange, error) {
 	if len(ids) == 0 {
-		return nil, errMissingParameter("InstanceId")
+		return nil, switchboard.MissingParameter("InstanceId")
 	}
 	out, err := p.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: ids})
 	if err != nil {
@@ -288,7 +288,7 @@ func (p *Provider) StartInstances(ctx context.Context, ids []string) ([]switchbo
 // stop when opts say so.
 func (p *Provider) StopInstances(ctx context.Context, ids []string, opts switchboard.StopOptions) ([]switchboard.StateChange, error) {
 	if len(ids) == 0 {
-		return nil, errMissingParameter("InstanceId")
+		return nil, switchboard.MissingParameter("InstanceId")
 	}
 	in := &ec2.StopInstancesInput{InstanceIds: ids}
 	if opts.Force {
@@ -308,7 +308,7 @@ func (p *Provider) StopInstances(ctx context.Context, ids []string, opts switchb
 // running throughout.
 func (p *Provider) RebootInstances(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
-		return errMissingParameter("InstanceId")
+		return switchboard.MissingParameter("InstanceId")
 	}
 	if _, err := p.ec2.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: ids}); err != nil {
 		return p.fail(ctx, "RebootInstances", ids, err)
@@ -319,7 +319,7 @@ func (p *Provider) RebootInstances(ctx context.Context, ids []string) error {
 // TerminateInstances terminates instances in any state.
 func (p *Provider) TerminateInstances(ctx context.Context, ids []string) ([]switchboard.StateChange, error) {
 	if len(ids) == 0 {
-		return nil, errMissingParameter("InstanceId")
+		return nil, switchboard.MissingParameter("InstanceId")
 	}
 	out, err := p.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
 	if err != nil {
@@ -335,10 +335,10 @@ func (p *Provider) TerminateInstances(ctx context.Context, ids []string) ([]swit
 func (p *Provider) AssociateAddress(ctx context.Context, instanceID, publicIP string) error {
 	ids := []string{instanceID}
 	if instanceID == "" {
-		return errMissingParameter("InstanceId")
+		return switchboard.MissingParameter("InstanceId")
 	}
 	if publicIP == "" {
-		return errMissingParameter("PublicIp")
+		return switchboard.MissingParameter("PublicIp")
 	}
 	addrs, err := p.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{PublicIps: []string{publicIP}})
 	if err != nil {
@@ -373,13 +373,13 @@ func (p *Provider) AssociateAddress(ctx context.Context, instanceID, publicIP st
 // not honoured.
 func (p *Provider) RunInstances(ctx context.Context, spec switchboard.LaunchSpec) ([]switchboard.Instance, error) {
 	if spec.ImageID == "" {
-		return nil, errMissingParameter("ImageId")
+		return nil, switchboard.MissingParameter("ImageId")
 	}
 	if spec.Count < 0 {
-		return nil, errInvalidValue("count", fmt.Sprint(spec.Count), "Launch at least one instance.")
+		return nil, switchboard.InvalidParameterValue("count", fmt.Sprint(spec.Count), "Launch at least one instance.")
 	}
 	if len(spec.ClientToken) > 64 {
-		return nil, errInvalidValue("clientToken", spec.ClientToken, "A client token is at most 64 ASCII characters.")
+		return nil, switchboard.InvalidParameterValue("clientToken", spec.ClientToken, "A client token is at most 64 ASCII characters.")
 	}
 	if spec.ClientToken != "" {
 		launched, err := p.describe(ctx, &ec2.DescribeInstancesInput{
@@ -452,26 +452,17 @@ func runInput(spec switchboard.LaunchSpec) *ec2.RunInstancesInput {
 	return in
 }
 
-// dryRunActions maps the domain's action names to the EC2 calls a dry run
-// stands for, as the simulated cloud does.
-var dryRunActions = map[string]string{
-	"start":     "StartInstances",
-	"stop":      "StopInstances",
-	"reboot":    "RebootInstances",
-	"terminate": "TerminateInstances",
-}
-
 // DryRun makes the call for action with DryRun set: EC2 checks the
 // permission (and, on real EC2, the ids) and changes nothing. Its
 // DryRunOperation answer means the call would have worked and is nil here;
 // UnauthorizedOperation is a CloudError of kind EFORBIDDEN.
 func (p *Provider) DryRun(ctx context.Context, action string, ids []string) error {
-	call, ok := dryRunActions[action]
+	call, ok := switchboard.DryRunCalls[action]
 	if !ok {
-		return errInvalidValue("action", action, "A dry run covers start, stop, reboot and terminate.")
+		return switchboard.InvalidParameterValue("action", action, "A dry run covers start, stop, reboot and terminate.")
 	}
 	if len(ids) == 0 {
-		return errMissingParameter("InstanceId")
+		return switchboard.MissingParameter("InstanceId")
 	}
 	dry := awssdk.Bool(true)
 	var err error

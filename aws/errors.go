@@ -202,19 +202,3 @@ func isDryRunOK(err error) bool {
 
 // The errors below are answered without asking EC2, in the simulated cloud's
 // words, for requests EC2 would refuse anyway.
-
-func errMissingParameter(name string) *switchboard.CloudError {
-	return &switchboard.CloudError{
-		Code:    "MissingParameter",
-		Message: fmt.Sprintf("The request must contain the parameter %s", name),
-		Kind:    switchboard.EINVALID,
-	}
-}
-
-func errInvalidValue(param, value, hint string) *switchboard.CloudError {
-	return &switchboard.CloudError{
-		Code:    "InvalidParameterValue",
-		Message: fmt.Sprintf("Value (%s) for parameter %s is invalid. %s", value, param, hint),
-		Kind:    switchboard.EINVALID,
-	}
-}

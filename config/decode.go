@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -231,22 +232,13 @@ func (d *decoder) fields(n *yaml.Node, path string, line int, known ...string) m
 func (d *decoder) known(pairs []pair, known ...string) map[string]pair {
 	out := map[string]pair{}
 	for _, p := range pairs {
-		if !contains(known, p.name) {
+		if !slices.Contains(known, p.name) {
 			d.add(p.key.Line, p.path, "%s", unknownKey(p.name, known))
 			continue
 		}
 		out[p.name] = p
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func unknownKey(name string, known []string) string {

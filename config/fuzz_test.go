@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/switchboardhq/switchboard"
@@ -87,7 +88,7 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 			for _, a := range cmd.Actions {
-				if !contains(switchboard.AllActions, a) {
+				if !slices.Contains(switchboard.AllActions, a) {
 					t.Fatalf("command %s accepted action %q", cmd.Name, a)
 				}
 			}
@@ -96,7 +97,7 @@ func FuzzParse(f *testing.F) {
 		checkSteps := func(w switchboard.WorkflowSpec, steps []switchboard.StepSpec) {
 			for _, st := range steps {
 				var with map[string]any
-				if !contains(stepTypes, st.Kind) || json.Unmarshal(st.With, &with) != nil {
+				if !slices.Contains(stepTypes, st.Kind) || json.Unmarshal(st.With, &with) != nil {
 					t.Fatalf("workflow %s accepted step %+v", w.Name, st)
 				}
 			}

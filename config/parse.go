@@ -138,11 +138,11 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 		c.Slack = d.slack(p)
 	}
 	c.Console = d.console(f["console"])
-	c.Clouds = d.clouds(f["clouds"])
+	c.Clouds = named(d, f["clouds"], d.cloud)
 	c.Groups = d.groups(f["groups"])
 	c.Commands = d.commands(f["commands"], c)
-	c.Mailboxes = d.mailboxes(f["mailboxes"])
-	c.Queues = d.queues(f["queues"])
+	c.Mailboxes = named(d, f["mailboxes"], d.mailbox)
+	c.Queues = named(d, f["queues"], d.queue)
 	c.Hooks = d.hooks(f["hooks"])
 	c.AWSEvents = d.awsEvents(f["aws_events"])
 	// Workflows come last: they refer to all of the above.
@@ -208,7 +208,7 @@ func (d *decoder) log(p pair) Log {
 	f := d.fields(p.val, p.path, p.line(), "level", "format")
 	if q, ok := f["level"]; ok {
 		if s, ok := d.str(q); ok {
-			if !contains(logLevels, s) {
+			if !slices.Contains(logLevels, s) {
 				d.problemAt(q, "must be one of %s, got %s", strings.Join(logLevels, ", "), d.show(q, s))
 			}
 			l.Level = s
@@ -216,7 +216,7 @@ func (d *decoder) log(p pair) Log {
 	}
 	if q, ok := f["format"]; ok {
 		if s, ok := d.str(q); ok {
-			if !contains(logFormats, s) {
+			if !slices.Contains(logFormats, s) {
 				d.problemAt(q, "must be one of %s, got %s", strings.Join(logFormats, ", "), d.show(q, s))
 			}
 			l.Format = s
@@ -320,13 +320,15 @@ func (d *decoder) checkID(id, provider string) (bool, string) {
 	return instanceID.MatchString(id), "an instance id (i- and at least 8 lower-case letters or digits, like i-0123456789abcdef0 or i-bp1a2b3c4d5e6f7g8h9i)"
 }
 
-func (d *decoder) clouds(p pair) []Cloud {
+// named decodes a section of named entries (clouds, mailboxes, queues) in
+// file order, each with one.
+func named[T any](d *decoder, p pair, one func(pair) T) []T {
 	if p.key == nil {
 		return nil
 	}
-	var out []Cloud
-	for _, cp := range d.pairs(p.val, p.path, p.line()) {
-		out = append(out, d.cloud(cp))
+	var out []T
+	for _, np := range d.pairs(p.val, p.path, p.line()) {
+		out = append(out, one(np))
 	}
 	return out
 }
@@ -802,7 +804,7 @@ func (d *decoder) actions(p pair) []string {
 	var out []string
 	for i, a := range names {
 		switch {
-		case !contains(switchboard.AllActions, a):
+		case !slices.Contains(switchboard.AllActions, a):
 			if s := suggest(a, switchboard.AllActions); s != "" {
 				d.problemAt(items[i], "unknown action %s; did you mean %q? (actions: %s)", d.show(items[i], a), s, all)
 			} else {

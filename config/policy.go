@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -117,7 +118,7 @@ func (d *decoder) policyApproval(p pair, c *Config) *switchboard.ApprovalRule {
 	}
 	if q, ok := f["on_timeout"]; ok {
 		if s, ok := d.str(q); ok {
-			if contains(policyOnTimeout, s) {
+			if slices.Contains(policyOnTimeout, s) {
 				a.OnTimeout = s
 			} else if sug := suggest(s, policyOnTimeout); sug != "" {
 				d.problemAt(q, "must be one of %s, got %s; did you mean %q?", strings.Join(policyOnTimeout, ", "), d.show(q, s), sug)

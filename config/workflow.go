@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,17 +155,6 @@ func names[T any](items []T, name func(T) string) []string {
 
 var mailTLSModes = []string{MailTLS, MailStartTLS, MailPlain}
 
-func (d *decoder) mailboxes(p pair) []Mailbox {
-	if p.key == nil {
-		return nil
-	}
-	var out []Mailbox
-	for _, mp := range d.pairs(p.val, p.path, p.line()) {
-		out = append(out, d.mailbox(mp))
-	}
-	return out
-}
-
 func (d *decoder) mailbox(p pair) Mailbox {
 	m := Mailbox{Name: p.name, Line: p.key.Line, TLS: MailTLS, Folder: "INBOX", Poll: DefaultMailPoll}
 	d.checkName(p, "mailbox", "aws-notices")
@@ -191,7 +181,7 @@ func (d *decoder) mailbox(p pair) Mailbox {
 	}
 	if q, ok := f["tls"]; ok {
 		if s, ok := d.str(q); ok {
-			if !contains(mailTLSModes, s) {
+			if !slices.Contains(mailTLSModes, s) {
 				d.problemAt(q, "must be one of %s, got %s", strings.Join(mailTLSModes, ", "), d.show(q, s))
 			}
 			m.TLS = s
@@ -233,17 +223,6 @@ func checkAddr(s string) string {
 var awsQueueHost = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
 
 const exampleQueueURL = "https://sqs.us-east-1.amazonaws.com/123456789012/switchboard-events"
-
-func (d *decoder) queues(p pair) []Queue {
-	if p.key == nil {
-		return nil
-	}
-	var out []Queue
-	for _, qp := range d.pairs(p.val, p.path, p.line()) {
-		out = append(out, d.queue(qp))
-	}
-	return out
-}
 
 func (d *decoder) queue(p pair) Queue {
 	qu := Queue{Name: p.name, Line: p.key.Line}
@@ -509,7 +488,7 @@ func (d *decoder) schedule(p pair) *switchboard.ScheduleTrigger {
 	}
 	if q, ok := f["missed"]; ok {
 		if m, ok := d.str(q); ok {
-			if !contains(missedPolicies, m) {
+			if !slices.Contains(missedPolicies, m) {
 				d.problemAt(q, "must be one of %s, got %s", strings.Join(missedPolicies, ", "), d.show(q, m))
 			}
 			s.Missed = m
@@ -581,7 +560,7 @@ func (d *decoder) eventTrigger(p pair, c *Config) *switchboard.EventTrigger {
 	if q, ok := f["state"]; ok {
 		states, items := d.stringOrList(q, "terminated")
 		for i, s := range states {
-			if !contains(ec2States, s) {
+			if !slices.Contains(ec2States, s) {
 				d.problemAt(items[i], "%s", unknownValue("state", s, d.show(items[i], s), ec2States))
 			}
 		}

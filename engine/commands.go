@@ -164,7 +164,9 @@ func (c *Commands) startWorkflow(ctx context.Context, wf switchboard.WorkflowSpe
 	return switchboard.Ack{Text: "Started " + wf.Name + " — I'll report back here.", RunID: run.ID}, nil
 }
 
-func (c *Commands) commandNames() string {
+// Names lists the slash commands: the built-in instance commands, then the
+// workflows a command starts.
+func (c *Commands) Names() []string {
 	names := make([]string, 0, len(c.Specs))
 	for _, s := range c.Specs {
 		names = append(names, s.Name)
@@ -174,10 +176,14 @@ func (c *Commands) commandNames() string {
 			names = append(names, wf.Trigger.Command)
 		}
 	}
-	if len(names) == 0 {
-		return "none configured"
+	return names
+}
+
+func (c *Commands) commandNames() string {
+	if names := c.Names(); len(names) > 0 {
+		return strings.Join(names, ", ")
 	}
-	return strings.Join(names, ", ")
+	return "none configured"
 }
 
 var (

@@ -315,19 +315,10 @@ func (p *Provider) RunInstances(ctx context.Context, spec switchboard.LaunchSpec
 	})
 }
 
-// dryRunActions maps the domain's action names to the EC2 action whose
-// bucket a dry run spends.
-var dryRunActions = map[string]string{
-	"start":     "StartInstances",
-	"stop":      "StopInstances",
-	"reboot":    "RebootInstances",
-	"terminate": "TerminateInstances",
-}
-
 // DryRun asks the cloud, batch by batch, whether action on ids would be
 // allowed, and returns the first answer that is not nil.
 func (p *Provider) DryRun(ctx context.Context, action string, ids []string) error {
-	call, ok := dryRunActions[action]
+	call, ok := switchboard.DryRunCalls[action]
 	if !ok {
 		// The cloud's own answer says what is wrong with the action.
 		return p.cloud.DryRun(ctx, action, ids)

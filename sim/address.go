@@ -1,6 +1,10 @@
 package sim
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/switchboardhq/switchboard"
+)
 
 // The auto-assigned public addresses come from ranges reserved for
 // documentation and benchmarks (RFC 5737, RFC 2544), so a simulated address
@@ -94,7 +98,7 @@ func autoAddress(i int) string {
 func parseIPv4(s string) (string, error) {
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is4() {
-		return "", errInvalidValue("PublicIp", s, "Give an IPv4 address such as 203.0.113.10.")
+		return "", switchboard.InvalidParameterValue("PublicIp", s, "Give an IPv4 address such as 203.0.113.10.")
 	}
 	return ip.String(), nil
 }

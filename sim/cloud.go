@@ -678,7 +678,7 @@ func (c *Cloud) mutate(ctx context.Context, action string, ids []string, refuse 
 // targets resolves the ids of a state-changing call, which EC2 requires.
 func (c *Cloud) targets(ids []string, now time.Time) ([]*record, error) {
 	if len(ids) == 0 {
-		return nil, errMissingParameter("InstanceId")
+		return nil, switchboard.MissingParameter("InstanceId")
 	}
 	return c.resolve(ids, now)
 }
@@ -740,7 +740,7 @@ func (c *Cloud) AssociateAddress(ctx context.Context, instanceID, publicIP strin
 	defer func() { err = c.end(err) }()
 
 	if instanceID == "" {
-		return errMissingParameter("InstanceId")
+		return switchboard.MissingParameter("InstanceId")
 	}
 	records, err := c.resolve([]string{instanceID}, now)
 	if err != nil {
@@ -852,15 +852,15 @@ func (c *Cloud) RunInstances(ctx context.Context, spec RunSpec) (res []switchboa
 func validateRunSpec(spec RunSpec) error {
 	switch {
 	case spec.ImageID == "":
-		return errMissingParameter("ImageId")
+		return switchboard.MissingParameter("ImageId")
 	case !imageIDPattern.MatchString(spec.ImageID):
 		return errImageMalformed(spec.ImageID)
 	case spec.Count < 0 || spec.Count > maxIDs:
-		return errInvalidValue("count", fmt.Sprint(spec.Count), fmt.Sprintf("Launch between 1 and %d instances per request.", maxIDs))
+		return switchboard.InvalidParameterValue("count", fmt.Sprint(spec.Count), fmt.Sprintf("Launch between 1 and %d instances per request.", maxIDs))
 	case len(spec.UserData) > 16*1024:
-		return errInvalidValue("userData", fmt.Sprintf("%d bytes", len(spec.UserData)), "User data is limited to 16384 bytes.")
+		return switchboard.InvalidParameterValue("userData", fmt.Sprintf("%d bytes", len(spec.UserData)), "User data is limited to 16384 bytes.")
 	case len(spec.ClientToken) > 64:
-		return errInvalidValue("clientToken", spec.ClientToken, "A client token is at most 64 ASCII characters.")
+		return switchboard.InvalidParameterValue("clientToken", spec.ClientToken, "A client token is at most 64 ASCII characters.")
 	}
 	return nil
 }

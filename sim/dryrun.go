@@ -7,23 +7,14 @@ import (
 	"github.com/switchboardhq/switchboard"
 )
 
-// dryRunActions maps the domain's action names to the EC2 calls a dry run
-// stands for.
-var dryRunActions = map[string]string{
-	"start":     "StartInstances",
-	"stop":      "StopInstances",
-	"reboot":    "RebootInstances",
-	"terminate": "TerminateInstances",
-}
-
 // DryRun answers as EC2 does for a call with DryRun set: it checks the ids
 // (malformed or unknown ones fail as the real call would) and the
 // permission, and changes nothing. Options.DeniedActions lists the actions the
 // simulated credentials may not take: those answer UnauthorizedOperation.
 func (c *Cloud) DryRun(ctx context.Context, action string, ids []string) (err error) {
-	call, ok := dryRunActions[action]
+	call, ok := switchboard.DryRunCalls[action]
 	if !ok {
-		return errInvalidValue("action", action, "A dry run covers start, stop, reboot and terminate.")
+		return switchboard.InvalidParameterValue("action", action, "A dry run covers start, stop, reboot and terminate.")
 	}
 	now, err := c.begin(ctx, call)
 	if err != nil {

@@ -69,22 +69,6 @@ func errTooManyIDs(n int) *switchboard.CloudError {
 	}
 }
 
-func errMissingParameter(name string) *switchboard.CloudError {
-	return &switchboard.CloudError{
-		Code:    "MissingParameter",
-		Message: fmt.Sprintf("The request must contain the parameter %s", name),
-		Kind:    switchboard.EINVALID,
-	}
-}
-
-func errInvalidValue(param, value, hint string) *switchboard.CloudError {
-	return &switchboard.CloudError{
-		Code:    "InvalidParameterValue",
-		Message: fmt.Sprintf("Value (%s) for parameter %s is invalid. %s", value, param, hint),
-		Kind:    switchboard.EINVALID,
-	}
-}
-
 func errImageMalformed(id string) *switchboard.CloudError {
 	return &switchboard.CloudError{
 		Code:    "InvalidAMIID.Malformed",

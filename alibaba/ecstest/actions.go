@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/switchboardhq/switchboard"
 	"net/http"
 	"net/url"
 	"slices"
@@ -58,7 +59,7 @@ func (s *Server) describeInstances(p url.Values) (body, *apiError) {
 		if name := p.Get("InstanceName"); name != "" && r.Name != name {
 			continue
 		}
-		if !matchTags(tags, r.Tags) {
+		if !switchboard.HasTags(r.Tags, tags) {
 			continue
 		}
 		matched = append(matched, r)
@@ -592,15 +593,6 @@ func tagParams(p url.Values) (map[string]string, *apiError) {
 		tags[key] = p.Get("Tag." + n + ".Value")
 	}
 	return tags, nil
-}
-
-func matchTags(want, have map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 func intParam(p url.Values, name string, def, lo, hi int) (int, *apiError) {

@@ -118,7 +118,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Metrics:      meter.Handler(),
 		Users:        users,
 		Channels:     channels,
-		CommandNames: commandNames(cfg),
+		CommandNames: commands.Names(),
 		Approvals:    approvals,
 		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
 		Hooks:        hookSecrets(cfg),
@@ -246,17 +246,4 @@ func playgroundPickers(cfg *config.Config) (users, channels []string) {
 		channels = []string{"C0GENERAL"}
 	}
 	return users, channels
-}
-
-func commandNames(cfg *config.Config) []string {
-	names := make([]string, 0, len(cfg.Commands))
-	for _, c := range cfg.Commands {
-		names = append(names, c.Name)
-	}
-	for _, wf := range cfg.Workflows {
-		if wf.Trigger.Command != "" {
-			names = append(names, wf.Trigger.Command)
-		}
-	}
-	return names
 }
