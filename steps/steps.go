@@ -158,10 +158,3 @@ func problem(param, msg string) []switchboard.ParamProblem {
 	}
 	return []switchboard.ParamProblem{{Param: param, Msg: msg}}
 }
-
-// literal returns a configured parameter that is a plain string, not a
-// {{ template }} whose value is known only when the step runs.
-func literal(params map[string]any, name string) (string, bool) {
-	s, ok := params[name].(string)
-	return s, ok && !strings.Contains(s, "{{")
-}
