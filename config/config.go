@@ -76,6 +76,10 @@ type Slack struct {
 	// when AllowLegacyToken is true.
 	VerificationToken Secret `json:"verification_token"`
 	AllowLegacyToken  bool   `json:"allow_legacy_token"`
+	// Webhooks are Slack incoming webhooks by name: a channel target
+	// webhook:NAME posts there, with no bot token. A channel target given
+	// as a URL is kept here too, under a name of its own.
+	Webhooks map[string]Secret `json:"webhooks,omitempty"`
 }
 
 // Enabled reports whether the file has a slack section (which requires a
@@ -289,6 +293,12 @@ func (c *Config) Redacted() *Config {
 	r.Slack.BotToken = redactSecret(c.Slack.BotToken)
 	r.Slack.AppToken = redactSecret(c.Slack.AppToken)
 	r.Slack.VerificationToken = redactSecret(c.Slack.VerificationToken)
+	if c.Slack.Webhooks != nil {
+		r.Slack.Webhooks = map[string]Secret{}
+		for name, u := range c.Slack.Webhooks {
+			r.Slack.Webhooks[name] = redactSecret(u)
+		}
+	}
 	r.Console.AdminToken = redactSecret(c.Console.AdminToken)
 	r.Clouds = make([]Cloud, len(c.Clouds))
 	for i, cl := range c.Clouds {

@@ -2,9 +2,11 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -239,11 +241,26 @@ func (d *decoder) secret(f map[string]pair, key string) (Secret, pair, bool) {
 func (d *decoder) slack(p pair) Slack {
 	s := Slack{APIURL: DefaultSlackAPIURL}
 	f := d.fields(p.val, p.path, p.line(),
-		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token")
+		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token", "webhooks")
 
+	if q, ok := f["webhooks"]; ok {
+		s.Webhooks = map[string]Secret{}
+		for _, wp := range d.pairs(q.val, q.path, q.line()) {
+			d.checkName(wp, "webhook", "deploys")
+			d.hidden[wp.path] = true
+			if u, ok := d.str(wp); ok {
+				if msg := checkWebhookURL(u); msg != "" {
+					d.problemAt(wp, "%s", msg)
+				}
+				s.Webhooks[wp.name] = Secret(u)
+			}
+		}
+	}
 	sp, present := f["signing_secret"]
 	s.SigningSecret, _, _ = d.secret(f, "signing_secret")
-	if !present {
+	if !present && len(f) == 1 && s.Webhooks != nil {
+		// Incoming webhooks alone need no Slack app to verify requests.
+	} else if !present {
 		d.add(p.key.Line, childPath(p.path, "signing_secret"),
 			"is required in the slack section: copy the Signing Secret from your Slack app's Basic Information page (signing_secret: ${SLACK_SIGNING_SECRET})")
 	} else if s.SigningSecret == "" && d.problems.none(sp.path) {
@@ -721,6 +738,64 @@ func (d *decoder) users(p pair, c *Config) (users []string, bad bool) {
 		}
 	}
 	return users, bad
+}
+
+// webhookPrefix marks a channel target that is a Slack incoming webhook,
+// by its name in slack.webhooks: the URL itself is a credential and stays
+// in the config.
+const webhookPrefix = "webhook:"
+
+// channelTarget checks where a run talks (a workflow's channel, a notify
+// step's channel) and returns it as runs record it: a channel id, or
+// webhook:NAME for a Slack incoming webhook, given by its name in
+// slack.webhooks or by its URL (which is then kept there under a name of
+// its own, so that no run, message or audit line holds it).
+func (d *decoder) channelTarget(p pair, ch string, c *Config) string {
+	switch {
+	case strings.HasPrefix(ch, "https://"), strings.HasPrefix(ch, "http://"):
+		d.hidden[p.path] = true
+		if msg := checkWebhookURL(ch); msg != "" {
+			d.problemAt(p, "%s", msg)
+			return ch
+		}
+		sum := sha256.Sum256([]byte(ch))
+		name := fmt.Sprintf("url-%x", sum[:4])
+		if c.Slack.Webhooks == nil {
+			c.Slack.Webhooks = map[string]Secret{}
+		}
+		c.Slack.Webhooks[name] = Secret(ch)
+		return webhookPrefix + name
+	case strings.HasPrefix(ch, webhookPrefix):
+		name := strings.TrimPrefix(ch, webhookPrefix)
+		if _, ok := c.Slack.Webhooks[name]; !ok {
+			d.problemAt(p, "unknown webhook %q (%s)", name, defined("slack.webhooks", slices.Sorted(maps.Keys(c.Slack.Webhooks))))
+		}
+		return ch
+	}
+	d.checkChannel(p, ch)
+	return ch
+}
+
+// checkWebhookURL returns what is wrong with a Slack incoming webhook URL,
+// or "". It must be https, except on loopback for a test server.
+func checkWebhookURL(s string) string {
+	const example = "https://hooks.slack.com/services/T000/B000/XXXX"
+	if msg := checkHTTPURL(s, example); msg != "" {
+		return msg
+	}
+	u, _ := url.Parse(s)
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		return "must be an https:// URL (plain http only to a loopback test server), like " + example
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // checkChannel reports a channel entry that is not a Slack channel id.

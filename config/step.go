@@ -253,7 +253,7 @@ func (d *decoder) params(tp pair, t *switchboard.StepType, s *stepScope) json.Ra
 		}
 		switch {
 		case prm.Channel:
-			d.checkChannel(q, str)
+			with[prm.Name] = d.channelTarget(q, str, s.cfg)
 		case prm.Pattern:
 			d.checkPattern(q, str)
 		case prm.URL:

@@ -363,7 +363,7 @@ func (d *decoder) workflow(p pair, c *Config, commands map[string]pair) switchbo
 			if kind == "command" {
 				d.problemAt(q, "applies only to workflows no command starts: a command's run talks in the channel it was typed in")
 			} else {
-				d.checkChannel(q, ch)
+				ch = d.channelTarget(q, ch, c)
 			}
 			w.Channel = ch
 		}

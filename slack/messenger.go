@@ -35,6 +35,9 @@ type Messenger struct {
 	// timeout when nil.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Webhooks are incoming webhook URLs by name: a message whose channel
+	// is webhook:NAME is posted there.
+	Webhooks map[string]string
 
 	mu     sync.Mutex
 	paces  map[string]*rate.Limiter // per channel
@@ -51,7 +54,53 @@ const (
 const (
 	viaResponseURL = "response_url"
 	viaPostMessage = "chat.postMessage"
+	viaWebhook     = "webhook"
 )
+
+// webhookPrefix marks a channel that is an incoming webhook, by name.
+const webhookPrefix = "webhook:"
+
+// postWebhook posts msg to the incoming webhook called name. Slack answers
+// "ok", or an error word such as no_service (the webhook was removed) or
+// channel_is_archived.
+func (m *Messenger) postWebhook(ctx context.Context, name string, msg switchboard.Message) error {
+	u, ok := m.Webhooks[name]
+	if !ok {
+		return switchboard.Errorf(switchboard.EINVALID, "No incoming webhook called %q is configured (slack.webhooks).", name)
+	}
+	body, err := json.Marshal(struct {
+		Text   string          `json:"text"`
+		Blocks []goslack.Block `json:"blocks,omitempty"`
+	}{msg.Text, approvalBlocks(msg)})
+	if err != nil {
+		return fmt.Errorf("encode webhook message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return switchboard.Errorf(switchboard.EINVALID, "The incoming webhook %q has a URL that cannot be used.", name)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.client().Do(req)
+	if err != nil {
+		return unreachable(ctx, err)
+	}
+	defer resp.Body.Close()
+	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusTooManyRequests:
+		return throttled(retryAfter(resp.Header, time.Now()))
+	case code >= 500:
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to the incoming webhook %q; it will be retried.", code, name)
+	default:
+		why := strings.TrimSpace(string(reason))
+		if why == "" || !printable(why) {
+			why = http.StatusText(code)
+		}
+		return switchboard.Errorf(switchboard.EINVALID, "Slack refused the incoming webhook %q (HTTP %d %s): check that it still exists and its channel is not archived.", name, code, why)
+	}
+}
 
 // maxPaces is how many channels' pacers are kept before the idle ones are
 // dropped.
@@ -62,6 +111,12 @@ const maxPaces = 1000
 // chat.postMessage (paced per channel: a message that must wait comes back
 // ETHROTTLED with the wait).
 func (m *Messenger) Deliver(ctx context.Context, msg switchboard.Message, earlier []string) (switchboard.Delivery, error) {
+	if name, ok := strings.CutPrefix(msg.ChannelID, webhookPrefix); ok {
+		if err := m.pace(msg.ChannelID); err != nil {
+			return switchboard.Delivery{}, err
+		}
+		return switchboard.Delivery{Via: viaWebhook}, m.postWebhook(ctx, name, msg)
+	}
 	via := viaPostMessage
 	if msg.ResponseURL != "" && msg.ThreadRef == "" {
 		used := 0

@@ -81,10 +81,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Each platform delivers the answers to its own requests; the rest
 	// (runs started by schedules, mail, events) go to Slack when it is
 	// configured, and to the console's transcript otherwise.
-	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient, Logger: logger}
+	webhooks := map[string]string{}
+	for name, u := range cfg.Slack.Webhooks {
+		webhooks[name] = u.Value()
+	}
+	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient, Logger: logger, Webhooks: webhooks}
 	messengers := map[string]switchboard.Messenger{"console": web.ConsoleMessenger{}}
 	var messenger switchboard.Messenger = web.ConsoleMessenger{}
-	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" {
+	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" || len(webhooks) > 0 {
 		messengers["slack"], messengers["socket"] = slackMessenger, slackMessenger
 		messenger = slackMessenger
 	}
