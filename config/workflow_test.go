@@ -451,3 +451,49 @@ workflows:
 		t.Errorf("a problem shows the secret:\n%v", err)
 	}
 }
+
+// A channel target may be a Slack incoming webhook: by name, or by URL,
+// which the config keeps among its secrets so runs record only its name.
+func TestWebhookChannelTargets(t *testing.T) {
+	t.Parallel()
+	const hookURL = "https://hooks.slack.com/services/T0/B0/sekrit77"
+	yaml := `clouds: { main: { provider: sim } }
+slack:
+  webhooks: { deploys: "${HOOK}" }
+workflows:
+  nightly:
+    trigger: { schedule: { cron: "0 17 * * *" } }
+    channel: webhook:deploys
+    steps:
+      - notify: { text: bye, channel: "` + hookURL + `" }
+`
+	cfg, err := config.Parse("c.yaml", []byte(yaml), env(map[string]string{"HOOK": hookURL}), registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := cfg.Workflows[0]
+	if wf.Channel != "webhook:deploys" {
+		t.Errorf("channel = %q", wf.Channel)
+	}
+	var with struct{ Channel string }
+	_ = json.Unmarshal(wf.Steps[0].With, &with)
+	name, ok := strings.CutPrefix(with.Channel, "webhook:")
+	if !ok || cfg.Slack.Webhooks[name].Value() != hookURL || cfg.Slack.Webhooks["deploys"].Value() != hookURL {
+		t.Errorf("notify channel = %q, webhooks = %v", with.Channel, cfg.Slack.Webhooks)
+	}
+	if b, _ := json.Marshal(cfg); strings.Contains(string(b), "sekrit77") {
+		t.Errorf("the webhook URL shows in the config's JSON: %s", b)
+	}
+	if cfg.Slack.Enabled() {
+		t.Errorf("webhooks alone turned the Slack app on")
+	}
+
+	bad := strings.Replace(yaml, "channel: webhook:deploys", "channel: webhook:nightly", 1)
+	bad = strings.Replace(bad, hookURL, "http://hooks.example.com/x", 1)
+	_, err = config.Parse("c.yaml", []byte(bad), env(map[string]string{"HOOK": hookURL}), registry)
+	for _, want := range []string{`c.yaml:7: workflows.nightly.channel: unknown webhook "nightly"`, `c.yaml:9: workflows.nightly.steps[0].notify.channel: must be an https:// URL`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("problems:\n%v\nwant %s", err, want)
+		}
+	}
+}

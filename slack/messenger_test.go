@@ -324,3 +324,28 @@ func TestMessengerDeliver(t *testing.T) {
 		}
 	})
 }
+
+// A channel target webhook:NAME posts to the incoming webhook of that name,
+// paced like a channel; Slack's refusal says to check the webhook.
+func TestMessengerWebhook(t *testing.T) {
+	t.Parallel()
+	hook := newResponseURLServer(t, 200, nil, "ok")
+	gone := newResponseURLServer(t, 404, nil, "no_service")
+	m := &Messenger{Webhooks: map[string]string{"deploys": hook.URL, "old": gone.URL}}
+	d, err := m.Deliver(context.Background(), switchboard.Message{ChannelID: "webhook:deploys", Text: "Tore down 3 environments."}, nil)
+	if err != nil || d.Via != "webhook" {
+		t.Fatalf("Deliver = %+v, %v", d, err)
+	}
+	hook.mu.Lock()
+	if len(hook.bodies) != 1 || hook.bodies[0].Text != "Tore down 3 environments." {
+		t.Errorf("webhook got %+v", hook.bodies)
+	}
+	hook.mu.Unlock()
+	_, err = m.Deliver(context.Background(), switchboard.Message{ChannelID: "webhook:old", Text: "x"}, nil)
+	if switchboard.ErrorCode(err) != switchboard.EINVALID || !strings.Contains(err.Error(), "no_service") || strings.Contains(err.Error(), gone.URL) {
+		t.Errorf("removed webhook: %v, want EINVALID with Slack's reason and without the URL", err)
+	}
+	if _, err := m.Deliver(context.Background(), switchboard.Message{ChannelID: "webhook:nope", Text: "x"}, nil); switchboard.ErrorCode(err) != switchboard.EINVALID {
+		t.Errorf("unknown webhook: %v", err)
+	}
+}
