@@ -85,6 +85,23 @@ type Provider interface {
 	// on ids would be allowed, without acting: nil when it would, EFORBIDDEN
 	// when the credentials may not, another error when the call itself fails.
 	DryRun(ctx context.Context, action string, ids []string) error
+
+	// TagInstances sets tags on instances, replacing the values of keys
+	// they already have; an empty value is set as empty, not removed. tags
+	// must hold at least one key. An unknown id fails the call as the
+	// others do (ENOTFOUND, naming it).
+	//
+	// Setting and removing are two methods because every cloud has two
+	// calls for them (EC2 CreateTags and DeleteTags, ECS TagResources and
+	// UntagResources), each with its own permission and rate bucket, and
+	// neither is atomic with the other: one method doing both would be two
+	// cloud calls that can half succeed, with no way to say which half.
+	TagInstances(ctx context.Context, ids []string, tags map[string]string) error
+	// UntagInstances removes the tags with these keys from instances,
+	// whatever their values; a key an instance does not have is no error.
+	// keys must hold at least one key: EC2's DeleteTags reads a removal
+	// without keys as "remove every tag", which no caller means.
+	UntagInstances(ctx context.Context, ids []string, keys []string) error
 }
 
 // LaunchSpec is what RunInstances launches.

@@ -452,6 +452,48 @@ func runInput(spec switchboard.LaunchSpec) *ec2.RunInstancesInput {
 	return in
 }
 
+// TagInstances sets tags on instances with EC2's CreateTags (Resources =
+// ids), replacing the values of keys they already have. An empty value is
+// sent as an empty value, which EC2 keeps as such. EC2 fails the call as a
+// whole, tagging nothing, when an id is unknown.
+func (p *Provider) TagInstances(ctx context.Context, ids []string, tags map[string]string) error {
+	if len(ids) == 0 {
+		return switchboard.MissingParameter("ResourceId")
+	}
+	if len(tags) == 0 {
+		return switchboard.MissingParameter("Tag")
+	}
+	in := &ec2.CreateTagsInput{Resources: ids}
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		in.Tags = append(in.Tags, types.Tag{Key: awssdk.String(k), Value: awssdk.String(tags[k])})
+	}
+	if _, err := p.ec2.CreateTags(ctx, in); err != nil {
+		return p.fail(ctx, "CreateTags", ids, err)
+	}
+	return nil
+}
+
+// UntagInstances removes the tags with keys from instances with EC2's
+// DeleteTags, each key sent without a value so that EC2 removes it whatever
+// its value. A call without keys is refused here: DeleteTags would take it
+// to mean every tag of the instances.
+func (p *Provider) UntagInstances(ctx context.Context, ids []string, keys []string) error {
+	if len(ids) == 0 {
+		return switchboard.MissingParameter("ResourceId")
+	}
+	if len(keys) == 0 {
+		return switchboard.MissingParameter("Tag")
+	}
+	in := &ec2.DeleteTagsInput{Resources: ids}
+	for _, k := range slices.Compact(slices.Sorted(slices.Values(keys))) {
+		in.Tags = append(in.Tags, types.Tag{Key: awssdk.String(k)})
+	}
+	if _, err := p.ec2.DeleteTags(ctx, in); err != nil {
+		return p.fail(ctx, "DeleteTags", ids, err)
+	}
+	return nil
+}
+
 // DryRun makes the call for action with DryRun set: EC2 checks the
 // permission (and, on real EC2, the ids) and changes nothing. Its
 // DryRunOperation answer means the call would have worked and is nil here;

@@ -212,4 +212,76 @@ func TestLocalRefusals(t *testing.T) {
 	assertCloudError(t, err, "MissingParameter", switchboard.EINVALID, nil)
 	_, err = p.RunInstances(ctx, switchboard.LaunchSpec{ImageID: "ami-0123456789abcdef0", ClientToken: strings.Repeat("x", 65)})
 	assertCloudError(t, err, "InvalidParameterValue", switchboard.EINVALID, nil)
+	assertCloudError(t, p.TagInstances(ctx, nil, map[string]string{"pin": "x"}), "MissingParameter", switchboard.EINVALID, nil)
+	assertCloudError(t, p.TagInstances(ctx, []string{"i-0123456789abcdef0"}, nil), "MissingParameter", switchboard.EINVALID, nil)
+	assertCloudError(t, p.UntagInstances(ctx, nil, []string{"pin"}), "MissingParameter", switchboard.EINVALID, nil)
+	// A DeleteTags without keys would remove every tag.
+	assertCloudError(t, p.UntagInstances(ctx, []string{"i-0123456789abcdef0"}, nil), "MissingParameter", switchboard.EINVALID, nil)
+}
+
+// TestTagCalls checks what CreateTags and DeleteTags send, which moto reads
+// too leniently to show, and how EC2's answer to an unknown id comes back.
+func TestTagCalls(t *testing.T) {
+	t.Parallel()
+	const known, unknown = "i-0123456789abcdef0", "i-0fedcba9876543210"
+	forms := make(chan url.Values, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("ParseForm: %v", err)
+		}
+		forms <- r.PostForm
+		w.Header().Set("Content-Type", "text/xml")
+		if slices.Contains(r.PostForm["ResourceId.2"], unknown) {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>` +
+				`<Message>The instance ID '` + unknown + `' does not exist</Message></Error></Errors><RequestID>r-1</RequestID></Response>`))
+			return
+		}
+		action := r.PostForm.Get("Action")
+		w.Write([]byte(`<` + action + `Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><return>true</return></` + action + `Response>`))
+	}))
+	t.Cleanup(srv.Close)
+	p, err := New(t.Context(), Options{Region: "us-east-1", Endpoint: srv.URL, AccessKeyID: "testing", AccessKeySecret: "testing", RetryMaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+
+	if err := p.TagInstances(ctx, []string{known}, map[string]string{"pin": "", "expiry": "friday"}); err != nil {
+		t.Fatalf("TagInstances: %v", err)
+	}
+	form := <-forms
+	want := url.Values{"ResourceId.1": {known}, "Tag.1.Key": {"expiry"}, "Tag.1.Value": {"friday"}, "Tag.2.Key": {"pin"}, "Tag.2.Value": {""}}
+	for k, v := range want {
+		if !slices.Equal(form[k], v) {
+			t.Errorf("CreateTags sent %s=%q, want %q (all: %v)", k, form[k], v, form)
+		}
+	}
+	if form.Get("Action") != "CreateTags" {
+		t.Errorf("Action %q, want CreateTags", form.Get("Action"))
+	}
+
+	// Keys go without values, so EC2 removes them whatever their values.
+	if err := p.UntagInstances(ctx, []string{known}, []string{"pin", "expiry", "pin"}); err != nil {
+		t.Fatalf("UntagInstances: %v", err)
+	}
+	form = <-forms
+	want = url.Values{"Action": {"DeleteTags"}, "ResourceId.1": {known}, "Tag.1.Key": {"expiry"}, "Tag.2.Key": {"pin"}}
+	for k, v := range want {
+		if !slices.Equal(form[k], v) {
+			t.Errorf("DeleteTags sent %s=%q, want %q (all: %v)", k, form[k], v, form)
+		}
+	}
+	for k := range form {
+		if strings.HasSuffix(k, ".Value") || k == "Tag.3.Key" {
+			t.Errorf("DeleteTags sent %s: want each key once, without a value", k)
+		}
+	}
+
+	err = p.TagInstances(ctx, []string{known, unknown}, map[string]string{"pin": "x"})
+	assertCloudError(t, err, "InvalidInstanceID.NotFound", switchboard.ENOTFOUND, []string{unknown})
+	<-forms
+	err = p.UntagInstances(ctx, []string{known, unknown}, []string{"pin"})
+	assertCloudError(t, err, "InvalidInstanceID.NotFound", switchboard.ENOTFOUND, []string{unknown})
+	<-forms
 }

@@ -66,6 +66,14 @@ func TestConformance(t *testing.T) {
 				// EC2 reports the first two unchanged and refuses the
 				// third with IncorrectInstanceState.
 				NoStateChecks: true,
+				// moto 5.2.1's CreateTags and DeleteTags do not look an
+				// instance id up (CreateTags' check finds nothing and
+				// passes): an unknown id answers success, and the known
+				// ones named with it are tagged. EC2's CreateTags answers
+				// InvalidInstanceID.NotFound and tags nothing; how the
+				// provider maps that answer is tested without moto
+				// (TestTagCalls).
+				TagsIgnoreUnknownIDs: true,
 			},
 		}
 	})

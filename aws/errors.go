@@ -28,6 +28,7 @@ var kinds = map[string]string{
 	"IncorrectState":               switchboard.ECONFLICT,
 	"InvalidInstanceID.NotFound":   switchboard.ENOTFOUND,
 	"InvalidInstanceID.Malformed":  switchboard.EINVALID,
+	"InvalidID":                    switchboard.EINVALID, // CreateTags and DeleteTags on a malformed id
 	"InvalidAddress.NotFound":      switchboard.ENOTFOUND,
 	"InvalidAllocationID.NotFound": switchboard.ENOTFOUND,
 	"UnauthorizedOperation":        switchboard.EFORBIDDEN,
@@ -48,6 +49,7 @@ var kinds = map[string]string{
 var withIDs = map[string]bool{
 	"InvalidInstanceID.NotFound":  true,
 	"InvalidInstanceID.Malformed": true,
+	"InvalidID":                   true,
 	"IncorrectInstanceState":      true,
 	"IncorrectState":              true,
 }

@@ -58,6 +58,8 @@ func TestCloudError(t *testing.T) {
 			"InvalidInstanceID.NotFound", switchboard.ENOTFOUND, []string{"i-99999999"}, ""},
 		{"malformed", apiError(400, "InvalidInstanceID.Malformed", `Invalid id: "web" (expecting "i-...")`),
 			"InvalidInstanceID.Malformed", switchboard.EINVALID, nil, ""},
+		{"tag call on a malformed id", apiError(400, "InvalidID", "The ID 'i-0fedcba9876543210' is not valid"),
+			"InvalidID", switchboard.EINVALID, []string{"i-0fedcba9876543210"}, ""},
 		{"unauthorized", apiError(403, "UnauthorizedOperation", "You are not authorized to perform this operation."),
 			"UnauthorizedOperation", switchboard.EFORBIDDEN, nil, ""},
 		{"auth failure", apiError(401, "AuthFailure", "AWS was not able to validate the provided access credentials"),

@@ -17,6 +17,12 @@ type PolicyInput struct {
 	// ElasticIPs is whether a target has an elastic_ip, which a start
 	// associates.
 	ElasticIPs bool
+	// Tags is whether Switchboard sets and removes tags on the account's
+	// instances after launch (TagInstances, UntagInstances), as branch
+	// deploys do to keep an environment's expiry and pin: ec2:CreateTags
+	// and ec2:DeleteTags on its instances. Without it CreateTags is allowed
+	// only at launch (run) and DeleteTags not at all.
+	Tags bool
 	// Regions are the regions of the account's clouds; every statement is
 	// limited to them. Empty means any region.
 	Regions []string
@@ -59,7 +65,8 @@ type policy struct {
 // Policy returns the least-privilege IAM policy, as indented JSON without a
 // final newline, for what
 // in allows: DescribeInstances always (RunInstances looks for a launch's
-// client token with it too), and per action only the EC2 calls it makes.
+// client token with it too), per action only the EC2 calls it makes, and
+// CreateTags and DeleteTags after launch only with in.Tags.
 // State changes are limited to the instances in.InstanceIDs and
 // in.TagSelectors name, when they name any. Describe calls cannot be limited
 // to resources in IAM, so they are on "*".
@@ -181,6 +188,17 @@ func Policy(in PolicyInput) ([]byte, error) {
 				Resource:  instanceARN("*"),
 				Condition: region(map[string][]string{"ec2:CreateAction": {"RunInstances"}}),
 			})
+	}
+
+	if in.Tags {
+		// The instances a deploy tags are the ones it launched, which the
+		// commands' targets do not name, so the statement is on every
+		// instance of the account's regions; it names no other kind of
+		// resource.
+		p.Statement = append(p.Statement, statement{
+			Sid: "TagInstances", Effect: "Allow", Action: []string{"ec2:CreateTags", "ec2:DeleteTags"},
+			Resource: instanceARN("*"), Condition: region(nil),
+		})
 	}
 
 	out, err := json.MarshalIndent(p, "", "  ")

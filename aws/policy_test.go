@@ -10,13 +10,16 @@ import (
 // decoded is a policy as IAM reads it.
 type decoded struct {
 	Version   string
-	Statement []struct {
-		Sid       string
-		Effect    string
-		Action    []string
-		Resource  any
-		Condition map[string]map[string][]string
-	}
+	Statement []statementOf
+}
+
+// statementOf is one statement of a decoded policy.
+type statementOf struct {
+	Sid       string
+	Effect    string
+	Action    []string
+	Resource  any
+	Condition map[string]map[string][]string
 }
 
 func decodePolicy(t *testing.T, in PolicyInput) decoded {
@@ -71,6 +74,10 @@ func TestPolicyActions(t *testing.T) {
 			[]string{"ec2:DescribeInstances", "ec2:RebootInstances"}},
 		{"deploys", PolicyInput{Actions: []string{"run", "terminate"}},
 			[]string{"ec2:CreateTags", "ec2:DescribeInstances", "ec2:RunInstances", "ec2:TerminateInstances"}},
+		{"deploys keeping state in tags", PolicyInput{Actions: []string{"run", "terminate"}, Tags: true},
+			[]string{"ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeInstances", "ec2:RunInstances", "ec2:TerminateInstances"}},
+		{"tags without a launch", PolicyInput{Actions: []string{"status"}, Tags: true},
+			[]string{"ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeInstances"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,5 +176,34 @@ func TestPolicyIsIndented(t *testing.T) {
 }`
 	if string(out) != want {
 		t.Errorf("Policy printed\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestPolicyTags(t *testing.T) {
+	t.Parallel()
+	// Without Tags, tags go on at launch only and never come off.
+	for _, s := range decodePolicy(t, PolicyInput{Actions: []string{"run", "stop"}}).Statement {
+		if slices.Contains(s.Action, "ec2:DeleteTags") {
+			t.Errorf("%s allows DeleteTags without Tags", s.Sid)
+		}
+		if slices.Contains(s.Action, "ec2:CreateTags") && (s.Sid != "TagAtLaunch" || s.Condition["StringEquals"]["ec2:CreateAction"] == nil) {
+			t.Errorf("%s allows CreateTags after launch without Tags: %+v", s.Sid, s)
+		}
+	}
+
+	p := decodePolicy(t, PolicyInput{Actions: []string{"run", "stop"}, Tags: true, Regions: []string{"eu-west-1"},
+		TagSelectors: []map[string]string{{"team": "tools"}}, Partition: "aws-cn"})
+	i := slices.IndexFunc(p.Statement, func(s statementOf) bool { return s.Sid == "TagInstances" })
+	if i < 0 {
+		t.Fatalf("no statement TagInstances in %+v", p.Statement)
+	}
+	s := p.Statement[i]
+	if !slices.Equal(s.Action, []string{"ec2:CreateTags", "ec2:DeleteTags"}) || s.Resource != "arn:aws-cn:ec2:*:*:instance/*" {
+		t.Errorf("TagInstances statement %+v, want CreateTags and DeleteTags on every instance of the partition", s)
+	}
+	// Limited to the regions, but not to the commands' targets: a deploy
+	// tags the instances it launched, which no target names.
+	if got := s.Condition["StringEquals"]; len(got) != 1 || !slices.Equal(got["aws:RequestedRegion"], []string{"eu-west-1"}) || s.Condition["StringLike"] != nil {
+		t.Errorf("TagInstances condition %v, want only the region", s.Condition)
 	}
 }

@@ -36,7 +36,7 @@ type Bucket struct {
 // class; a negative PerSecond turns limiting off for the class.
 type Limits struct {
 	Describe  Bucket // DescribeInstances, EC2's non-mutating class: 100 burst, 20 per second
-	Mutate    Bucket // StopInstances, RebootInstances, AssociateAddress: 50, 5 per second
+	Mutate    Bucket // StopInstances, RebootInstances, AssociateAddress, CreateTags, DeleteTags: 50, 5 per second
 	Start     Bucket // StartInstances, RunInstances: 5, 2 per second
 	Terminate Bucket // TerminateInstances: 100, 5 per second
 }
@@ -57,10 +57,17 @@ type BatchSizes struct {
 	Describe  int // DescribeInstances by id; default 200
 	Mutate    int // StartInstances, StopInstances, RebootInstances, dry runs; default 100
 	Terminate int // TerminateInstances; default 1000, EC2's maximum
+	// Tag is TagInstances and UntagInstances; default 50, the most ECS's
+	// TagResources and UntagResources take, so the default is safe on every
+	// cloud. EC2's CreateTags and DeleteTags take up to 1000.
+	Tag int
 }
 
 // maxIDs is the most ids EC2 accepts in one call.
 const maxIDs = 1000
+
+// defaultTagBatch is the default of BatchSizes.Tag.
+const defaultTagBatch = 50
 
 // Options configure a wrapped provider. The zero value is EC2's limits, the
 // default batch sizes and six attempts per call.
@@ -95,7 +102,7 @@ func (o Options) Validate() error {
 	for _, b := range []struct {
 		name string
 		size int
-	}{{"Describe", o.Batch.Describe}, {"Mutate", o.Batch.Mutate}, {"Terminate", o.Batch.Terminate}} {
+	}{{"Describe", o.Batch.Describe}, {"Mutate", o.Batch.Mutate}, {"Terminate", o.Batch.Terminate}, {"Tag", o.Batch.Tag}} {
 		if b.size < 0 || b.size > maxIDs {
 			errs = append(errs, fmt.Errorf("fleet: Options.Batch.%s is %d; EC2 takes 1 to %d ids per call (0 means the default)", b.name, b.size, maxIDs))
 		}
@@ -129,6 +136,7 @@ func (o Options) withDefaults() Options {
 	o.Batch.Describe = intOr(o.Batch.Describe, 200)
 	o.Batch.Mutate = intOr(o.Batch.Mutate, 100)
 	o.Batch.Terminate = intOr(o.Batch.Terminate, maxIDs)
+	o.Batch.Tag = intOr(o.Batch.Tag, defaultTagBatch)
 	o.MaxAttempts = intOr(o.MaxAttempts, 6)
 	if o.BaseDelay == 0 {
 		o.BaseDelay = 200 * time.Millisecond
@@ -228,6 +236,8 @@ func Wrap(p switchboard.Provider, opts Options) *Provider {
 			"StopInstances":      limiter(l.Mutate),
 			"RebootInstances":    limiter(l.Mutate),
 			"AssociateAddress":   limiter(l.Mutate),
+			"CreateTags":         limiter(l.Mutate),
+			"DeleteTags":         limiter(l.Mutate),
 			"StartInstances":     limiter(l.Start),
 			"RunInstances":       limiter(l.Start),
 			"TerminateInstances": limiter(l.Terminate),
@@ -313,6 +323,28 @@ func (p *Provider) RunInstances(ctx context.Context, spec switchboard.LaunchSpec
 	return attempt(ctx, p, "RunInstances", spec.ClientToken != "", func(ctx context.Context) ([]switchboard.Instance, error) {
 		return p.cloud.RunInstances(ctx, spec)
 	})
+}
+
+// TagInstances sets tags on instances in batches (BatchSizes.Tag), each
+// call waiting for a token of CreateTags' bucket (the mutating class) and
+// retried while the cloud throttles it or is unavailable: setting a tag
+// twice is setting it once. When some of the instances cannot be tagged (an
+// unknown id) the batch is cut until they are found, the others are still
+// tagged, and a *switchboard.PartialError names the ones that failed.
+func (p *Provider) TagInstances(ctx context.Context, ids []string, tags map[string]string) error {
+	_, err := batches(ctx, p, "CreateTags", ids, p.opts.Batch.Tag, func(ctx context.Context, ids []string) ([]struct{}, error) {
+		return nil, p.cloud.TagInstances(ctx, ids, tags)
+	})
+	return err
+}
+
+// UntagInstances removes tags from instances in batches, as TagInstances
+// sets them, on DeleteTags' bucket.
+func (p *Provider) UntagInstances(ctx context.Context, ids []string, keys []string) error {
+	_, err := batches(ctx, p, "DeleteTags", ids, p.opts.Batch.Tag, func(ctx context.Context, ids []string) ([]struct{}, error) {
+		return nil, p.cloud.UntagInstances(ctx, ids, keys)
+	})
+	return err
 }
 
 // DryRun asks the cloud, batch by batch, whether action on ids would be

@@ -114,6 +114,16 @@ func (s *spy) TerminateInstances(ctx context.Context, ids []string) ([]switchboa
 	return s.Cloud.TerminateInstances(ctx, ids)
 }
 
+func (s *spy) TagInstances(ctx context.Context, ids []string, tags map[string]string) error {
+	s.saw("CreateTags", len(ids))
+	return s.Cloud.TagInstances(ctx, ids, tags)
+}
+
+func (s *spy) UntagInstances(ctx context.Context, ids []string, keys []string) error {
+	s.saw("DeleteTags", len(ids))
+	return s.Cloud.UntagInstances(ctx, ids, keys)
+}
+
 func TestBatchSizes(t *testing.T) {
 	t.Parallel()
 	stopped := func(int) switchboard.InstanceState { return switchboard.StateStopped }
@@ -155,6 +165,12 @@ func TestBatchSizes(t *testing.T) {
 			}
 			return err
 		}, []int{0}},
+		{"tag", 120, nil, fleet.BatchSizes{}, "CreateTags", func(ctx context.Context, p *fleet.Provider) error {
+			return p.TagInstances(ctx, ids(0, 120), map[string]string{"expiry": "friday"})
+		}, []int{50, 50, 20}},
+		{"untag, custom size", 120, nil, fleet.BatchSizes{Tag: 100}, "DeleteTags", func(ctx context.Context, p *fleet.Provider) error {
+			return p.UntagInstances(ctx, ids(0, 120), []string{"env"})
+		}, []int{100, 20}},
 		{"custom size", 100, nil, fleet.BatchSizes{Mutate: 30}, "StopInstances", func(ctx context.Context, p *fleet.Provider) error {
 			_, err := p.StopInstances(ctx, ids(0, 100), switchboard.StopOptions{})
 			return err
@@ -595,6 +611,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"zero", fleet.Options{}, true},
 		{"ec2", fleet.Options{Limits: fleet.EC2Limits(), Batch: fleet.BatchSizes{Describe: 1000, Mutate: 1, Terminate: 1000}}, true},
 		{"batch over EC2's maximum", fleet.Options{Batch: fleet.BatchSizes{Terminate: 1001}}, false},
+		{"tag batch over EC2's maximum", fleet.Options{Batch: fleet.BatchSizes{Tag: 1001}}, false},
+		{"tag batch at EC2's maximum", fleet.Options{Batch: fleet.BatchSizes{Tag: 1000}}, true},
 		{"negative burst", fleet.Options{Limits: fleet.Limits{Mutate: fleet.Bucket{Burst: -1}}}, false},
 		{"max below base", fleet.Options{BaseDelay: time.Second, MaxDelay: time.Millisecond}, false},
 		{"negative attempts", fleet.Options{MaxAttempts: -1}, false},
@@ -607,4 +625,64 @@ func TestOptionsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTags checks what the wrapper adds to the tag calls: an unknown id among
+// many costs a few calls, not the whole batch; the tag buckets are the
+// mutating class's; and a throttled tag call is retried.
+func TestTags(t *testing.T) {
+	t.Parallel()
+	t.Run("an unknown id is set aside", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, sim.Options{Instances: instances(60, nil), Limits: sim.Limits{Unlimited: true}}, fleet.Options{}, nil)
+		unknown := "i-0123456789abcdef0"
+		asked := append(ids(0, 30), append([]string{unknown}, ids(30, 60)...)...)
+		err := b.fleet.TagInstances(t.Context(), asked, map[string]string{"expiry": "friday"})
+		if failed := steps.Failures(err); len(failed) != 1 || switchboard.ErrorCode(failed[unknown]) != switchboard.ENOTFOUND {
+			t.Fatalf("err = %v, want only %s failed, not found", err, unknown)
+		}
+		for _, d := range b.cloud.Instances() {
+			if d.Tags["expiry"] != "friday" {
+				t.Errorf("%s was not tagged: %v", d.ID, d.Tags)
+			}
+		}
+		// The cloud names the unknown id, so its batch of 50 is asked
+		// again without it rather than halved: 50, 49, then the last 11.
+		if s := b.fleet.Stats(); s.Calls["CreateTags"] != 3 {
+			t.Errorf("%d CreateTags calls, want 3", s.Calls["CreateTags"])
+		}
+	})
+	t.Run("within the mutating bucket", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, sim.Options{Instances: instances(10, nil), Limits: sim.Limits{Mutate: sim.Bucket{Burst: 2, PerSecond: 1}}},
+			fleet.Options{Limits: fleet.Limits{Mutate: fleet.Bucket{Burst: 2, PerSecond: 1}}, Batch: fleet.BatchSizes{Tag: 1}}, nil)
+		if err := b.fleet.TagInstances(t.Context(), ids(0, 10), map[string]string{"pin": "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.fleet.UntagInstances(t.Context(), ids(0, 10), []string{"pin"}); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.cloud.Stats(); s.Throttled != 0 || s.Calls["CreateTags"] != 10 || s.Calls["DeleteTags"] != 10 {
+			t.Errorf("cloud stats %+v, want 10 calls of each and none throttled", s)
+		}
+		if waited := b.fleet.Stats().TokenWait; waited < 8*time.Second {
+			t.Errorf("waited %s for tokens, want at least 8s for each call's 8 beyond the burst", waited)
+		}
+	})
+	t.Run("throttled, then retried", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, sim.Options{Instances: instances(3, nil)}, fleet.Options{}, nil)
+		b.cloud.InjectFault(sim.Fault{Action: "DeleteTags", Times: 2, Err: &switchboard.CloudError{Code: "RequestLimitExceeded", Kind: switchboard.ETHROTTLED}})
+		if err := b.fleet.UntagInstances(t.Context(), ids(0, 3), []string{"env"}); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.fleet.Stats(); s.Calls["DeleteTags"] != 3 || s.Throttled != 2 || s.Retries != 2 {
+			t.Errorf("stats %+v, want 3 DeleteTags calls, 2 throttled and retried", s)
+		}
+		for _, d := range b.cloud.Instances() {
+			if _, ok := d.Tags["env"]; ok {
+				t.Errorf("%s still has env after the retried untag", d.ID)
+			}
+		}
+	})
 }

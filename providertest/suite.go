@@ -117,6 +117,12 @@ type Differences struct {
 	// a *switchboard.PartialError naming the ids that failed, instead of
 	// failing as a whole and changing nothing.
 	IsolatesFailures bool
+
+	// TagsIgnoreUnknownIDs: TagInstances and UntagInstances do not look
+	// their ids up. An unknown id is no error, alone or among known ones,
+	// and the known ones are tagged or untagged, instead of the call
+	// failing with ENOTFOUND and changing nothing.
+	TagsIgnoreUnknownIDs bool
 }
 
 // tagKey is the tag every instance a case makes carries, with the case's
@@ -164,6 +170,11 @@ func Run(t *testing.T, newBundle func(t *testing.T) Bundle) {
 		{"DryRunAllowed", testDryRunAllowed},
 		{"DryRunForbidden", testDryRunForbidden},
 		{"BatchWithUnknownID", testBatchWithUnknownID},
+		{"TagInstances", testTagInstances},
+		{"TagInstancesOverwrites", testTagOverwrites},
+		{"TagSeveralInstances", testTagSeveral},
+		{"UntagInstances", testUntagInstances},
+		{"TagUnknownIDIsNotFound", testTagUnknownID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -655,6 +666,7 @@ func testDryRunForbidden(t *testing.T, f *fixture) {
 // such a call as a whole, naming the unknown id, and changes nothing; a
 // provider that isolates failures acts on the good ones and names the
 // unknown one in a PartialError.
+// Tagging and untagging are batch calls like the others.
 func testBatchWithUnknownID(t *testing.T, f *fixture) {
 	unknown := f.UnknownID
 	isolates := f.Differences.IsolatesFailures
@@ -710,6 +722,42 @@ func testBatchWithUnknownID(t *testing.T, f *fixture) {
 		}
 		f.expectStates(t, "after the reboot", ids, running)
 	})
+	t.Run("tag", func(t *testing.T) {
+		ids := f.seed(t, 2, running, nil)
+		err := f.Provider.TagInstances(f.ctx, with(ids), map[string]string{"pin": "pt"})
+		switch {
+		case isolates:
+			expectPartial(t, "TagInstances", err, unknown, switchboard.ENOTFOUND)
+		case f.Differences.TagsIgnoreUnknownIDs:
+			if err != nil {
+				t.Fatalf("TagInstances = %v, want nil: the cloud does not look the ids up (Differences.TagsIgnoreUnknownIDs)", err)
+			}
+		default:
+			expectCode(t, "TagInstances", err, switchboard.ENOTFOUND)
+			expectNames(t, "TagInstances", err, unknown)
+			f.expectTags(t, "after the failed tag", ids, nil, []string{"pin"})
+			return
+		}
+		f.expectTags(t, "after the tag", ids, map[string]string{"pin": "pt"}, nil)
+	})
+	t.Run("untag", func(t *testing.T) {
+		ids := f.seed(t, 2, running, map[string]string{"pin": "pt"})
+		err := f.Provider.UntagInstances(f.ctx, with(ids), []string{"pin"})
+		switch {
+		case isolates:
+			expectPartial(t, "UntagInstances", err, unknown, switchboard.ENOTFOUND)
+		case f.Differences.TagsIgnoreUnknownIDs:
+			if err != nil {
+				t.Fatalf("UntagInstances = %v, want nil: the cloud does not look the ids up (Differences.TagsIgnoreUnknownIDs)", err)
+			}
+		default:
+			expectCode(t, "UntagInstances", err, switchboard.ENOTFOUND)
+			expectNames(t, "UntagInstances", err, unknown)
+			f.expectTags(t, "after the failed untag", ids, map[string]string{"pin": "pt"}, nil)
+			return
+		}
+		f.expectTags(t, "after the untag", ids, nil, []string{"pin"})
+	})
 	t.Run("terminate", func(t *testing.T) {
 		ids := f.seed(t, 2, stopped, nil)
 		changes, err := f.Provider.TerminateInstances(f.ctx, with(ids))
@@ -722,6 +770,121 @@ func testBatchWithUnknownID(t *testing.T, f *fixture) {
 		expectNames(t, "TerminateInstances", err, unknown)
 		f.expectStates(t, "after the failed terminate", ids, stopped)
 	})
+}
+
+// expectTags checks that every one of ids has the tags want (an empty value
+// must be there, empty) and none of the keys gone, and still has the case's
+// own tag.
+func (f *fixture) expectTags(t *testing.T, when string, ids []string, want map[string]string, gone []string) {
+	t.Helper()
+	for id, in := range f.describe(t, ids...) {
+		for k, v := range f.tags(want) {
+			if got, ok := in.Tags[k]; !ok || got != v {
+				t.Errorf("%s: %s has tags %v, want %s=%q among them", when, id, in.Tags, k, v)
+			}
+		}
+		for _, k := range gone {
+			if _, ok := in.Tags[k]; ok {
+				t.Errorf("%s: %s has tags %v, want no %s", when, id, in.Tags, k)
+			}
+		}
+	}
+}
+
+// findByTags describes the case's instances that also carry extra, sorted
+// by id.
+func (f *fixture) findByTags(t *testing.T, extra map[string]string) []string {
+	t.Helper()
+	got, err := f.Provider.DescribeInstances(f.ctx, switchboard.Filter{Tags: f.tags(extra)})
+	if err != nil {
+		t.Fatalf("DescribeInstances by tags %v: %v", extra, err)
+	}
+	return instanceIDs(got)
+}
+
+// testTagInstances tags one instance, as a branch deploy keeps its
+// environment's state: the tags read back from DescribeInstances, an empty
+// value as an empty value, the instance's other tags untouched, and
+// DescribeInstances finds the instance by the new tag.
+func testTagInstances(t *testing.T, f *fixture) {
+	ids := f.seed(t, 1, running, map[string]string{"role": "web"})
+	tags := map[string]string{"expiry": "2026-12-01T18:00Z", "pin": ""}
+	if err := f.Provider.TagInstances(f.ctx, ids, tags); err != nil {
+		t.Fatalf("TagInstances(%v, %v): %v", ids, tags, err)
+	}
+	f.expectTags(t, "after the tag", ids, map[string]string{"role": "web", "expiry": "2026-12-01T18:00Z", "pin": ""}, nil)
+	if got := f.findByTags(t, map[string]string{"expiry": "2026-12-01T18:00Z"}); !slices.Equal(got, ids) {
+		t.Errorf("DescribeInstances by the new tag = %v, want %v", got, ids)
+	}
+	expectCode(t, "TagInstances without tags", f.Provider.TagInstances(f.ctx, ids, nil), switchboard.EINVALID)
+}
+
+// testTagOverwrites sets keys an instance has: the new values replace the
+// old, an empty value replaces a value without removing the key, and keys
+// not named keep theirs.
+func testTagOverwrites(t *testing.T, f *fixture) {
+	ids := f.seed(t, 1, running, map[string]string{"expiry": "monday", "pin": "alice"})
+	if err := f.Provider.TagInstances(f.ctx, ids, map[string]string{"expiry": "friday"}); err != nil {
+		t.Fatalf("TagInstances: %v", err)
+	}
+	f.expectTags(t, "after the overwrite", ids, map[string]string{"expiry": "friday", "pin": "alice"}, nil)
+	if got := f.findByTags(t, map[string]string{"expiry": "monday"}); len(got) != 0 {
+		t.Errorf("DescribeInstances by the old value = %v, want none", got)
+	}
+	if err := f.Provider.TagInstances(f.ctx, ids, map[string]string{"pin": ""}); err != nil {
+		t.Fatalf("TagInstances with an empty value: %v", err)
+	}
+	f.expectTags(t, "after setting an empty value", ids, map[string]string{"expiry": "friday", "pin": ""}, nil)
+}
+
+// testTagSeveral tags instances in different states in one call.
+func testTagSeveral(t *testing.T, f *fixture) {
+	ids := append(f.seed(t, 2, running, nil), f.seed(t, 1, stopped, nil)...)
+	tags := map[string]string{"env": "pr-42", "owner": "pt"}
+	if err := f.Provider.TagInstances(f.ctx, ids, tags); err != nil {
+		t.Fatalf("TagInstances(%v): %v", ids, err)
+	}
+	f.expectTags(t, "after the tag", ids, tags, nil)
+	if got := f.findByTags(t, map[string]string{"env": "pr-42"}); !slices.Equal(got, sorted(ids)) {
+		t.Errorf("DescribeInstances by the new tag = %v, want %v", got, sorted(ids))
+	}
+	f.expectStates(t, "after the tag", ids[:2], running)
+	f.expectStates(t, "after the tag", ids[2:], stopped)
+}
+
+// testUntagInstances removes keys whatever their values, leaves the other
+// tags, and takes a key an instance does not have as no error.
+func testUntagInstances(t *testing.T, f *fixture) {
+	ids := f.seed(t, 2, running, map[string]string{"expiry": "friday", "pin": "alice"})
+	if err := f.Provider.UntagInstances(f.ctx, ids, []string{"expiry", "never-set"}); err != nil {
+		t.Fatalf("UntagInstances: %v", err)
+	}
+	f.expectTags(t, "after the untag", ids, map[string]string{"pin": "alice"}, []string{"expiry", "never-set"})
+	if got := f.findByTags(t, map[string]string{"expiry": "friday"}); len(got) != 0 {
+		t.Errorf("DescribeInstances by the removed tag = %v, want none", got)
+	}
+	if err := f.Provider.UntagInstances(f.ctx, ids[:1], []string{"expiry"}); err != nil {
+		t.Errorf("UntagInstances of a key already removed = %v, want nil", err)
+	}
+	expectCode(t, "UntagInstances without keys", f.Provider.UntagInstances(f.ctx, ids, nil), switchboard.EINVALID)
+	f.expectTags(t, "after the refused untag", ids, map[string]string{"pin": "alice"}, nil)
+}
+
+// testTagUnknownID tags and untags an id that names no instance.
+func testTagUnknownID(t *testing.T, f *fixture) {
+	unknown := []string{f.UnknownID}
+	tagErr := f.Provider.TagInstances(f.ctx, unknown, map[string]string{"pin": "pt"})
+	untagErr := f.Provider.UntagInstances(f.ctx, unknown, []string{"pin"})
+	if f.Differences.TagsIgnoreUnknownIDs {
+		if tagErr != nil || untagErr != nil {
+			t.Errorf("TagInstances = %v, UntagInstances = %v, want nil: the cloud does not look the ids up (Differences.TagsIgnoreUnknownIDs)", tagErr, untagErr)
+		}
+		return
+	}
+	expectCode(t, "TagInstances", tagErr, switchboard.ENOTFOUND)
+	expectNames(t, "TagInstances", tagErr, f.UnknownID)
+	expectCode(t, "UntagInstances", untagErr, switchboard.ENOTFOUND)
+	expectNames(t, "UntagInstances", untagErr, f.UnknownID)
 }
 
 func instanceIDs(in []switchboard.Instance) []string {

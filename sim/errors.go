@@ -20,6 +20,17 @@ func errMalformed(ids []string) *switchboard.CloudError {
 	}
 }
 
+// errInvalidID is errMalformed as the tag calls say it: they take ids of
+// every kind of resource, so EC2 does not say which kind it expected.
+func errInvalidID(ids []string) *switchboard.CloudError {
+	return &switchboard.CloudError{
+		Code:    "InvalidID",
+		Message: fmt.Sprintf("The ID '%s' is not valid", ids[0]),
+		Kind:    switchboard.EINVALID,
+		IDs:     ids,
+	}
+}
+
 func errNotFound(ids []string) *switchboard.CloudError {
 	msg := fmt.Sprintf("The instance ID '%s' does not exist", ids[0])
 	if len(ids) > 1 {
@@ -65,6 +76,14 @@ func errTooManyIDs(n int) *switchboard.CloudError {
 	return &switchboard.CloudError{
 		Code:    "InvalidParameterValue",
 		Message: fmt.Sprintf("The request names %d instance IDs; the maximum is %d.", n, maxIDs),
+		Kind:    switchboard.EINVALID,
+	}
+}
+
+func errTagLimit() *switchboard.CloudError {
+	return &switchboard.CloudError{
+		Code:    "TagLimitExceeded",
+		Message: "The maximum number of Tags for a resource has been reached.",
 		Kind:    switchboard.EINVALID,
 	}
 }

@@ -22,7 +22,7 @@ type Limits struct {
 	Unlimited bool
 
 	Describe  Bucket // DescribeInstances: 100 burst, 20 per second
-	Mutate    Bucket // StopInstances, RebootInstances, AssociateAddress: 50, 5 per second
+	Mutate    Bucket // StopInstances, RebootInstances, AssociateAddress, CreateTags, DeleteTags: 50, 5 per second
 	Start     Bucket // StartInstances, RunInstances: 5, 2 per second
 	Terminate Bucket // TerminateInstances: 100, 5 per second
 }
@@ -37,7 +37,7 @@ var (
 // actions lists every API action the simulated cloud answers, by EC2 name.
 var actions = []string{
 	"DescribeInstances", "StartInstances", "StopInstances", "RebootInstances",
-	"TerminateInstances", "AssociateAddress", "RunInstances",
+	"TerminateInstances", "AssociateAddress", "RunInstances", "CreateTags", "DeleteTags",
 }
 
 // buckets returns one bucket per action; nil where throttling is off.
@@ -50,6 +50,8 @@ func (l Limits) buckets() map[string]*bucket {
 		"StopInstances":      newBucket(l.Mutate, defaultMutate),
 		"RebootInstances":    newBucket(l.Mutate, defaultMutate),
 		"AssociateAddress":   newBucket(l.Mutate, defaultMutate),
+		"CreateTags":         newBucket(l.Mutate, defaultMutate),
+		"DeleteTags":         newBucket(l.Mutate, defaultMutate),
 		"StartInstances":     newBucket(l.Start, defaultStart),
 		"RunInstances":       newBucket(l.Start, defaultStart),
 		"TerminateInstances": newBucket(l.Terminate, defaultTerminate),

@@ -71,6 +71,9 @@ func TestThrottlingBuckets(t *testing.T) {
 		{"stop default", sim.Limits{}, stopStopped, 50},
 		{"reboot default", sim.Limits{}, rebootRunning, 50},
 		{"associate default", sim.Limits{}, associate, 50},
+		{"create tags default", sim.Limits{}, tagRunning, 50},
+		{"delete tags default", sim.Limits{}, untagRunning, 50},
+		{"tags share the mutating class's size", sim.Limits{Mutate: sim.Bucket{Burst: 2}}, tagRunning, 2},
 		{"terminate default", sim.Limits{}, terminateTerminated, 100},
 		{"run default", sim.Limits{}, runOne, 5},
 		{"custom burst keeps the default rate", sim.Limits{Describe: sim.Bucket{Burst: 3}}, describeAll, 3},
@@ -124,4 +127,12 @@ func terminateTerminated(c *sim.Cloud) error {
 func runOne(c *sim.Cloud) error {
 	_, err := c.RunInstances(context.Background(), sim.RunSpec{ImageID: ami})
 	return err
+}
+
+func tagRunning(c *sim.Cloud) error {
+	return c.TagInstances(context.Background(), []string{idRunning}, map[string]string{"expiry": "friday"})
+}
+
+func untagRunning(c *sim.Cloud) error {
+	return c.UntagInstances(context.Background(), []string{idRunning}, []string{"expiry"})
 }

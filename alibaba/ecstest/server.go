@@ -387,6 +387,8 @@ var handlers = map[string]handler{
 	"RunInstances":         (*Server).runInstances,
 	"DescribeEipAddresses": (*Server).describeEipAddresses,
 	"AssociateEipAddress":  (*Server).associateEipAddress,
+	"TagResources":         (*Server).tagResources,
+	"UntagResources":       (*Server).untagResources,
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
