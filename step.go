@@ -83,6 +83,9 @@ type StepType struct {
 	// Raw marks a step whose parameters are data, never templates: the
 	// built-in commands' step, whose parameters hold what a user typed.
 	Raw bool
+	// Internal marks a step Switchboard plans for its own commands
+	// (instances, the deploy steps); a workflow cannot name it.
+	Internal bool
 	// Free marks a step whose parameters are NAME: value pairs of the
 	// user's choosing (set); Params is then empty.
 	Free bool

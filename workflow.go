@@ -47,6 +47,9 @@ type ScheduleTrigger struct {
 	// Missed says what to do about ticks missed while Switchboard was down:
 	// "skip" (default) or "run_once".
 	Missed string `json:"missed,omitempty"`
+	// Lead fires each tick this long before the time Cron says (a
+	// teardown that warns first still ends at its time).
+	Lead time.Duration `json:"lead,omitempty"`
 }
 
 // MailTrigger starts a workflow for each new mail in a mailbox that matches.

@@ -51,6 +51,8 @@ type Config struct {
 	Mailboxes []Mailbox `json:"mailboxes,omitempty"`
 	Queues    []Queue   `json:"queues,omitempty"`
 	Hooks     []Hook    `json:"hooks,omitempty"`
+	// Deploys are the branch deploy commands, in file order.
+	Deploys []Deploy `json:"deploys,omitempty"`
 	// Workflows in file order, with groups expanded into user ids.
 	Workflows []switchboard.WorkflowSpec `json:"workflows,omitempty"`
 	Log       Log                        `json:"log"`

@@ -17,7 +17,7 @@ import (
 // registry holds the built-in step types and clouds, as cmd/switchboard
 // registers them.
 var registry = func() *switchboard.Registry {
-	r := switchboard.NewRegistry(steps.Builtin()...)
+	r := switchboard.NewRegistry(append(steps.Builtin(), steps.Deploys(&switchboard.BranchSources{})...)...)
 	r.AddCloud(sim.Type, aws.Type, alibaba.Type)
 	return r
 }()

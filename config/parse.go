@@ -87,7 +87,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "workflows"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "deploys", "workflows"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -147,8 +147,9 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	c.Queues = named(d, f["queues"], d.queue)
 	c.Hooks = d.hooks(f["hooks"])
 	c.AWSEvents = d.awsEvents(f["aws_events"])
+	c.Deploys = d.deploys(f["deploys"], c)
 	// Workflows come last: they refer to all of the above.
-	c.Workflows = d.workflows(f["workflows"], c)
+	c.Workflows = append(d.workflows(f["workflows"], c), deployWorkflows(c.Deploys)...)
 }
 
 // checkListen returns what is wrong with a listen address, or "".

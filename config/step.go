@@ -40,7 +40,7 @@ var (
 // registered type but the built-in commands' own.
 func (s *stepScope) workflowStep(kind string) (*switchboard.StepType, bool) {
 	t, ok := s.cfg.registry.Step(kind)
-	return t, ok && !t.Raw
+	return t, ok && !t.Internal
 }
 
 // stepKinds lists the step types a workflow may use.

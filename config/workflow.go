@@ -457,8 +457,15 @@ func (d *decoder) trigger(p pair, c *Config, commands map[string]pair) (switchbo
 }
 
 func (d *decoder) schedule(p pair) *switchboard.ScheduleTrigger {
+	s, _ := d.scheduleWith(p)
+	return s
+}
+
+// scheduleWith decodes a schedule whose mapping may hold extra keys too,
+// and returns those.
+func (d *decoder) scheduleWith(p pair, extra ...string) (*switchboard.ScheduleTrigger, map[string]pair) {
 	s := &switchboard.ScheduleTrigger{Timezone: "UTC", Missed: "skip"}
-	f := d.fields(p.val, p.path, p.line(), "cron", "timezone", "missed")
+	f := d.fields(p.val, p.path, p.line(), append([]string{"cron", "timezone", "missed"}, extra...)...)
 	if q, ok := f["cron"]; ok {
 		if spec, ok := d.str(q); ok {
 			s.Cron = spec
@@ -494,7 +501,7 @@ func (d *decoder) schedule(p pair) *switchboard.ScheduleTrigger {
 			s.Missed = m
 		}
 	}
-	return s
+	return s, f
 }
 
 func (d *decoder) mailTrigger(p pair, c *Config) *switchboard.MailTrigger {

@@ -34,6 +34,8 @@ type Commands struct {
 	Workflows []switchboard.WorkflowSpec
 	Runs      RunCreator
 	NowFunc   func() time.Time
+	// Deploys are the branch deploy commands.
+	Deploys []switchboard.DeploySpec
 	// InstanceIDFunc reports whether s is an instance id of the named
 	// cloud, as its provider writes them; nil means any id of the form
 	// i-xxxxxxxx.
@@ -86,6 +88,17 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 	}
 
 	spec, ok := c.spec(req.Command)
+	if d, terminate, isDeploy := c.deploy(req.Command); !ok && isDeploy {
+		if ok, why := d.Access.Allows(req.UserID, req.ChannelID); !ok {
+			return refuse(switchboard.Errorf(switchboard.EFORBIDDEN, "Sorry, you may not use %s here: %s.", req.Command, why), why)
+		}
+		r, perr := parseDeploy(d, req.Text, terminate, c.now())
+		if perr != nil {
+			return refuse(perr, "bad command: "+perr.Message)
+		}
+		plan, ack := planDeploy(d, r)
+		return c.start(ctx, req, subject, "deploy."+r.action, d.Cloud, plan, ack, "allowed by "+d.Command+" allow list")
+	}
 	if wf, isWorkflow := c.workflow(req.Command); !ok && isWorkflow {
 		if ok, why := wf.Access.Allows(req.UserID, req.ChannelID); !ok {
 			return refuse(switchboard.Errorf(switchboard.EFORBIDDEN, "Sorry, you may not use %s here: %s.", req.Command, why), why)
@@ -107,33 +120,12 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 		return refuse(perr, "bad command: "+perr.Message)
 	}
 
-	now := c.now()
 	with, err := json.Marshal(cmd)
 	if err != nil {
 		return switchboard.Ack{}, fmt.Errorf("encode plan: %w", err)
 	}
-	run := &switchboard.Run{
-		ID:        NewRunID(now),
-		Workflow:  strings.TrimPrefix(spec.Name, "/") + "." + cmd.Action,
-		Cloud:     spec.Cloud,
-		State:     switchboard.RunQueued,
-		Request:   req,
-		Plan:      []switchboard.Step{{Kind: StepInstances, With: with}},
-		CreatedAt: now,
-		UpdatedAt: now,
-	}
-	ack := switchboard.Ack{Text: cmd.AckText(), RunID: run.ID}
-	existing, err := c.Runs.CreateRun(ctx, run, []switchboard.AuditEvent{
-		{Time: now, Kind: switchboard.AuditRequest, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "received", Detail: "via " + req.Source},
-		{Time: now, Kind: switchboard.AuditDecision, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "allowed", Detail: "allowed by " + spec.Name + " allow list"},
-	})
-	if err != nil {
-		return switchboard.Ack{}, fmt.Errorf("create run: %w", err)
-	}
-	if existing != nil {
-		ack.RunID = existing.ID
-	}
-	return ack, nil
+	return c.start(ctx, req, subject, strings.TrimPrefix(spec.Name, "/")+"."+cmd.Action, spec.Cloud,
+		[]switchboard.Step{{Kind: StepInstances, With: with}}, cmd.AckText(), "allowed by "+spec.Name+" allow list")
 }
 
 func (c *Commands) workflow(command string) (switchboard.WorkflowSpec, bool) {
@@ -148,12 +140,19 @@ func (c *Commands) workflow(command string) (switchboard.WorkflowSpec, bool) {
 // startWorkflow writes a run of a workflow started by a command; the words
 // after the command are its event.args.
 func (c *Commands) startWorkflow(ctx context.Context, wf switchboard.WorkflowSpec, req switchboard.Request, subject string) (switchboard.Ack, error) {
+	return c.start(ctx, req, subject, wf.Name, wf.Cloud, Plan(wf), "Started "+wf.Name+" — I'll report back here.", "allowed by workflow "+wf.Name)
+}
+
+// start writes a run of plan for a request, with the audit lines of its
+// arrival and of the decision that allowed it, and returns the ack. A
+// repeated delivery returns the first delivery's run.
+func (c *Commands) start(ctx context.Context, req switchboard.Request, subject, workflow, cloud string, plan []switchboard.Step, ack, allowedBy string) (switchboard.Ack, error) {
 	now := c.now()
-	run := &switchboard.Run{ID: NewRunID(now), Workflow: wf.Name, Cloud: wf.Cloud, State: switchboard.RunQueued, Request: req,
-		Plan: Plan(wf), CreatedAt: now, UpdatedAt: now}
+	run := &switchboard.Run{ID: NewRunID(now), Workflow: workflow, Cloud: cloud, State: switchboard.RunQueued, Request: req,
+		Plan: plan, CreatedAt: now, UpdatedAt: now}
 	existing, err := c.Runs.CreateRun(ctx, run, []switchboard.AuditEvent{
 		{Time: now, Kind: switchboard.AuditRequest, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "received", Detail: "via " + req.Source},
-		{Time: now, Kind: switchboard.AuditDecision, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "allowed", Detail: "allowed by workflow " + wf.Name},
+		{Time: now, Kind: switchboard.AuditDecision, RunID: run.ID, Actor: req.UserID, Channel: req.ChannelID, Subject: subject, Outcome: "allowed", Detail: allowedBy},
 	})
 	if err != nil {
 		return switchboard.Ack{}, fmt.Errorf("create run: %w", err)
@@ -161,7 +160,21 @@ func (c *Commands) startWorkflow(ctx context.Context, wf switchboard.WorkflowSpe
 	if existing != nil {
 		run = existing
 	}
-	return switchboard.Ack{Text: "Started " + wf.Name + " — I'll report back here.", RunID: run.ID}, nil
+	return switchboard.Ack{Text: ack, RunID: run.ID}, nil
+}
+
+// deploy returns the deploy command called command; terminate is set when
+// it is the deploy's terminate command.
+func (c *Commands) deploy(command string) (switchboard.DeploySpec, bool, bool) {
+	for _, d := range c.Deploys {
+		switch command {
+		case d.Command:
+			return d, false, true
+		case d.TerminateCommand:
+			return d, true, d.TerminateCommand != ""
+		}
+	}
+	return switchboard.DeploySpec{}, false, false
 }
 
 // Names lists the slash commands: the built-in instance commands, then the
@@ -174,6 +187,12 @@ func (c *Commands) Names() []string {
 	for _, wf := range c.Workflows {
 		if wf.Trigger.Command != "" {
 			names = append(names, wf.Trigger.Command)
+		}
+	}
+	for _, d := range c.Deploys {
+		names = append(names, d.Command)
+		if d.TerminateCommand != "" {
+			names = append(names, d.TerminateCommand)
 		}
 	}
 	return names

@@ -73,8 +73,9 @@ var Instances = InstancesWithin(5*time.Minute, 10*time.Minute)
 // for stopped.
 func InstancesWithin(start, stop time.Duration) switchboard.StepType {
 	return switchboard.StepType{
-		Kind: "instances",
-		Raw:  true,
+		Kind:     "instances",
+		Raw:      true,
+		Internal: true,
 		RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 			run := s.Run()
 			var cmd switchboard.InstanceCommand

@@ -45,22 +45,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // loadConfig reads --config, or the built-in default when path is empty.
-func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
+// The deploy steps' branch sources are built into the returned
+// BranchSources by wireDeploys.
+func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, *switchboard.BranchSources, error) {
+	reg, rt := newRegistry()
 	if path == "" {
-		return config.Default(dataDir, newRegistry()), nil
+		return config.Default(dataDir, reg), rt, nil
 	}
 	if dataDir != "" {
-		return nil, errors.New("--data-dir only applies to the built-in config; with --config, set data_dir: (and store:) in the file")
+		return nil, nil, errors.New("--data-dir only applies to the built-in config; with --config, set data_dir: (and store:) in the file")
 	}
-	cfg, err := config.Load(path, getenv, newRegistry())
+	cfg, err := config.Load(path, getenv, reg)
 	if err != nil {
 		var problems config.Problems
 		if errors.As(err, &problems) {
 			fmt.Fprintln(stderr, problems.Error())
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg, rt, nil
 }
 
 func check(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -73,8 +76,12 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "switchboard check: --config FILE is required")
 		return errUsage
 	}
-	cfg, err := loadConfig(*path, "", getenv, stderr)
+	cfg, rt, err := loadConfig(*path, "", getenv, stderr)
 	if err != nil {
+		return err
+	}
+	if err := wireDeploys(cfg, rt, false); err != nil {
+		fmt.Fprintln(stderr, err)
 		return err
 	}
 	if problems := checkExpressions(cfg); len(problems) > 0 {
@@ -91,7 +98,7 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, problems.Error())
 		return problems
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), %d workflow(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), len(cfg.Workflows), cfg.Redacted().Store)
+	fmt.Fprintf(stdout, "%s is valid: %d cloud(s), %d command(s), %d deploy(s), %d workflow(s), store %s\n", *path, len(cfg.Clouds), len(cfg.Commands), len(cfg.Deploys), len(cfg.Workflows), cfg.Redacted().Store)
 	return nil
 }
 
@@ -119,7 +126,7 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, *dataDir, getenv, stderr)
+	cfg, _, err := loadConfig(*path, *dataDir, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -169,7 +176,7 @@ func slackManifest(args []string, getenv func(string) string, stdout, stderr io.
 		fmt.Fprintln(stderr, "switchboard slack-manifest: --url https://HOST is required")
 		return errUsage
 	}
-	cfg, err := loadConfig(*path, "", getenv, stderr)
+	cfg, _, err := loadConfig(*path, "", getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -193,7 +200,7 @@ func awsPolicy(args []string, getenv func(string) string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "switchboard aws-policy: --config FILE is required")
 		return errUsage
 	}
-	cfg, err := loadConfig(*path, "", getenv, stderr)
+	cfg, _, err := loadConfig(*path, "", getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,16 @@ import (
 // then each integration's) and every cloud a config may name. An
 // integration's step type or a cloud is registered with one line here;
 // config and the engine find it through the registry.
-func newRegistry() *switchboard.Registry {
-	r := switchboard.NewRegistry(steps.Builtin()...)
+//
+// The deploy steps find their branch sources and schedules in the returned
+// BranchSources once the config is loaded (wireDeploys).
+func newRegistry() (*switchboard.Registry, *switchboard.BranchSources) {
+	rt := &switchboard.BranchSources{}
+	r := switchboard.NewRegistry(append(steps.Builtin(), steps.Deploys(rt)...)...)
 	for _, c := range clouds {
 		r.AddCloud(c.typ)
 	}
-	return r
+	return r, rt
 }
 
 // clouds is the table of cloud types: each provider's declaration and the

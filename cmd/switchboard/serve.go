@@ -31,7 +31,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	started := time.Now()
-	cfg, err := loadConfig(*path, *dataDir, getenv, stderr)
+	cfg, deployRuntime, err := loadConfig(*path, *dataDir, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -45,6 +45,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger := newLogger(cfg.Log, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := wireDeploys(cfg, deployRuntime, true); err != nil {
+		fmt.Fprintln(stderr, err)
+		return err
 	}
 
 	providers, err := buildProviders(ctx, cfg, getenv, true)
@@ -67,7 +71,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 
 	meter := metrics.New(st, logger)
-	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
+	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs(), Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
@@ -242,6 +246,10 @@ func playgroundPickers(cfg *config.Config) (users, channels []string) {
 	for _, c := range cfg.Commands {
 		users = append(users, c.Access.Users...)
 		channels = append(channels, c.Access.Channels...)
+	}
+	for _, d := range cfg.Deploys {
+		users = append(users, d.Access.Users...)
+		channels = append(channels, d.Access.Channels...)
 	}
 	slices.Sort(users)
 	slices.Sort(channels)

@@ -26,6 +26,9 @@ func checkExpressions(cfg *config.Config) config.Problems {
 	for _, wf := range cfg.Workflows {
 		found = append(found, engine.CheckWorkflow(cfg.Registry(), wf)...)
 	}
+	for _, d := range cfg.Deploys {
+		found = append(found, engine.CheckDeploy(cfg.Registry(), d.DeploySpec)...)
+	}
 	var problems config.Problems
 	for _, p := range found {
 		problems = append(problems, config.Problem{File: cfg.File, Line: p.Line, Key: p.Key, Msg: p.Msg})
@@ -49,6 +52,9 @@ func buildSchedules(cfg *config.Config) ([]store.Schedule, error) {
 		sched, err := cron.ParseStandard("CRON_TZ=" + tz + " " + t.Cron)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: workflows.%s.trigger.schedule.cron: %w", cfg.File, wf.Line, wf.Name, err)
+		}
+		if t.Lead > 0 {
+			sched = leadSchedule{sched, t.Lead}
 		}
 		out = append(out, store.Schedule{Workflow: wf.Name, Schedule: sched, RunOnStart: t.Missed == "run_once"})
 	}
