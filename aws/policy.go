@@ -34,6 +34,8 @@ type PolicyInput struct {
 	// Partition is the ARN partition: "aws" when empty, "aws-cn" or
 	// "aws-us-gov" elsewhere.
 	Partition string
+	// Deploys are the branch deploy commands launching in the account.
+	Deploys []DeployPolicy
 }
 
 // policyActions maps each action to the EC2 calls it makes. DryRun makes the
@@ -200,6 +202,8 @@ func Policy(in PolicyInput) ([]byte, error) {
 			Resource: instanceARN("*"), Condition: region(nil),
 		})
 	}
+
+	p.Statement = append(p.Statement, deployStatements(in.Deploys, partition, region)...)
 
 	out, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {

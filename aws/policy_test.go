@@ -2,6 +2,7 @@ package aws
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -205,5 +206,36 @@ func TestPolicyTags(t *testing.T) {
 	// tags the instances it launched, which no target names.
 	if got := s.Condition["StringEquals"]; len(got) != 1 || !slices.Equal(got["aws:RequestedRegion"], []string{"eu-west-1"}) || s.Condition["StringLike"] != nil {
 		t.Errorf("TagInstances condition %v, want only the region", s.Condition)
+	}
+}
+
+// A deploy may launch only its image, only tagged as its own, and tag or
+// terminate only instances carrying its ownership tag.
+func TestPolicyDeploys(t *testing.T) {
+	t.Parallel()
+	b, err := Policy(PolicyInput{Regions: []string{"eu-west-1"}, Deploys: []DeployPolicy{{Command: "/deploy", Image: "ami-0123456789abcdef0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p policy
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	bySid := map[string]statement{}
+	for _, s := range p.Statement {
+		bySid[s.Sid] = s
+	}
+	launch, own := bySid["DeployLaunchTagged"], bySid["DeployOwnInstances"]
+	if got := launch.Condition["StringEquals"]["aws:RequestTag/switchboard:deploy"]; len(got) != 1 || got[0] != "/deploy" {
+		t.Errorf("launch condition = %v", launch.Condition)
+	}
+	if !strings.Contains(fmt.Sprint(bySid["DeployLaunchFrom"].Resource), "image/ami-0123456789abcdef0") {
+		t.Errorf("launch resources = %v, want the configured image", bySid["DeployLaunchFrom"].Resource)
+	}
+	if got := own.Condition["StringEquals"]["ec2:ResourceTag/switchboard:deploy"]; len(got) != 1 || !slices.Contains(own.Action, "ec2:TerminateInstances") {
+		t.Errorf("own instances = %+v", own)
+	}
+	if strings.Contains(string(b), `"Resource": "*"`) && strings.Count(string(b), `"Resource": "*"`) > 1 {
+		t.Errorf("more than describe is on every resource:\n%s", b)
 	}
 }

@@ -249,6 +249,7 @@ func (d *decoder) slack(p pair) Slack {
 		for _, wp := range d.pairs(q.val, q.path, q.line()) {
 			d.checkName(wp, "webhook", "deploys")
 			d.hidden[wp.path] = true
+			s.Webhooks[wp.name] = "" // known by name even when its value has a problem
 			if u, ok := d.str(wp); ok {
 				if msg := checkWebhookURL(u); msg != "" {
 					d.problemAt(wp, "%s", msg)

@@ -234,6 +234,16 @@ func awsPolicy(args []string, getenv func(string) string, stdout, stderr io.Writ
 			}
 		}
 	}
+	for _, d := range cfg.Deploys {
+		cloud, ok := cfg.Cloud(d.Cloud)
+		if !ok || cloud.Provider != aws.Type.Name {
+			continue
+		}
+		if region := cloud.Option("region"); region != "" && !slices.Contains(in.Regions, region) {
+			in.Regions = append(in.Regions, region)
+		}
+		in.Deploys = append(in.Deploys, aws.DeployPolicy{Command: d.Command, Image: d.Launch.Image})
+	}
 	if len(in.Regions) == 0 {
 		fmt.Fprintf(stderr, "switchboard aws-policy: %s has no aws cloud, so it needs no IAM policy\n", *path)
 		return errUsage
