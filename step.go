@@ -83,6 +83,9 @@ type StepType struct {
 	// Raw marks a step whose parameters are data, never templates: the
 	// built-in commands' step, whose parameters hold what a user typed.
 	Raw bool
+	// Requires names the top-level config section the step needs (chef,
+	// consul): config reports a workflow that uses the step without it.
+	Requires string
 	// Internal marks a step Switchboard plans for its own commands
 	// (instances, the deploy steps); a workflow cannot name it.
 	Internal bool

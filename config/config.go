@@ -51,6 +51,10 @@ type Config struct {
 	Mailboxes []Mailbox `json:"mailboxes,omitempty"`
 	Queues    []Queue   `json:"queues,omitempty"`
 	Hooks     []Hook    `json:"hooks,omitempty"`
+	// Chef and Consul are the systems cleanup steps talk to; nil when the
+	// file has no such section.
+	Chef   *Chef   `json:"chef,omitempty"`
+	Consul *Consul `json:"consul,omitempty"`
 	// Deploys are the branch deploy commands, in file order.
 	Deploys []Deploy `json:"deploys,omitempty"`
 	// Workflows in file order, with groups expanded into user ids.
@@ -323,6 +327,16 @@ func (c *Config) Redacted() *Config {
 		r.Hooks[i].Secret = redactSecret(r.Hooks[i].Secret)
 	}
 	r.AWSEvents.Secret = redactSecret(r.AWSEvents.Secret)
+	if c.Chef != nil {
+		chef := *c.Chef
+		chef.Key = redactSecret(chef.Key)
+		r.Chef = &chef
+	}
+	if c.Consul != nil {
+		consul := *c.Consul
+		consul.Token = redactSecret(consul.Token)
+		r.Consul = &consul
+	}
 	r.Workflows = slices.Clone(c.Workflows)
 	for i := range r.Workflows {
 		r.Workflows[i].Steps = redactSteps(r.Workflows[i].Steps)

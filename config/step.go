@@ -115,6 +115,9 @@ func (d *decoder) step(p pair, s *stepScope) switchboard.StepSpec {
 	if len(types) > 0 {
 		t, _ := s.workflowStep(types[0].name)
 		st.Kind = t.Kind
+		if t.Requires != "" && !s.cfg.HasSection(t.Requires) {
+			d.add(types[0].key.Line, types[0].path, "needs a %s section at the top of the file (see docs/cleanup.md)", t.Requires)
+		}
 		st.With = d.params(types[0], t, s)
 	}
 	return st

@@ -497,3 +497,42 @@ workflows:
 		}
 	}
 }
+
+// A cleanup step needs its system's section; the section's secrets never
+// show.
+func TestIntegrationSections(t *testing.T) {
+	t.Parallel()
+	const base = `clouds: { main: { provider: sim } }
+workflows:
+  gone:
+    trigger: { webhook: gone }
+    channel: C0OPS
+    steps:
+      - chef_delete: { node: web-7 }
+      - consul_deregister: { node: web-7, dry_run: true }
+hooks: { gone: { secret: s } }
+`
+	_, err := config.Parse("c.yaml", []byte(base), nil, registry)
+	for _, want := range []string{"c.yaml:7: workflows.gone.steps[0].chef_delete: needs a chef section", "c.yaml:8: workflows.gone.steps[1].consul_deregister: needs a consul section"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("problems:\n%v\nwant %s", err, want)
+		}
+	}
+	full := base + `chef: { server_url: "https://chef.example.com/organizations/ops/", client_name: switchboard, key: "${CHEF_KEY}" }
+consul: { address: "127.0.0.1:8500", token: "${CONSUL_TOKEN}", lock_prefixes: [locks/] }
+`
+	cfg, err := config.Parse("c.yaml", []byte(full), env(map[string]string{"CHEF_KEY": "pem-7c1d", "CONSUL_TOKEN": "tok-93aa"}), registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Chef.Key.Value() != "pem-7c1d" || cfg.Consul.Token.Value() != "tok-93aa" || cfg.Consul.LockPrefixes[0] != "locks/" {
+		t.Errorf("chef %+v, consul %+v", cfg.Chef, cfg.Consul)
+	}
+	if b, _ := json.Marshal(cfg); strings.Contains(string(b), "pem-7c1d") || strings.Contains(string(b), "tok-93aa") {
+		t.Errorf("a secret shows in the config's JSON: %s", b)
+	}
+	_, err = config.Parse("c.yaml", []byte(base+"chef: { client_name: x }\n"), nil, registry)
+	if err == nil || !strings.Contains(err.Error(), "chef.server_url: is required") || !strings.Contains(err.Error(), "chef.key: is required") {
+		t.Errorf("problems:\n%v", err)
+	}
+}

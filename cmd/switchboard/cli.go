@@ -45,9 +45,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // loadConfig reads --config, or the built-in default when path is empty.
-// The deploy steps' branch sources are built into the returned
-// BranchSources by wireDeploys.
-func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, *switchboard.BranchSources, error) {
+// What the registered steps need from the config (branch sources, clients)
+// is built into the returned wiring by its build.
+func loadConfig(path, dataDir string, getenv func(string) string, stderr io.Writer) (*config.Config, *wiring, error) {
 	reg, rt := newRegistry()
 	if path == "" {
 		return config.Default(dataDir, reg), rt, nil
@@ -80,8 +80,7 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := wireDeploys(cfg, rt, false); err != nil {
-		fmt.Fprintln(stderr, err)
+	if err := rt.build(cfg, false); err != nil {
 		return err
 	}
 	if problems := checkExpressions(cfg); len(problems) > 0 {

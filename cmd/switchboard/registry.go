@@ -17,13 +17,30 @@ import (
 //
 // The deploy steps find their branch sources and schedules in the returned
 // BranchSources once the config is loaded (wireDeploys).
-func newRegistry() (*switchboard.Registry, *switchboard.BranchSources) {
-	rt := &switchboard.BranchSources{}
-	r := switchboard.NewRegistry(append(steps.Builtin(), steps.Deploys(rt)...)...)
+func newRegistry() (*switchboard.Registry, *wiring) {
+	w := &wiring{deploys: &switchboard.BranchSources{}, integrations: &integrations{}}
+	types := append(steps.Builtin(), steps.Deploys(w.deploys)...)
+	r := switchboard.NewRegistry(append(types, w.integrations.steps()...)...)
 	for _, c := range clouds {
 		r.AddCloud(c.typ)
 	}
-	return r, rt
+	return r, w
+}
+
+// wiring is what the registered steps find once the config is loaded:
+// the deploys' branch sources and the integrations' clients.
+type wiring struct {
+	deploys      *switchboard.BranchSources
+	integrations *integrations
+}
+
+// build fills the wiring from the config; with create, it may write (the
+// demo repository).
+func (w *wiring) build(cfg *config.Config, create bool) error {
+	if err := wireDeploys(cfg, w.deploys, create); err != nil {
+		return err
+	}
+	return w.integrations.build(cfg)
 }
 
 // clouds is the table of cloud types: each provider's declaration and the

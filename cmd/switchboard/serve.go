@@ -31,7 +31,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	started := time.Now()
-	cfg, deployRuntime, err := loadConfig(*path, *dataDir, getenv, stderr)
+	cfg, wired, err := loadConfig(*path, *dataDir, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -46,8 +46,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	if err := wireDeploys(cfg, deployRuntime, true); err != nil {
-		fmt.Fprintln(stderr, err)
+	if err := wired.build(cfg, true); err != nil {
 		return err
 	}
 

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"time"
+)
+
+// This file decodes the sections of the systems cleanup steps talk to: a
+// Chef server and a Consul cluster. Each is optional; a workflow that uses
+// a step of one needs its section (the step type says which).
+
+// Chef is the Chef server chef_delete steps delete nodes and clients from.
+type Chef struct {
+	ServerURL  string `json:"server_url"`
+	ClientName string `json:"client_name"`
+	// Key is the client's PEM private key: write it as ${file:PATH}.
+	Key             Secret        `json:"key"`
+	SearchAttribute string        `json:"search_attribute,omitempty"`
+	Timeout         time.Duration `json:"timeout,omitempty"`
+	Line            int           `json:"line"`
+}
+
+// Consul is the Consul cluster consul_deregister steps clean up in.
+type Consul struct {
+	Address      string        `json:"address"`
+	Token        Secret        `json:"token,omitempty"`
+	Datacenter   string        `json:"datacenter,omitempty"`
+	LockPrefixes []string      `json:"lock_prefixes,omitempty"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
+	Line         int           `json:"line"`
+}
+
+// HasSection reports whether the file has the top-level section name (for
+// the sections steps may require: chef, consul).
+func (c *Config) HasSection(name string) bool {
+	switch name {
+	case "chef":
+		return c.Chef != nil
+	case "consul":
+		return c.Consul != nil
+	}
+	return false
+}
+
+func (d *decoder) chef(p pair) *Chef {
+	if p.key == nil {
+		return nil
+	}
+	c := &Chef{Line: p.key.Line}
+	f := d.fields(p.val, p.path, p.line(), "server_url", "client_name", "key", "search_attribute", "timeout")
+	if q, ok := f["server_url"]; ok {
+		if s, ok := d.str(q); ok {
+			if msg := checkHTTPURL(s, "https://chef.example.com/organizations/ops/"); msg != "" {
+				d.problemAt(q, "%s", msg)
+			}
+			c.ServerURL = s
+		}
+	} else {
+		d.required(p, f, "server_url", "the Chef server's API URL, like https://chef.example.com/organizations/ops/")
+	}
+	if q, ok := f["client_name"]; ok {
+		c.ClientName, _ = d.str(q)
+	} else {
+		d.required(p, f, "client_name", "the API client Switchboard signs its requests as, like client_name: switchboard")
+	}
+	var present bool
+	c.Key, _, present = d.secret(f, "key")
+	if !present {
+		d.required(p, f, "key", "the client's PEM private key, like key: ${file:/run/secrets/chef.pem}")
+	}
+	if q, ok := f["search_attribute"]; ok {
+		c.SearchAttribute, _ = d.str(q)
+	}
+	if q, ok := f["timeout"]; ok {
+		c.Timeout, _ = d.positiveDuration(q)
+	}
+	return c
+}
+
+func (d *decoder) consul(p pair) *Consul {
+	if p.key == nil {
+		return nil
+	}
+	c := &Consul{Line: p.key.Line}
+	f := d.fields(p.val, p.path, p.line(), "address", "token", "datacenter", "lock_prefixes", "timeout")
+	if q, ok := f["address"]; ok {
+		c.Address, _ = d.str(q)
+	} else {
+		d.required(p, f, "address", "the HTTP API of a Consul agent, like address: http://127.0.0.1:8500")
+	}
+	c.Token, _, _ = d.secret(f, "token")
+	if q, ok := f["datacenter"]; ok {
+		c.Datacenter, _ = d.str(q)
+	}
+	if q, ok := f["lock_prefixes"]; ok {
+		c.LockPrefixes, _ = d.list(q, "locks/, service/")
+	}
+	if q, ok := f["timeout"]; ok {
+		c.Timeout, _ = d.positiveDuration(q)
+	}
+	return c
+}
