@@ -266,6 +266,10 @@ type StepRun interface {
 	// Policy returns the first rule of rules whose condition holds for
 	// the input, or nil.
 	Policy(rules []PolicyRule, in PolicyInput) (*PolicyRule, error)
+	// Recall returns what Switchboard last knew of an instance of the
+	// named cloud ("" means the run's), after the cloud may have forgotten
+	// it.
+	Recall(ctx context.Context, cloud, id string) (Instance, bool, error)
 }
 
 // PolicyInput is what a policy rule's condition sees: the action, who asked

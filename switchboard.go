@@ -34,6 +34,7 @@ type Instance struct {
 	Type       string            `json:"type,omitempty"`
 	PublicIP   string            `json:"public_ip,omitempty"`
 	PrivateIP  string            `json:"private_ip,omitempty"`
+	PrivateDNS string            `json:"private_dns,omitempty"` // ip-10-0-0-5.ec2.internal
 	Tags       map[string]string `json:"tags,omitempty"`
 	LaunchTime time.Time         `json:"launch_time,omitzero"`
 }
@@ -117,4 +118,16 @@ type LaunchSpec struct {
 	// ClientToken makes the launch idempotent; derive it from the run and
 	// step so a retried step launches nothing new.
 	ClientToken string `json:"client_token,omitempty"`
+}
+
+// Inventory remembers the last known attributes of every instance
+// Switchboard has seen (names, addresses, tags), so that cleanup still knows
+// them after the cloud has released the addresses and, later, stopped
+// describing the instance.
+type Inventory interface {
+	// Remember records what a describe or a launch showed. It is cheap
+	// and may be written a moment later.
+	Remember(cloud string, insts []Instance)
+	// Recall returns what was last known of an instance.
+	Recall(ctx context.Context, cloud, id string) (Instance, bool, error)
 }

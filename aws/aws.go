@@ -234,10 +234,11 @@ func tagFilters(tags map[string]string) []types.Filter {
 
 func instance(i types.Instance) switchboard.Instance {
 	in := switchboard.Instance{
-		ID:        awssdk.ToString(i.InstanceId),
-		Type:      string(i.InstanceType),
-		PublicIP:  awssdk.ToString(i.PublicIpAddress),
-		PrivateIP: awssdk.ToString(i.PrivateIpAddress),
+		ID:         awssdk.ToString(i.InstanceId),
+		Type:       string(i.InstanceType),
+		PublicIP:   awssdk.ToString(i.PublicIpAddress),
+		PrivateIP:  awssdk.ToString(i.PrivateIpAddress),
+		PrivateDNS: awssdk.ToString(i.PrivateDnsName),
 	}
 	if i.State != nil {
 		in.State = switchboard.InstanceState(i.State.Name)

@@ -37,6 +37,9 @@ type Runner struct {
 	// Approvals keeps the approvals workflows ask for; nil means workflows
 	// cannot ask.
 	Approvals ApprovalStore
+	// Inventory remembers instances after the cloud forgets them; nil
+	// means nothing is remembered.
+	Inventory switchboard.Inventory
 	NowFunc   func() time.Time
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.

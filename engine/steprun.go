@@ -242,3 +242,13 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+func (sr *stepRun) Recall(ctx context.Context, cloud, id string) (switchboard.Instance, bool, error) {
+	if sr.runner.Inventory == nil {
+		return switchboard.Instance{}, false, nil
+	}
+	if cloud == "" {
+		cloud = sr.run.Cloud
+	}
+	return sr.runner.Inventory.Recall(ctx, cloud, id)
+}

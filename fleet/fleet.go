@@ -94,6 +94,9 @@ type Options struct {
 	// RandFunc returns a number in [0, 1) for the jitter; nil means
 	// math/rand/v2.Float64.
 	RandFunc func() float64
+	// SeenFunc, when set, is told every instance a describe or a launch
+	// returned (an Inventory's Remember).
+	SeenFunc func(insts []switchboard.Instance)
 }
 
 // Validate reports an option that cannot work, naming the field.
@@ -267,14 +270,25 @@ func (p *Provider) Stats() Stats {
 // is reported in a *switchboard.PartialError next to the instances found.
 func (p *Provider) DescribeInstances(ctx context.Context, f switchboard.Filter) ([]switchboard.Instance, error) {
 	const action = "DescribeInstances"
+	var insts []switchboard.Instance
+	var err error
 	if len(f.IDs) == 0 {
-		return attempt(ctx, p, action, true, func(ctx context.Context) ([]switchboard.Instance, error) {
+		insts, err = attempt(ctx, p, action, true, func(ctx context.Context) ([]switchboard.Instance, error) {
 			return p.cloud.DescribeInstances(ctx, f)
 		})
+	} else {
+		insts, err = batches(ctx, p, action, f.IDs, p.opts.Batch.Describe, func(ctx context.Context, ids []string) ([]switchboard.Instance, error) {
+			return p.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids, Tags: f.Tags})
+		})
 	}
-	return batches(ctx, p, action, f.IDs, p.opts.Batch.Describe, func(ctx context.Context, ids []string) ([]switchboard.Instance, error) {
-		return p.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: ids, Tags: f.Tags})
-	})
+	p.seen(insts)
+	return insts, err
+}
+
+func (p *Provider) seen(insts []switchboard.Instance) {
+	if p.opts.SeenFunc != nil && len(insts) > 0 {
+		p.opts.SeenFunc(insts)
+	}
 }
 
 // StartInstances starts instances in batches. When some of them cannot be
@@ -320,9 +334,11 @@ func (p *Provider) AssociateAddress(ctx context.Context, instanceID, publicIP st
 // rather than launch more; a throttled launch was refused, so it is always
 // retried.
 func (p *Provider) RunInstances(ctx context.Context, spec switchboard.LaunchSpec) ([]switchboard.Instance, error) {
-	return attempt(ctx, p, "RunInstances", spec.ClientToken != "", func(ctx context.Context) ([]switchboard.Instance, error) {
+	insts, err := attempt(ctx, p, "RunInstances", spec.ClientToken != "", func(ctx context.Context) ([]switchboard.Instance, error) {
 		return p.cloud.RunInstances(ctx, spec)
 	})
+	p.seen(insts)
+	return insts, err
 }
 
 // TagInstances sets tags on instances in batches (BatchSizes.Tag), each

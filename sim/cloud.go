@@ -410,6 +410,10 @@ func (r *record) view() switchboard.Instance {
 	if in.PublicIP == "" {
 		in.PublicIP = r.autoIP
 	}
+	if in.PrivateIP != "" && in.PrivateDNS == "" {
+		// As EC2 names a default VPC's instances.
+		in.PrivateDNS = "ip-" + strings.ReplaceAll(in.PrivateIP, ".", "-") + ".ec2.internal"
+	}
 	return in
 }
 

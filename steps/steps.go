@@ -21,7 +21,7 @@ import (
 // describes them, then the instances step of the built-in commands.
 func Builtin() []switchboard.StepType {
 	return []switchboard.StepType{
-		Notify, Approval, Extract, Set, Describe,
+		Notify, Approval, Extract, Set, Describe, Recall,
 		Start, Stop, Reboot, Terminate,
 		Launch, Wait, Associate, HTTP, Fail,
 		Instances,

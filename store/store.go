@@ -44,6 +44,8 @@ type Store struct {
 	work     Work
 	started  bool
 	clientID string
+	// inventory gathers what describes show before it is written.
+	inventory inventory
 }
 
 // Options tunes Open.
@@ -122,6 +124,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 
 // Close releases the database. Call Stop first when Start was called.
 func (s *Store) Close() error {
+	s.closeInventory()
 	var err error
 	if s.req != nil && s.req != s.db {
 		err = s.req.Close()
@@ -278,6 +281,13 @@ CREATE TABLE IF NOT EXISTS sb_approvals (
 	created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sb_approvals_state ON sb_approvals (state);
+CREATE TABLE IF NOT EXISTS sb_instances (
+	cloud TEXT NOT NULL,
+	id TEXT NOT NULL,
+	body TEXT NOT NULL,
+	seen_at BIGINT NOT NULL,
+	PRIMARY KEY (cloud, id)
+);
 CREATE TABLE IF NOT EXISTS sb_leases (
 	name TEXT PRIMARY KEY,
 	holder TEXT NOT NULL,

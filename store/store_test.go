@@ -346,3 +346,36 @@ func TestWakeRun(t *testing.T) {
 		}
 	})
 }
+
+// The inventory keeps what was last seen of an instance, and a terminated
+// instance keeps the addresses and name it had.
+func TestInventory(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		s, err := store.Open(context.Background(), url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		web := switchboard.Instance{ID: "i-0123456789abcdef0", Name: "web-7", State: switchboard.StateRunning, PublicIP: "203.0.113.7",
+			PrivateIP: "10.0.0.7", PrivateDNS: "ip-10-0-0-7.ec2.internal", Tags: map[string]string{"Name": "web-7"}}
+		s.Remember("main", []switchboard.Instance{web})
+		if got, ok, err := s.Recall(ctx, "main", web.ID); err != nil || !ok || got.PublicIP != web.PublicIP {
+			t.Fatalf("recall before the write = %+v, %v, %v", got, ok, err)
+		}
+		s.Remember("main", []switchboard.Instance{{ID: web.ID, State: switchboard.StateTerminated}})
+		s.Close() // writes what is pending
+		s, err = store.Open(ctx, url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		got, ok, err := s.Recall(ctx, "main", web.ID)
+		if err != nil || !ok || got.State != switchboard.StateTerminated || got.PrivateIP != "10.0.0.7" || got.Name != "web-7" || got.PrivateDNS == "" {
+			t.Errorf("recall after termination = %+v, %v, %v", got, ok, err)
+		}
+		if _, ok, _ := s.Recall(ctx, "other", web.ID); ok {
+			t.Errorf("recalled an instance of another cloud")
+		}
+	})
+}

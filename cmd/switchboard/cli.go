@@ -90,7 +90,7 @@ func check(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if _, err := buildSchedules(cfg); err != nil {
 		return err
 	}
-	if _, err := buildProviders(context.Background(), cfg, getenv, false); err != nil {
+	if _, err := buildProviders(context.Background(), cfg, getenv, false, nil); err != nil {
 		return err
 	}
 	if _, problems := buildSources(context.Background(), cfg, noEvents{}, slog.New(slog.DiscardHandler)); len(problems) > 0 {

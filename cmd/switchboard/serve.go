@@ -50,7 +50,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	providers, err := buildProviders(ctx, cfg, getenv, true)
+	// What describes and launches show is remembered in the store's
+	// inventory, which opens after the providers are built.
+	var inventory switchboard.Inventory
+	seen := func(cloud string, insts []switchboard.Instance) {
+		if inventory != nil {
+			inventory.Remember(cloud, insts)
+		}
+	}
+	providers, err := buildProviders(ctx, cfg, getenv, true, seen)
 	if err != nil {
 		return err
 	}
@@ -73,7 +81,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs(), Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
-	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st}
+	inventory = st
+	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
@@ -215,7 +224,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // calls a cloud API.
 //
 // With persist false (check), a simulated cloud keeps no state file.
-func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string, persist bool) (map[string]switchboard.Provider, error) {
+//
+// seen, when set, is told what each cloud's describes and launches return.
+func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string) string, persist bool, seen func(cloud string, insts []switchboard.Instance)) (map[string]switchboard.Provider, error) {
 	providers := map[string]switchboard.Provider{}
 	for _, c := range cfg.Clouds {
 		where := fmt.Sprintf("%s:%d: clouds.%s", cfg.File, c.Line, c.Name)
@@ -231,7 +242,11 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		providers[c.Name] = fleet.Wrap(p, fleetOptions(c.Provider, p))
+		fo := fleetOptions(c.Provider, p)
+		if seen != nil {
+			fo.SeenFunc = func(insts []switchboard.Instance) { seen(c.Name, insts) }
+		}
+		providers[c.Name] = fleet.Wrap(p, fo)
 	}
 	return providers, nil
 }
