@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type Runner struct {
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.
 	PollInterval time.Duration
+	// RetryFor is how long a workflow step that keeps failing for a
+	// transient reason (a cloud or a system not answering) is retried
+	// before it fails. Default 30 minutes.
+	RetryFor time.Duration
 
 	compiled sync.Map // plan digest → *compiledPlan
 }
@@ -129,7 +134,14 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 		}
 		sr := &stepRun{runner: r, run: run, saver: saver, out: &out, key: &key}
 		if err := sr.runStep(ctx); err != nil {
-			return out, err
+			if ctx.Err() != nil || !sr.retryHere() {
+				return out, err
+			}
+			if err := sr.retryLater(err); err != nil {
+				return out, err
+			}
+		} else {
+			sr.retried()
 		}
 		if out.Wait > 0 {
 			run.State = switchboard.RunWaiting
@@ -207,3 +219,81 @@ func firstNonEmpty(s ...string) string {
 }
 
 var _ switchboard.Advancer = (*Runner)(nil)
+
+// retryState is kept in the run (as the hidden var _retry) while a step
+// keeps failing for a transient reason.
+type retryState struct {
+	Step     int       `json:"step"`
+	Since    time.Time `json:"since"`
+	Attempts int       `json:"attempts"`
+}
+
+const retryVar = "_retry"
+
+// retryHere reports whether the engine retries the step itself: a workflow
+// step's transient failure is told in the channel and retried until a
+// deadline; the built-in commands' steps (Raw) leave retries to the job
+// queue, as they always have.
+func (sr *stepRun) retryHere() bool {
+	t, ok := sr.runner.Steps.Step(sr.Step().Kind)
+	return ok && !t.Raw
+}
+
+// retryLater parks the run after a transient failure of its step, backing
+// off from 2 seconds to a minute, and says once in the channel what failed
+// and until when it will be tried; at the deadline the step fails. It
+// returns an error only when the run cannot be parked.
+func (sr *stepRun) retryLater(cause error) error {
+	run := sr.run
+	var st retryState
+	if raw, ok := run.Vars[retryVar]; ok {
+		_ = json.Unmarshal(raw, &st)
+	}
+	now := sr.runner.now()
+	if st.Step != run.Cursor || st.Since.IsZero() {
+		st = retryState{Step: run.Cursor, Since: now}
+	}
+	limit := sr.runner.RetryFor
+	if limit <= 0 {
+		limit = 30 * time.Minute
+	}
+	deadline := st.Since.Add(limit)
+	step := sr.Step()
+	what := fmt.Sprintf("Step %d (%s)", run.Cursor+1, step.Kind)
+	if !now.Before(deadline) {
+		delete(run.Vars, retryVar)
+		return sr.Fail(fmt.Sprintf("%s kept failing for %s: %s", what, limit, switchboard.ErrorMessage(cause)), false)
+	}
+	st.Attempts++
+	if st.Attempts == 1 {
+		sr.Say("retry", fmt.Sprintf("%s failed: %s I'll keep trying until %s.", what, sentence(switchboard.ErrorMessage(cause)), deadline.UTC().Format("15:04 UTC")))
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if run.Vars == nil {
+		run.Vars = map[string]json.RawMessage{}
+	}
+	run.Vars[retryVar] = b
+	sr.Wait(min(2*time.Second<<min(st.Attempts-1, 5), time.Minute, deadline.Sub(now)))
+	return nil
+}
+
+// retried forgets the retries of a step that has moved on.
+func (sr *stepRun) retried() {
+	if raw, ok := sr.run.Vars[retryVar]; ok {
+		var st retryState
+		if json.Unmarshal(raw, &st) != nil || st.Step != sr.run.Cursor {
+			delete(sr.run.Vars, retryVar)
+		}
+	}
+}
+
+// sentence ends s with a full stop unless it ends a sentence already.
+func sentence(s string) string {
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}
