@@ -226,6 +226,10 @@ type Event struct {
 	// has one.
 	Data       json.RawMessage `json:"data,omitempty"`
 	ReceivedAt time.Time       `json:"received_at"`
+	// Workflow, when set, is the one workflow the event is for (a sweep
+	// hands an instance that died unnoticed to the cleanup workflow that
+	// names it), whatever its trigger would match.
+	Workflow string `json:"workflow,omitempty"`
 }
 
 // EventHandler starts the workflows an event triggers. It returns once their

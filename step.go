@@ -270,6 +270,12 @@ type StepRun interface {
 	// named cloud ("" means the run's), after the cloud may have forgotten
 	// it.
 	Recall(ctx context.Context, cloud, id string) (Instance, bool, error)
+	// Settle marks an instance's end as looked at, so that a sweep does
+	// not hand it to cleanup again; Unsettled lists those not looked at.
+	Settle(ctx context.Context, cloud, id string) error
+	Unsettled(ctx context.Context, cloud string) ([]Instance, error)
+	// Emit starts the workflows an event is for, as if it had come in.
+	Emit(ctx context.Context, ev Event) ([]string, error)
 }
 
 // PolicyInput is what a policy rule's condition sees: the action, who asked

@@ -130,4 +130,8 @@ type Inventory interface {
 	Remember(cloud string, insts []Instance)
 	// Recall returns what was last known of an instance.
 	Recall(ctx context.Context, cloud, id string) (Instance, bool, error)
+	// Unsettled lists the cloud's instances whose end no cleanup has
+	// looked at yet; Settle marks one as looked at.
+	Unsettled(ctx context.Context, cloud string) ([]Instance, error)
+	Settle(ctx context.Context, cloud, id string) error
 }

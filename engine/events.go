@@ -68,6 +68,9 @@ func (e *Events) HandleEvent(ctx context.Context, ev switchboard.Event) ([]strin
 // Triggers reports whether trigger t of the workflow named name fires for
 // ev.
 func Triggers(t switchboard.TriggerSpec, name string, ev switchboard.Event) bool {
+	if ev.Workflow != "" {
+		return ev.Workflow == name
+	}
 	switch {
 	case t.Mail != nil:
 		return ev.Source == "mail" && ev.Trigger == t.Mail.Mailbox && matches(t.Mail.Subject, ev.Subject) && matches(t.Mail.From, ev.From)

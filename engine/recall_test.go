@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -12,8 +15,9 @@ import (
 
 // memory is an Inventory kept in a map.
 type memory struct {
-	mu    sync.Mutex
-	known map[string]switchboard.Instance
+	mu      sync.Mutex
+	known   map[string]switchboard.Instance
+	settled map[string]bool
 }
 
 func (m *memory) Remember(cloud string, insts []switchboard.Instance) {
@@ -22,6 +26,25 @@ func (m *memory) Remember(cloud string, insts []switchboard.Instance) {
 	for _, in := range insts {
 		m.known[cloud+"/"+in.ID] = in
 	}
+}
+
+func (m *memory) Unsettled(_ context.Context, cloud string) ([]switchboard.Instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []switchboard.Instance
+	for key, in := range m.known {
+		if strings.HasPrefix(key, cloud+"/") && !m.settled[key] {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+func (m *memory) Settle(_ context.Context, cloud, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.settled[cloud+"/"+id] = true
+	return nil
 }
 
 func (m *memory) Recall(_ context.Context, cloud, id string) (switchboard.Instance, bool, error) {
@@ -36,7 +59,7 @@ func (m *memory) Recall(_ context.Context, cloud, id string) (switchboard.Instan
 func TestRecall(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, fleet(), func(o *sim.Options) { o.ShuttingDownDuration = sim.Instant })
-	inv := &memory{known: map[string]switchboard.Instance{}}
+	inv := &memory{known: map[string]switchboard.Instance{}, settled: map[string]bool{}}
 	h.runner.Inventory = inv
 	ctx := context.Background()
 	before, err := h.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: []string{idWeb1}})
@@ -67,5 +90,65 @@ func TestRecall(t *testing.T) {
 	}
 	if got := outputs("i-0aaaaaaaaaaaaaaaa"); got["known"] != false || got["state"] != "gone" {
 		t.Errorf("recall of an unknown instance = %v", got)
+	}
+}
+
+// emitted records the events steps emit.
+type emitted struct {
+	mu     sync.Mutex
+	events []switchboard.Event
+}
+
+func (e *emitted) HandleEvent(_ context.Context, ev switchboard.Event) ([]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, ev)
+	return []string{"r-" + ev.DeliveryID}, nil
+}
+
+// The sweep hands each instance that ended unnoticed (terminated, or gone
+// from the cloud) to the cleanup workflow once, and leaves live ones alone.
+func TestSweepDeparted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleet(), func(o *sim.Options) { o.ShuttingDownDuration = sim.Instant })
+	inv := &memory{known: map[string]switchboard.Instance{}, settled: map[string]bool{}}
+	events := &emitted{}
+	h.runner.Inventory, h.runner.Events = inv, events
+	ctx := context.Background()
+	all, err := h.cloud.DescribeInstances(ctx, switchboard.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const vanished = "i-0aaaaaaaaaaaaaaaa" // never in this cloud any more
+	inv.Remember("main", append(all, switchboard.Instance{ID: vanished, Name: "old-1"}))
+	if _, err := h.cloud.TerminateInstances(ctx, []string{idTools}); err != nil {
+		t.Fatal(err)
+	}
+	sweep := func(n int) []string {
+		run := &switchboard.Run{ID: fmt.Sprintf("r-sweep-%d", n), Workflow: "sweep", Cloud: "main", Request: switchboard.Request{ChannelID: "C0OPS"},
+			Plan: []switchboard.Step{{Kind: "sweep_departed", With: json.RawMessage(`{"workflow":"decommission"}`)}}}
+		got := texts(h.finish(run))
+		if run.State != switchboard.RunSucceeded {
+			t.Fatalf("sweep %d: %s %s", n, run.State, run.Error)
+		}
+		return got
+	}
+	got := sweep(1)
+	if len(got) != 1 || !strings.Contains(got[0], "Found 2 instance(s) that ended unnoticed") || !strings.Contains(got[0], "old-1") {
+		t.Errorf("sweep said %q", got)
+	}
+	var handed []string
+	for _, ev := range events.events {
+		if ev.Workflow != "decommission" || ev.Kind != "EC2 Instance State-change Notification" {
+			t.Errorf("event %+v", ev)
+		}
+		handed = append(handed, ev.DeliveryID)
+	}
+	slices.Sort(handed)
+	if want := []string{"sweep/main/" + idTools, "sweep/main/" + vanished}; !slices.Equal(handed, want) {
+		t.Errorf("handed %v, want %v", handed, want)
+	}
+	if got := sweep(2); len(got) != 0 || len(events.events) != 2 {
+		t.Errorf("a second sweep said %q and handed %d in all", got, len(events.events))
 	}
 }

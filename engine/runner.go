@@ -41,7 +41,10 @@ type Runner struct {
 	// Inventory remembers instances after the cloud forgets them; nil
 	// means nothing is remembered.
 	Inventory switchboard.Inventory
-	NowFunc   func() time.Time
+	// Events starts the workflows a step emits events for (a sweep); nil
+	// means steps cannot.
+	Events  switchboard.EventHandler
+	NowFunc func() time.Time
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.
 	PollInterval time.Duration

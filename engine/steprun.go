@@ -252,3 +252,30 @@ func (sr *stepRun) Recall(ctx context.Context, cloud, id string) (switchboard.In
 	}
 	return sr.runner.Inventory.Recall(ctx, cloud, id)
 }
+
+func (sr *stepRun) Settle(ctx context.Context, cloud, id string) error {
+	if sr.runner.Inventory == nil {
+		return nil
+	}
+	if cloud == "" {
+		cloud = sr.run.Cloud
+	}
+	return sr.runner.Inventory.Settle(ctx, cloud, id)
+}
+
+func (sr *stepRun) Unsettled(ctx context.Context, cloud string) ([]switchboard.Instance, error) {
+	if sr.runner.Inventory == nil {
+		return nil, nil
+	}
+	if cloud == "" {
+		cloud = sr.run.Cloud
+	}
+	return sr.runner.Inventory.Unsettled(ctx, cloud)
+}
+
+func (sr *stepRun) Emit(ctx context.Context, ev switchboard.Event) ([]string, error) {
+	if sr.runner.Events == nil {
+		return nil, switchboard.Errorf(switchboard.EINVALID, "Steps cannot start workflows here.")
+	}
+	return sr.runner.Events.HandleEvent(ctx, ev)
+}

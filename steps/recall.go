@@ -65,6 +65,13 @@ var Recall = switchboard.StepType{
 			}
 			known = true
 		}
+		// A cleanup that looked at an instance's end settles it: the sweep
+		// does not hand it to cleanup again.
+		if in.State == switchboard.StateTerminated || in.State == switchboard.StateShuttingDown || in.State == "gone" {
+			if err := s.Settle(ctx, name, p.Instance); err != nil {
+				return err
+			}
+		}
 		var ips []string
 		for _, ip := range []string{in.PrivateIP, in.PublicIP} {
 			if ip != "" {

@@ -23,7 +23,7 @@ func Builtin() []switchboard.StepType {
 	return []switchboard.StepType{
 		Notify, Approval, Extract, Set, Describe, Recall,
 		Start, Stop, Reboot, Terminate,
-		Launch, Wait, Associate, HTTP, Fail,
+		Launch, Wait, Associate, HTTP, Fail, SweepDeparted,
 		Instances,
 	}
 }

@@ -13,7 +13,7 @@ import (
 func TestBuiltin(t *testing.T) {
 	t.Parallel()
 	got := switchboard.NewRegistry(steps.Builtin()...).StepKinds()
-	want := []string{"notify", "approval", "extract", "set", "describe", "recall", "start", "stop", "reboot", "terminate", "run", "wait", "associate", "http", "fail", "instances"}
+	want := []string{"notify", "approval", "extract", "set", "describe", "recall", "start", "stop", "reboot", "terminate", "run", "wait", "associate", "http", "fail", "sweep_departed", "instances"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("StepKinds() = %v", got)
 	}

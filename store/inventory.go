@@ -176,4 +176,36 @@ func recallTx(ctx context.Context, q queryer, s *Store, cloud, id string) (switc
 	return in, true, nil
 }
 
+// Settle implements switchboard.Inventory.
+func (s *Store) Settle(ctx context.Context, cloud, id string) error {
+	s.writeInventory(ctx) // the row must exist to be marked
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE sb_instances SET settled_at = ? WHERE cloud = ? AND id = ?`), time.Now().UnixNano(), cloud, id); err != nil {
+		return fmt.Errorf("settle %s/%s: %w", cloud, id, err)
+	}
+	return nil
+}
+
+// Unsettled implements switchboard.Inventory.
+func (s *Store) Unsettled(ctx context.Context, cloud string) ([]switchboard.Instance, error) {
+	s.writeInventory(ctx)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT body FROM sb_instances WHERE cloud = ? AND settled_at = 0 ORDER BY id`), cloud)
+	if err != nil {
+		return nil, fmt.Errorf("list the inventory of %s: %w", cloud, err)
+	}
+	defer rows.Close()
+	var out []switchboard.Instance
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var in switchboard.Instance
+		if err := json.Unmarshal([]byte(body), &in); err != nil {
+			return nil, fmt.Errorf("list the inventory of %s: %w", cloud, err)
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
 var _ switchboard.Inventory = (*Store)(nil)

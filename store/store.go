@@ -286,6 +286,7 @@ CREATE TABLE IF NOT EXISTS sb_instances (
 	id TEXT NOT NULL,
 	body TEXT NOT NULL,
 	seen_at BIGINT NOT NULL,
+	settled_at BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (cloud, id)
 );
 CREATE TABLE IF NOT EXISTS sb_leases (
