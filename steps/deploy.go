@@ -1,9 +1,11 @@
 package steps
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -104,10 +106,14 @@ type launchParams struct {
 }
 
 type launchProgress struct {
-	Phase    string    `json:"phase"` // "" → waiting
+	Phase    string    `json:"phase"` // "" → launching → waiting
 	ID       string    `json:"id,omitempty"`
 	Replaces []string  `json:"replaces,omitempty"`
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Expires is the expiry chosen before the launch: a retried launch
+	// asks for exactly the same, or the cloud would refuse its ClientToken
+	// as used with different parameters.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // environments lists the live environments of a deploy command.
@@ -166,28 +172,42 @@ func (d *deploys) launch(ctx context.Context, s switchboard.StepRun) error {
 		if p.PerUser > 0 && len(mine)-countMine(same, user) >= p.PerUser {
 			return s.Fail(fmt.Sprintf("You have %d environments up already, the most %s allows (%s); free one with `%s terminate <branch>`.", len(mine), p.Deploy, branchList(mine), p.Deploy), false)
 		}
-		tags := map[string]string{}
-		for k, v := range p.Tags {
-			tags[k] = v
-		}
 		now := s.Now()
 		expires := now.Add(time.Duration(p.Lifetime))
 		if next, ok := d.rt.NextTeardown(p.Deploy, now); ok && next.Before(expires) {
 			expires = next
 		}
-		for k, v := range map[string]string{
-			"Name": switchboard.EnvironmentName(p.Branch), switchboard.TagDeploy: p.Deploy, switchboard.TagBranch: p.Branch,
-			switchboard.TagCommit: p.Commit, switchboard.TagPR: p.PR, switchboard.TagRequester: user,
-			switchboard.TagExpires: expires.UTC().Format(time.RFC3339),
-		} {
-			tags[k] = v
-		}
 		pr.Replaces = nil
 		for _, e := range same {
 			pr.Replaces = append(pr.Replaces, e.Instance.ID)
 		}
-		// Said once the launch may go ahead, with the launch's checkpoint:
-		// a retried step says it again only if the first never committed.
+		// Checkpointed before the launch (fix): a step retried after the
+		// launch took effect but before its answer was recorded used to
+		// start over, find its own new instance among the branch's
+		// environments and then replace it (terminating what it had just
+		// announced), refuse it, or relaunch with a later expiry that the
+		// cloud refused as a reused ClientToken. From "launching" a retry
+		// repeats the same launch, which the ClientToken makes one.
+		pr.Phase, pr.Expires = "launching", expires
+		if err := s.Checkpoint(ctx, pr); err != nil {
+			return err
+		}
+	}
+	if pr.Phase == "launching" {
+		tags := map[string]string{}
+		for k, v := range p.Tags {
+			tags[k] = v
+		}
+		for k, v := range map[string]string{
+			"Name": switchboard.EnvironmentName(p.Branch), switchboard.TagDeploy: p.Deploy, switchboard.TagBranch: p.Branch,
+			switchboard.TagCommit: p.Commit, switchboard.TagPR: p.PR, switchboard.TagRequester: user,
+			switchboard.TagExpires: pr.Expires.UTC().Format(time.RFC3339),
+		} {
+			tags[k] = v
+		}
+		// Said with every attempt at the launch under the same key, which
+		// the store posts once: a retry after a crash that lost the first
+		// still says it.
 		prNum, _ := strconv.Atoi(p.PR)
 		s.Say("deploying", fmt.Sprintf("Deploying %s — I'll post the address when it is up.", switchboard.Branch{Name: p.Branch, Commit: p.Commit, PR: prNum}.Label()))
 		insts, err := cloud.RunInstances(ctx, switchboard.LaunchSpec{ImageID: p.Image, Type: p.Type, Count: 1, SubnetID: p.Subnet,
@@ -199,7 +219,7 @@ func (d *deploys) launch(ctx context.Context, s switchboard.StepRun) error {
 		if len(insts) == 0 {
 			return s.Fail("The cloud launched nothing for "+p.Branch+".", false)
 		}
-		pr.Phase, pr.ID, pr.Deadline = "waiting", insts[0].ID, now.Add(max(time.Duration(p.Wait), time.Minute))
+		pr.Phase, pr.ID, pr.Deadline = "waiting", insts[0].ID, s.Now().Add(max(time.Duration(p.Wait), time.Minute))
 		s.Audit(switchboard.AuditAction, "launch "+pr.ID, "ok", p.Branch+" in "+cloudName)
 		if err := s.Checkpoint(ctx, pr); err != nil {
 			return err
@@ -210,9 +230,18 @@ func (d *deploys) launch(ctx context.Context, s switchboard.StepRun) error {
 		return s.CloudError(err, "check "+pr.ID)
 	}
 	if len(insts) == 1 && insts[0].State == switchboard.StateRunning {
-		return s.Done(map[string]any{"id": pr.ID, "address": insts[0].PublicIP, "replaces": pr.Replaces})
+		// The address is the one the announcement gives: the public one,
+		// else the private one (fix: it was the public one only, so in a
+		// private subnet the health URL had no host and every check
+		// failed).
+		return s.Done(map[string]any{"id": pr.ID, "address": cmp.Or(insts[0].PublicIP, insts[0].PrivateIP), "replaces": pr.Replaces})
 	}
-	if len(insts) == 1 && insts[0].State == switchboard.StatePending && s.Now().Before(pr.Deadline) {
+	// Pending, or not found yet: EC2 may not know an instance by its id
+	// for a few seconds after launching it, so until the deadline that is
+	// waited out (fix: it failed the run at once as "gone", leaving the
+	// instance up). A terminated instance stays visible for an hour, so
+	// within the wait a not-found one has not left.
+	if (len(insts) == 0 || len(insts) == 1 && insts[0].State == switchboard.StatePending) && s.Now().Before(pr.Deadline) {
 		s.Wait(min(s.PollInterval(), max(pr.Deadline.Sub(s.Now()), time.Millisecond)))
 		return nil
 	}
@@ -304,7 +333,7 @@ func (d *deploys) health(ctx context.Context, s switchboard.StepRun) error {
 	}
 	cloud, _, ok := s.Cloud("")
 	if ok {
-		if _, err := cloud.TerminateInstances(ctx, []string{p.ID}); err != nil && switchboard.ErrorCode(err) != switchboard.ENOTFOUND {
+		if _, err := terminateIDs(ctx, cloud, []string{p.ID}); err != nil {
 			return s.CloudError(err, "terminate "+p.ID)
 		}
 		s.Audit(switchboard.AuditAction, "terminate "+p.ID, "ok", "failed its health check")
@@ -358,9 +387,9 @@ func (d *deploys) announce(ctx context.Context, s switchboard.StepRun) error {
 		return s.CloudError(cmpErr(err, p.ID), "look up "+p.ID)
 	}
 	e := switchboard.EnvironmentOf(insts[0])
-	text := fmt.Sprintf("%s is up at %s, until %s.", p.Branch, address(e.Instance), clock(e.Expires))
+	text := fmt.Sprintf("%s is up at %s, until %s.", p.Branch, address(e.Instance), clock(e.Expires, s.Now()))
 	if old := strings.Fields(strings.ReplaceAll(p.Old, ",", " ")); len(old) > 0 {
-		if _, err := cloud.TerminateInstances(ctx, old); err != nil && switchboard.ErrorCode(err) != switchboard.ENOTFOUND {
+		if _, err := terminateIDs(ctx, cloud, old); err != nil {
 			return s.CloudError(err, "terminate the old environment of "+p.Branch)
 		}
 		s.Audit(switchboard.AuditAction, "terminate "+strings.Join(old, ","), "ok", "replaced by "+p.ID)
@@ -378,16 +407,29 @@ func cmpErr(err error, id string) error {
 }
 
 // clock writes a time as the channel reads it: "17:00 UTC", with the date
-// when it is not today.
-func clock(t time.Time) string {
+// when it is not the day of now. now is the step's clock (fix: it was the
+// machine's, time.Now, so a run on another clock, like the tests' or a
+// replayed run's, wrote every time with a date).
+func clock(t, now time.Time) string {
 	if t.IsZero() {
 		return "its teardown"
 	}
 	t = t.UTC()
-	if y, m, dd := t.Date(); time.Now().UTC().Format("2006-01-02") != fmt.Sprintf("%04d-%02d-%02d", y, m, dd) {
+	if y, m, dd := t.Date(); now.UTC().Format("2006-01-02") != fmt.Sprintf("%04d-%02d-%02d", y, m, dd) {
 		return t.Format("Jan 2 15:04 UTC")
 	}
 	return t.Format("15:04 UTC")
+}
+
+// deployCloud is the run's cloud for the raw deploy steps, which do not go
+// through paramsWithCloud. When the cloud has left the config the run ends
+// with a sentence (fix: these steps used the nil provider and panicked).
+func deployCloud(s switchboard.StepRun) (switchboard.Provider, bool) {
+	cloud, name, ok := s.Cloud("")
+	if !ok {
+		_ = s.Abort(fmt.Sprintf("The cloud %q is not configured any more; nothing was done.", name))
+	}
+	return cloud, ok
 }
 
 // list answers /deploy list.
@@ -396,7 +438,10 @@ func (d *deploys) list(ctx context.Context, s switchboard.StepRun) error {
 	if !s.Params(&p) {
 		return nil
 	}
-	cloud, _, _ := s.Cloud("")
+	cloud, ok := deployCloud(s)
+	if !ok {
+		return nil
+	}
 	envs, err := environments(ctx, cloud, p.Deploy)
 	if err != nil {
 		return s.CloudError(err, "list the environments of "+p.Deploy)
@@ -434,13 +479,13 @@ func envLine(e switchboard.Environment, now time.Time) string {
 		parts = append(parts, "up "+age(now.Sub(e.Instance.LaunchTime)))
 	}
 	if e.PinnedAt(now) {
-		pin := "pinned until " + clock(e.Pinned)
+		pin := "pinned until " + clock(e.Pinned, now)
 		if e.PinReason != "" {
 			pin += " (" + e.PinReason + ")"
 		}
 		parts = append(parts, pin)
 	} else {
-		parts = append(parts, "until "+clock(e.Expires))
+		parts = append(parts, "until "+clock(e.Expires, now))
 	}
 	if e.Instance.State != switchboard.StateRunning {
 		parts = append(parts, string(e.Instance.State))
@@ -503,7 +548,10 @@ func (d *deploys) terminate(ctx context.Context, s switchboard.StepRun) error {
 	if !s.Params(&p) {
 		return nil
 	}
-	cloud, _, _ := s.Cloud("")
+	cloud, ok := deployCloud(s)
+	if !ok {
+		return nil
+	}
 	var pr terminateProgress
 	if err := s.Progress(&pr); err != nil {
 		return err
@@ -573,18 +621,8 @@ func terminateEnvs(ctx context.Context, s switchboard.StepRun, cloud switchboard
 	for i, e := range envs {
 		ids[i] = e.Instance.ID
 	}
-	_, err := cloud.TerminateInstances(ctx, ids)
-	var partial *switchboard.PartialError
-	switch {
-	case err == nil, switchboard.ErrorCode(err) == switchboard.ENOTFOUND:
-	case errors.As(err, &partial):
-		for id, ferr := range partial.Failed {
-			if switchboard.ErrorCode(ferr) != switchboard.ENOTFOUND {
-				return "", s.CloudError(ferr, "terminate "+id)
-			}
-		}
-	default:
-		return "", s.CloudError(err, "terminate "+strings.Join(ids, ", "))
+	if id, err := terminateIDs(ctx, cloud, ids); err != nil {
+		return "", s.CloudError(err, "terminate "+cmp.Or(id, strings.Join(ids, ", ")))
 	}
 	now := s.Now()
 	parts := make([]string, len(envs))
@@ -596,6 +634,49 @@ func terminateEnvs(ctx context.Context, s switchboard.StepRun, cloud switchboard
 		}
 	}
 	return fmt.Sprintf("Terminated %d environment(s): %s.", len(envs), strings.Join(parts, ", ")), nil
+}
+
+// terminateIDs terminates instances; one already gone counts as done. A
+// cloud answers a call naming a gone instance with ENOTFOUND for the whole
+// call (EC2 does, and so does the simulator), having terminated none of
+// the others: they are asked again without the ones it named (fix: the
+// ENOTFOUND used to count as done for all of them, leaving the others up
+// while reporting them terminated). The fleet layer answers the same case
+// with a *switchboard.PartialError, whose ENOTFOUND failures count as done
+// too. The error returned is the first that is not a gone instance, with
+// the id it concerns when known.
+func terminateIDs(ctx context.Context, cloud switchboard.Provider, ids []string) (string, error) {
+	for len(ids) > 0 {
+		_, err := cloud.TerminateInstances(ctx, ids)
+		var partial *switchboard.PartialError
+		var ce *switchboard.CloudError
+		switch {
+		case err == nil:
+			return "", nil
+		case errors.As(err, &partial):
+			for _, id := range slices.Sorted(maps.Keys(partial.Failed)) {
+				if ferr := partial.Failed[id]; switchboard.ErrorCode(ferr) != switchboard.ENOTFOUND {
+					return id, ferr
+				}
+			}
+			return "", nil
+		case switchboard.ErrorCode(err) != switchboard.ENOTFOUND:
+			return "", err
+		case len(ids) == 1:
+			return "", nil
+		case errors.As(err, &ce) && slices.ContainsFunc(ce.IDs, func(id string) bool { return slices.Contains(ids, id) }):
+			ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(ce.IDs, id) })
+		default:
+			// Gone, but which one is not said: one at a time.
+			for _, id := range ids {
+				if _, err := terminateIDs(ctx, cloud, []string{id}); err != nil {
+					return id, err
+				}
+			}
+			return "", nil
+		}
+	}
+	return "", nil
 }
 
 // pinParams are the pin step's: For (a duration from now) or Until, and
@@ -617,7 +698,10 @@ func (d *deploys) pin(ctx context.Context, s switchboard.StepRun) error {
 	if !s.Params(&p) {
 		return nil
 	}
-	cloud, _, _ := s.Cloud("")
+	cloud, ok := deployCloud(s)
+	if !ok {
+		return nil
+	}
 	envs, err := environments(ctx, cloud, p.Deploy)
 	if err != nil {
 		return s.CloudError(err, "list the environments of "+p.Deploy)
@@ -630,14 +714,14 @@ func (d *deploys) pin(ctx context.Context, s switchboard.StepRun) error {
 	tags := map[string]string{}
 	var text string
 	if p.Unpin {
-		text = fmt.Sprintf("%s is no longer pinned; it goes at %s or the next teardown.", e.Branch, clock(e.Expires))
+		text = fmt.Sprintf("%s is no longer pinned; it goes at %s or the next teardown.", e.Branch, clock(e.Expires, now))
 	} else {
 		until := p.Until
 		if until.IsZero() {
 			until = now.Add(time.Duration(p.For))
 		}
 		if ceiling := now.Add(time.Duration(p.Max)); until.After(ceiling) {
-			return s.Fail(fmt.Sprintf("A pin lasts at most %s here (until %s); ask for less.", time.Duration(p.Max), clock(ceiling)), false)
+			return s.Fail(fmt.Sprintf("A pin lasts at most %s here (until %s); ask for less.", time.Duration(p.Max), clock(ceiling, now)), false)
 		}
 		if !until.After(now) {
 			return s.Fail("A pin must end in the future.", false)
@@ -647,7 +731,7 @@ func (d *deploys) pin(ctx context.Context, s switchboard.StepRun) error {
 		if until.After(e.Expires) {
 			tags[switchboard.TagExpires] = until.UTC().Format(time.RFC3339)
 		}
-		text = fmt.Sprintf("%s is pinned until %s", e.Branch, clock(until))
+		text = fmt.Sprintf("%s is pinned until %s", e.Branch, clock(until, now))
 		if p.Reason != "" {
 			text += " (" + p.Reason + ")"
 		}
@@ -686,7 +770,10 @@ func (d *deploys) teardown(ctx context.Context, s switchboard.StepRun) error {
 	if !s.Params(&p) {
 		return nil
 	}
-	cloud, _, _ := s.Cloud("")
+	cloud, ok := deployCloud(s)
+	if !ok {
+		return nil
+	}
 	var pr teardownProgress
 	if err := s.Progress(&pr); err != nil {
 		return err
@@ -743,7 +830,10 @@ func (d *deploys) sweep(ctx context.Context, s switchboard.StepRun) error {
 	if !s.Params(&p) {
 		return nil
 	}
-	cloud, _, _ := s.Cloud("")
+	cloud, ok := deployCloud(s)
+	if !ok {
+		return nil
+	}
 	envs, err := environments(ctx, cloud, p.Deploy)
 	if err != nil {
 		return s.CloudError(err, "list the environments of "+p.Deploy)
