@@ -197,11 +197,12 @@ func TestDeleteStepFailures(t *testing.T) {
 	}
 	noSecrets(t, switchboard.Errorf(switchboard.EINTERNAL, "%s", r.run.Error), otherKey)
 
-	// The server down: transient, the run is retried later.
+	// The server down: transient, the channel is told it will be retried, and the run parks.
 	b.srv.Stop()
 	r = runWorkflow(t, b.client, workflow(`{"node": "db-1"}`))
-	if code := switchboard.ErrorCode(r.err); code != switchboard.EUNAVAILABLE || r.run.State.Finished() {
-		t.Errorf("run %s, %v (%s); want a transient error and an unfinished run", r.run.State, r.err, code)
+	if r.err != nil || r.run.State != switchboard.RunWaiting || r.out.Wait <= 0 || len(r.out.Messages) != 1 ||
+		!strings.Contains(r.out.Messages[0].Text, "I'll keep trying until") {
+		t.Errorf("run %s, %v, said %+v; want it parked with a word in the channel", r.run.State, r.err, r.out.Messages)
 	}
 }
 

@@ -174,10 +174,11 @@ func TestDeregisterStepFailures(t *testing.T) {
 		t.Errorf("run %s (%s), %v; want failed for the empty node", r.run.State, r.run.Error, r.err)
 	}
 
-	// Consul down: transient, the run is retried later.
+	// Consul down: transient, the channel is told it will be retried, and the run parks.
 	srv.Close()
 	r = runStep(t, p.client(t, mgmtToken, ""), stepWorkflow(`{"node": "{{ steps.inst.name }}"}`), f.node)
-	if code := switchboard.ErrorCode(r.err); code != switchboard.EUNAVAILABLE || r.run.State.Finished() {
-		t.Errorf("run %s, %v (%s); want a transient error and an unfinished run", r.run.State, r.err, code)
+	if r.err != nil || r.run.State != switchboard.RunWaiting || r.out.Wait <= 0 || len(r.out.Messages) != 1 ||
+		!strings.Contains(r.out.Messages[0].Text, "I'll keep trying until") {
+		t.Errorf("run %s, %v, said %+v; want it parked with a word in the channel", r.run.State, r.err, r.out.Messages)
 	}
 }
