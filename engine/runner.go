@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -137,7 +138,8 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 		}
 		sr := &stepRun{runner: r, run: run, saver: saver, out: &out, key: &key}
 		if err := sr.runStep(ctx); err != nil {
-			if ctx.Err() != nil || !sr.retryHere() {
+			var save saveError
+			if ctx.Err() != nil || errors.As(err, &save) || !sr.retryHere() {
 				return out, err
 			}
 			if err := sr.retryLater(err); err != nil {

@@ -91,7 +91,7 @@ func (sr *stepRun) Checkpoint(ctx context.Context, v any) error {
 		return err
 	}
 	if err := sr.saver.SaveRun(ctx, sr.run); err != nil {
-		return fmt.Errorf("save run %s: %w", sr.run.ID, err)
+		return saveError{fmt.Errorf("save run %s: %w", sr.run.ID, err)}
 	}
 	return nil
 }
@@ -279,3 +279,10 @@ func (sr *stepRun) Emit(ctx context.Context, ev switchboard.Event) ([]string, er
 	}
 	return sr.runner.Events.HandleEvent(ctx, ev)
 }
+
+// saveError is a checkpoint that could not be written: the job queue
+// retries the run, rather than the engine telling the channel about its
+// own database.
+type saveError struct{ error }
+
+func (e saveError) Unwrap() error { return e.error }

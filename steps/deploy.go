@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,11 @@ func Deploys(rt switchboard.DeployRuntime) []switchboard.StepType {
 	}
 	return types
 }
+
+var (
+	safeBranch = regexp.MustCompile(`^[A-Za-z0-9._/:+-]+$`)
+	safeCommit = regexp.MustCompile(`^[0-9a-f]*$`)
+)
 
 var branchOutputs = []switchboard.Output{
 	{Name: "name", Type: switchboard.TypeText}, {Name: "commit", Type: switchboard.TypeText},
@@ -79,6 +85,13 @@ func (d *deploys) find(ctx context.Context, s switchboard.StepRun) error {
 	b, err := switchboard.PickBranch(p.Query, matches)
 	if err != nil {
 		return s.Fail(switchboard.ErrorMessage(err), false)
+	}
+	// The branch name goes into user data that a shell may run, and a
+	// branch (a fork's above all) is named by whoever pushed it: only
+	// names that cannot break out of a word are deployed.
+	if !safeBranch.MatchString(b.Name) || !safeCommit.MatchString(b.Commit) {
+		s.Audit(switchboard.AuditDecision, "deploy "+b.Name, "refused", "unsafe branch name or commit")
+		return s.Fail(fmt.Sprintf("I won't deploy %q: a branch name here may hold only letters, digits and . _ / : + -, since it goes into the instance's user data.", b.Name), false)
 	}
 	s.Audit(switchboard.AuditDecision, "deploy "+b.Name, "found", b.Label())
 	return s.Done(map[string]any{"name": b.Name, "commit": b.Commit, "short_commit": b.ShortCommit(), "pr": b.PR, "title": b.Title, "url": b.URL})
