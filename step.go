@@ -331,3 +331,15 @@ func FormatValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// Humanize writes a duration as people write it: 72h, 1h30m, 15m, 90s.
+func Humanize(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -92,7 +92,7 @@ func parseDeploy(spec switchboard.DeploySpec, text string, terminate bool, now t
 		}
 		r.reason = strings.Join(rest, " ")
 		if ceiling := now.Add(spec.PinMax); r.until.After(ceiling) || r.pinFor > spec.PinMax {
-			return r, switchboard.Errorf(switchboard.EINVALID, "A pin lasts at most %s here; ask for less.", spec.PinMax)
+			return r, switchboard.Errorf(switchboard.EINVALID, "A pin lasts at most %s here; ask for less.", switchboard.Humanize(spec.PinMax))
 		}
 	default:
 		// A query may be several words of a pull request's title.

@@ -990,7 +990,7 @@ func TestDeployListTerminatePin(t *testing.T) {
 	// Over the ceiling: refused before any run.
 	runs := len(h.book.runs)
 	_, _, err := h.command(devB, "/deploy", "pin search for 100h")
-	if e := (*switchboard.Error)(nil); !errors.As(err, &e) || e.Message != "A pin lasts at most 72h0m0s here; ask for less." {
+	if e := (*switchboard.Error)(nil); !errors.As(err, &e) || e.Message != "A pin lasts at most 72h here; ask for less." {
 		t.Errorf("pin for 100h: %v", err)
 	}
 	if len(h.book.runs) != runs || len(h.book.audit) == 0 || h.book.audit[len(h.book.audit)-1].Outcome != "refused" {
@@ -1121,7 +1121,7 @@ func TestTeardown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantTexts(t, o, "In 15m0s I'll tear down feature/PROJ-1234-login-fix, hotfix/cart-crash. Keep one with `/deploy pin <branch> for 4h`.")
+		wantTexts(t, o, "In 15m I'll tear down feature/PROJ-1234-login-fix, hotfix/cart-crash. Keep one with `/deploy pin <branch> for 4h`.")
 		if wait != 15*time.Minute || run.State != switchboard.RunWaiting || o.msgs[0].ChannelID != deployChannel {
 			t.Fatalf("run is %s with wait %v, message %+v; want it parked 15m", run.State, wait, o.msgs)
 		}

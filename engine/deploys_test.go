@@ -35,8 +35,8 @@ func TestParseDeploy(t *testing.T) {
 		{text: "list everything", wantErr: "`/deploy list` takes nothing after it."},
 		{text: "terminate", wantErr: "Which environment? Try `/deploy terminate <branch>`"},
 		{text: "pin search for ever", wantErr: `"ever" is not a duration`},
-		{text: "pin search for 100h", wantErr: "A pin lasts at most 72h0m0s here"},
-		{text: "pin search until 2027-01-30", wantErr: "A pin lasts at most 72h0m0s here"},
+		{text: "pin search for 100h", wantErr: "A pin lasts at most 72h here"},
+		{text: "pin search until 2027-01-30", wantErr: "A pin lasts at most 72h here"},
 		{text: "pin search until tomorrow", wantErr: `"tomorrow" is not a date`},
 	}
 	for _, tt := range tests {

@@ -734,7 +734,7 @@ func (d *deploys) pin(ctx context.Context, s switchboard.StepRun) error {
 			until = now.Add(time.Duration(p.For))
 		}
 		if ceiling := now.Add(time.Duration(p.Max)); until.After(ceiling) {
-			return s.Fail(fmt.Sprintf("A pin lasts at most %s here (until %s); ask for less.", time.Duration(p.Max), clock(ceiling, now)), false)
+			return s.Fail(fmt.Sprintf("A pin lasts at most %s here (until %s); ask for less.", switchboard.Humanize(time.Duration(p.Max)), clock(ceiling, now)), false)
 		}
 		if !until.After(now) {
 			return s.Fail("A pin must end in the future.", false)
@@ -807,7 +807,7 @@ func (d *deploys) teardown(ctx context.Context, s switchboard.StepRun) error {
 	if pr.Phase == "" && p.Warn > 0 {
 		pr = teardownProgress{Phase: "warned", At: now.Add(time.Duration(p.Warn))}
 		if len(doomed) > 0 {
-			s.Say("warning", fmt.Sprintf("In %s I'll tear down %s. Keep one with `%s pin <branch> for 4h`.", time.Duration(p.Warn), branchList(doomed), p.Deploy))
+			s.Say("warning", fmt.Sprintf("In %s I'll tear down %s. Keep one with `%s pin <branch> for 4h`.", switchboard.Humanize(time.Duration(p.Warn)), branchList(doomed), p.Deploy))
 		}
 		if err := s.Stage(pr); err != nil {
 			return err
