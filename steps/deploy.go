@@ -141,7 +141,11 @@ func environments(ctx context.Context, cloud switchboard.Provider, deploy string
 			envs = append(envs, e)
 		}
 	}
-	slices.SortFunc(envs, func(a, b switchboard.Environment) int { return a.Instance.LaunchTime.Compare(b.Instance.LaunchTime) })
+	// By launch, then by branch: clouds give launch times to the second,
+	// and a list must not change order from one look to the next.
+	slices.SortFunc(envs, func(a, b switchboard.Environment) int {
+		return cmp.Or(a.Instance.LaunchTime.Compare(b.Instance.LaunchTime), strings.Compare(a.Branch, b.Branch))
+	})
 	return envs, nil
 }
 
@@ -206,6 +210,13 @@ func (d *deploys) launch(ctx context.Context, s switchboard.StepRun) error {
 			return err
 		}
 	}
+	// Said on every pass of the step once the launch may go ahead, under
+	// one key that the store posts once: messages are written when the
+	// advance ends, not with a checkpoint, so a retry after a crash that
+	// lost the first (during the launch, or the health check after it)
+	// still says it.
+	prNum, _ := strconv.Atoi(p.PR)
+	s.Say("deploying", fmt.Sprintf("Deploying %s — I'll post the address when it is up.", switchboard.Branch{Name: p.Branch, Commit: p.Commit, PR: prNum}.Label()))
 	if pr.Phase == "launching" {
 		tags := map[string]string{}
 		for k, v := range p.Tags {
@@ -218,11 +229,6 @@ func (d *deploys) launch(ctx context.Context, s switchboard.StepRun) error {
 		} {
 			tags[k] = v
 		}
-		// Said with every attempt at the launch under the same key, which
-		// the store posts once: a retry after a crash that lost the first
-		// still says it.
-		prNum, _ := strconv.Atoi(p.PR)
-		s.Say("deploying", fmt.Sprintf("Deploying %s — I'll post the address when it is up.", switchboard.Branch{Name: p.Branch, Commit: p.Commit, PR: prNum}.Label()))
 		insts, err := cloud.RunInstances(ctx, switchboard.LaunchSpec{ImageID: p.Image, Type: p.Type, Count: 1, SubnetID: p.Subnet,
 			SecurityGroups: p.SecurityGroups, KeyName: p.Key, UserData: p.UserData, Tags: tags,
 			ClientToken: fmt.Sprintf("%s-%d", run.ID, run.Cursor)})
