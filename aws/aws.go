@@ -48,6 +48,14 @@
 // well would stack two schedules and hide the throttling from the one that
 // can pace the whole fleet. The retry quota is off because its own error
 // ("retry quota exceeded") would mask the RequestLimitExceeded behind it.
+//
+// # Route53
+//
+// NewDNS makes a Route53 client from the same Options (credentials,
+// endpoint, retries) for the cleanup after an instance dies: CleanupDNS
+// deletes the instance's records that Switchboard owns, and DNSCleanupStep
+// declares the route53_cleanup step that calls it. route53.go says which
+// records are found and the owner rules that decide which are deleted.
 package aws
 
 import (
@@ -150,6 +158,22 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, err := sdkConfig(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = awssdk.String(opts.Endpoint)
+		}
+	})
+	return &Provider{ec2: client, region: opts.Region, endpoint: opts.Endpoint}, nil
+}
+
+// sdkConfig loads the SDK configuration every client of this package starts
+// from (EC2, Route53): the shared loader's account and credentials, the
+// retry policy of the package doc, and opts.HTTPClient.
+func sdkConfig(ctx context.Context, opts Options) (awssdk.Config, error) {
 	attempts := opts.RetryMaxAttempts
 	if attempts == 0 {
 		attempts = DefaultRetryMaxAttempts
@@ -169,19 +193,14 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	cfg, err := awsconfig.Load(ctx, opts.loader(), load...)
 	if err != nil {
 		if opts.Profile != "" {
-			return nil, fmt.Errorf("aws: load configuration with profile %q: %w", opts.Profile, err)
+			return cfg, fmt.Errorf("aws: load configuration with profile %q: %w", opts.Profile, err)
 		}
-		return nil, fmt.Errorf("aws: load configuration: %w", err)
+		return cfg, fmt.Errorf("aws: load configuration: %w", err)
 	}
 	if cfg.Credentials != nil {
 		cfg.Credentials = credentialsSource{cfg.Credentials}
 	}
-	client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
-		if opts.Endpoint != "" {
-			o.BaseEndpoint = awssdk.String(opts.Endpoint)
-		}
-	})
-	return &Provider{ec2: client, region: opts.Region, endpoint: opts.Endpoint}, nil
+	return cfg, nil
 }
 
 // Region is the region the provider acts in.

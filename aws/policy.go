@@ -31,6 +31,13 @@ type PolicyInput struct {
 	// one selector. Both empty means any instance of the account.
 	InstanceIDs  []string
 	TagSelectors []map[string]string
+	// DNSZones are the hosted zones a route53 cleanup acts on, by id
+	// (Z0123456789ABCDEFGHIJ or /hostedzone/Z0123...): it may list and
+	// change their records (route53:ListResourceRecordSets,
+	// route53:ChangeResourceRecordSets) and nothing else in Route53. A zone
+	// named by its domain name is refused: IAM limits Route53 actions by
+	// zone id only. Empty means no Route53 statement.
+	DNSZones []string
 	// Partition is the ARN partition: "aws" when empty, "aws-cn" or
 	// "aws-us-gov" elsewhere.
 	Partition string
@@ -71,7 +78,8 @@ type policy struct {
 // CreateTags and DeleteTags after launch only with in.Tags.
 // State changes are limited to the instances in.InstanceIDs and
 // in.TagSelectors name, when they name any. Describe calls cannot be limited
-// to resources in IAM, so they are on "*".
+// to resources in IAM, so they are on "*". With in.DNSZones, Route53's
+// ListResourceRecordSets and ChangeResourceRecordSets on those hosted zones.
 func Policy(in PolicyInput) ([]byte, error) {
 	partition := in.Partition
 	if partition == "" {
@@ -204,10 +212,40 @@ func Policy(in PolicyInput) ([]byte, error) {
 	}
 
 	p.Statement = append(p.Statement, deployStatements(in.Deploys, partition, region)...)
+	if len(in.DNSZones) > 0 {
+		arns, err := zoneARNs(partition, in.DNSZones)
+		if err != nil {
+			return nil, err
+		}
+		// Route53 is global: aws:RequestedRegion is us-east-1 whatever
+		// the clouds' regions, so the statement has no region condition.
+		p.Statement = append(p.Statement, statement{
+			Sid: "CleanUpDNSRecords", Effect: "Allow",
+			Action:   []string{"route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"},
+			Resource: arns,
+		})
+	}
 
 	out, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("aws policy: %w", err)
 	}
 	return out, nil
+}
+
+// zoneARNs returns the ARNs of hosted zones given by id, sorted.
+func zoneARNs(partition string, zones []string) ([]string, error) {
+	var arns []string
+	for _, z := range zones {
+		id, name, ok := parseZone(z)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("aws policy: DNS zone %q is not a hosted zone id (like Z0123456789ABCDEFGHIJ)", z)
+		case id == "":
+			return nil, fmt.Errorf("aws policy: DNS zone %q is a domain name; IAM limits Route53 to hosted zones by id: write the zone's id instead (aws route53 list-hosted-zones-by-name --dns-name %s shows it)", z, strings.TrimSuffix(name, "."))
+		}
+		arns = append(arns, "arn:"+partition+":route53:::hostedzone/"+id)
+	}
+	slices.Sort(arns)
+	return slices.Compact(arns), nil
 }

@@ -239,3 +239,56 @@ func TestPolicyDeploys(t *testing.T) {
 		t.Errorf("more than describe is on every resource:\n%s", b)
 	}
 }
+
+func TestPolicyDNSZones(t *testing.T) {
+	t.Parallel()
+	p := decodePolicy(t, PolicyInput{
+		Actions:  []string{"status"},
+		Regions:  []string{"eu-west-1"},
+		DNSZones: []string{"Z2BBBBBBBBBBBBBBBBBB", "/hostedzone/Z1AAAAAAAAAAAAAAAAAA", "Z2BBBBBBBBBBBBBBBBBB"},
+	})
+	if got, want := p.actions(), []string{"ec2:DescribeInstances", "route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"}; !slices.Equal(got, want) {
+		t.Errorf("actions %v, want %v", got, want)
+	}
+	var dns *statementOf
+	for i := range p.Statement {
+		if p.Statement[i].Sid == "CleanUpDNSRecords" {
+			dns = &p.Statement[i]
+		}
+	}
+	if dns == nil {
+		t.Fatalf("no CleanUpDNSRecords statement in %+v", p.Statement)
+	}
+	res, _ := dns.Resource.([]any)
+	want := []any{"arn:aws:route53:::hostedzone/Z1AAAAAAAAAAAAAAAAAA", "arn:aws:route53:::hostedzone/Z2BBBBBBBBBBBBBBBBBB"}
+	if !slices.Equal(res, want) {
+		t.Errorf("DNS resource %v, want %v", dns.Resource, want)
+	}
+	// Route53 is global: a region condition would refuse every call made
+	// for a cloud outside us-east-1.
+	if len(dns.Condition) != 0 {
+		t.Errorf("DNS statement has conditions %v", dns.Condition)
+	}
+
+	// Without zones the policy is what it was: nothing in Route53.
+	for _, a := range decodePolicy(t, PolicyInput{Actions: []string{"status"}}).actions() {
+		if strings.HasPrefix(a, "route53:") {
+			t.Errorf("a policy without DNS zones allows %s", a)
+		}
+	}
+
+	cn := decodePolicy(t, PolicyInput{Partition: "aws-cn", DNSZones: []string{"Z1AAAAAAAAAAAAAAAAAA"}})
+	if res := cn.Statement[len(cn.Statement)-1].Resource; !slices.Equal(res.([]any), []any{"arn:aws-cn:route53:::hostedzone/Z1AAAAAAAAAAAAAAAAAA"}) {
+		t.Errorf("aws-cn DNS resource %v", res)
+	}
+}
+
+func TestPolicyDNSZoneByName(t *testing.T) {
+	t.Parallel()
+	for _, zone := range []string{"internal.example.com", "not a zone"} {
+		_, err := Policy(PolicyInput{DNSZones: []string{"Z1AAAAAAAAAAAAAAAAAA", zone}})
+		if err == nil || !strings.Contains(err.Error(), zone) {
+			t.Errorf("Policy with DNS zone %q = %v, want an error naming it", zone, err)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 // Package awsconfig loads the AWS SDK configuration that every package
-// talking to AWS starts from: EC2 (package aws), SQS (package awsevents),
-// Route53 next. One account in one region, with the credentials the config
+// talking to AWS starts from: EC2 and Route53 (package aws), SQS (package
+// awsevents). One account in one region, with the credentials the config
 // file asks for: the SDK's default chain, narrowed by a profile or static
 // keys, then an assumed role (with an external id), and an endpoint that
 // replaces AWS's for moto or LocalStack.
