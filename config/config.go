@@ -55,6 +55,7 @@ type Config struct {
 	// file has no such section.
 	Chef   *Chef   `json:"chef,omitempty"`
 	Consul *Consul `json:"consul,omitempty"`
+	DNS    *DNS    `json:"dns,omitempty"`
 	// Deploys are the branch deploy commands, in file order.
 	Deploys []Deploy `json:"deploys,omitempty"`
 	// Workflows in file order, with groups expanded into user ids.
@@ -331,6 +332,11 @@ func (c *Config) Redacted() *Config {
 		chef := *c.Chef
 		chef.Key = redactSecret(chef.Key)
 		r.Chef = &chef
+	}
+	if c.DNS != nil {
+		dns := *c.DNS
+		dns.AccessKeySecret = redactSecret(dns.AccessKeySecret)
+		r.DNS = &dns
 	}
 	if c.Consul != nil {
 		consul := *c.Consul

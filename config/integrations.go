@@ -29,16 +29,75 @@ type Consul struct {
 	Line         int           `json:"line"`
 }
 
+// DNS is the Route53 account route53_cleanup steps remove records from.
+type DNS struct {
+	// Zones are the hosted zones, by id (better: aws-policy needs ids) or
+	// by domain name.
+	Zones []string `json:"zones"`
+	// OwnerTXT (key=value pairs a TXT marker must hold, as external-dns
+	// writes them) or NamePattern ({{name}}.internal.example.com) says
+	// which records Switchboard owns; exactly one is set.
+	OwnerTXT     string `json:"owner_txt,omitempty"`
+	OwnerTXTName string `json:"owner_txt_name,omitempty"`
+	NamePattern  string `json:"name_pattern,omitempty"`
+	// The account, as for an aws cloud.
+	Region          string     `json:"region,omitempty"`
+	Endpoint        string     `json:"endpoint,omitempty"`
+	Profile         string     `json:"profile,omitempty"`
+	AssumeRole      AssumeRole `json:"assume_role,omitzero"`
+	AccessKeyID     string     `json:"access_key_id,omitempty"`
+	AccessKeySecret Secret     `json:"access_key_secret,omitempty"`
+	Line            int        `json:"line"`
+}
+
 // HasSection reports whether the file has the top-level section name (for
-// the sections steps may require: chef, consul).
+// the sections steps may require: chef, consul, dns).
 func (c *Config) HasSection(name string) bool {
 	switch name {
 	case "chef":
 		return c.Chef != nil
 	case "consul":
 		return c.Consul != nil
+	case "dns":
+		return c.DNS != nil
 	}
 	return false
+}
+
+func (d *decoder) dns(p pair) *DNS {
+	if p.key == nil {
+		return nil
+	}
+	c := &DNS{Line: p.key.Line}
+	f := d.fields(p.val, p.path, p.line(), "zones", "owner_txt", "owner_txt_name", "name_pattern", "region", "endpoint", "profile",
+		"assume_role", "access_key_id", "access_key_secret")
+	if q, ok := f["zones"]; ok {
+		c.Zones, _ = d.list(q, "Z0123456789ABCDEFGHIJ, internal.example.com")
+	} else {
+		d.required(p, f, "zones", "the hosted zones to clean up, like zones: [Z0123456789ABCDEFGHIJ]")
+	}
+	for key, to := range map[string]*string{"owner_txt": &c.OwnerTXT, "owner_txt_name": &c.OwnerTXTName, "name_pattern": &c.NamePattern,
+		"region": &c.Region, "profile": &c.Profile} {
+		if q, ok := f[key]; ok {
+			*to, _ = d.str(q)
+		}
+	}
+	if q, ok := f["endpoint"]; ok {
+		if s, ok := d.str(q); ok {
+			if msg := checkHTTPURL(s, "http://127.0.0.1:5000"); msg != "" {
+				d.problemAt(q, "%s", msg)
+			}
+			c.Endpoint = s
+		}
+	}
+	if q, ok := f["assume_role"]; ok {
+		c.AssumeRole = d.assumeRole(q)
+	}
+	c.AccessKeyID, c.AccessKeySecret = d.accessKey(p, f)
+	if (c.OwnerTXT == "") == (c.NamePattern == "") && d.problems.none(p.path) {
+		d.problemAt(p, "needs exactly one of owner_txt (the TXT marker of the records Switchboard owns, like owner_txt: heritage=switchboard) and name_pattern (like name_pattern: '{{name}}.internal.example.com')")
+	}
+	return c
 }
 
 func (d *decoder) chef(p pair) *Chef {

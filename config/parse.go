@@ -87,7 +87,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "deploys", "workflows"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -149,6 +149,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	c.AWSEvents = d.awsEvents(f["aws_events"])
 	c.Chef = d.chef(f["chef"])
 	c.Consul = d.consul(f["consul"])
+	c.DNS = d.dns(f["dns"])
 	c.Deploys = d.deploys(f["deploys"], c)
 	// Workflows come last: they refer to all of the above.
 	c.Workflows = append(d.workflows(f["workflows"], c), deployWorkflows(c.Deploys)...)

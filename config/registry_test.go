@@ -14,8 +14,8 @@ import (
 // registers them.
 var registry = func() *switchboard.Registry {
 	types := append(steps.Builtin(), steps.Deploys(&switchboard.BranchSources{})...)
-	types = append(types, chef.DeleteStep(nil), consul.DeregisterStep(nil))
-	types[len(types)-2].Requires, types[len(types)-1].Requires = "chef", "consul"
+	types = append(types, chef.DeleteStep(nil), consul.DeregisterStep(nil), aws.DNSCleanupStep(nil))
+	types[len(types)-3].Requires, types[len(types)-2].Requires, types[len(types)-1].Requires = "chef", "consul", "dns"
 	r := switchboard.NewRegistry(types...)
 	r.AddCloud(sim.Type, aws.Type, alibaba.Type)
 	return r

@@ -221,7 +221,7 @@ workflows:
 		trigger = "trigger: { mail: { mailbox: notices, subject: Maintenance } }"
 		notify  = "- notify: { text: 'Instance {{ steps.mail.instance }}' }"
 		stop    = "- stop: { instance: '{{ steps.mail.instance }}', wait: 60s }"
-		types   = "notify, approval, extract, set, describe, recall, start, stop, reboot, terminate, run, wait, associate, http, fail, sweep_departed, chef_delete, consul_deregister"
+		types   = "notify, approval, extract, set, describe, recall, start, stop, reboot, terminate, run, wait, associate, http, fail, sweep_departed, chef_delete, consul_deregister, route53_cleanup"
 	)
 	steps := base[strings.Index(base, "    steps:\n"):]
 

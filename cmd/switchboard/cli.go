@@ -243,7 +243,10 @@ func awsPolicy(args []string, getenv func(string) string, stdout, stderr io.Writ
 		}
 		in.Deploys = append(in.Deploys, aws.DeployPolicy{Command: d.Command, Image: d.Launch.Image})
 	}
-	if len(in.Regions) == 0 {
+	if cfg.DNS != nil {
+		in.DNSZones = cfg.DNS.Zones
+	}
+	if len(in.Regions) == 0 && len(in.DNSZones) == 0 {
 		fmt.Fprintf(stderr, "switchboard aws-policy: %s has no aws cloud, so it needs no IAM policy\n", *path)
 		return errUsage
 	}

@@ -321,7 +321,7 @@ func deployExampleConfig(t *testing.T, endpoint, region, github, webhook, subnet
 		"bot_token: ${SLACK_BOT_TOKEN}":                      "bot_token: xoxb-e2e\n  api_url: {{api_url}}",
 		"deploys: ${DEPLOYS_WEBHOOK_URL}":                    "deploys: " + webhook,
 		"region: eu-west-1":                                  "region: " + region + "\n    endpoint: " + endpoint + "\n    access_key_id: testing\n    access_key_secret: testing",
-		"token: ${GITHUB_TOKEN:-}":                          "token: " + deployGitHubToken + "\n        api_url: " + github,
+		"token: ${GITHUB_TOKEN:-}":                           "token: " + deployGitHubToken + "\n        api_url: " + github,
 		"subnet: subnet-0123456789abcdef0":                   "subnet: " + subnet,
 		"security_groups: [sg-0123456789abcdef0]":            "security_groups: [" + group + "]",
 		"url: 'http://{{ steps.env.address }}:8080/healthz'": "url: '" + healthy.url() + "'",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/chef"
 	"github.com/switchboardhq/switchboard/config"
 	"github.com/switchboardhq/switchboard/consul"
@@ -16,6 +17,7 @@ import (
 type integrations struct {
 	chef   *chef.Client
 	consul *consul.Client
+	dns    *aws.DNS
 }
 
 // steps returns the integrations' step types, each declared by its
@@ -24,6 +26,7 @@ func (in *integrations) steps() []switchboard.StepType {
 	return []switchboard.StepType{
 		lateStep(chef.DeleteStep, &in.chef, "chef"),
 		lateStep(consul.DeregisterStep, &in.consul, "consul"),
+		lateStep(aws.DNSCleanupStep, &in.dns, "dns"),
 	}
 }
 
@@ -59,6 +62,17 @@ func (in *integrations) build(cfg *config.Config) error {
 			return fmt.Errorf("%s:%d: %w", cfg.File, c.Line, err)
 		}
 		in.consul = client
+	}
+	if c := cfg.DNS; c != nil {
+		client, err := aws.NewDNS(context.Background(), aws.DNSOptions{
+			Options: aws.Options{Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile, RoleARN: c.AssumeRole.RoleARN,
+				ExternalID: c.AssumeRole.ExternalID, AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessKeySecret.Value()},
+			Zones: c.Zones, OwnerTXT: c.OwnerTXT, OwnerTXTName: c.OwnerTXTName, NamePattern: c.NamePattern,
+		})
+		if err != nil {
+			return fmt.Errorf("%s:%d: dns: %w", cfg.File, c.Line, err)
+		}
+		in.dns = client
 	}
 	return nil
 }
