@@ -451,19 +451,31 @@ func deployCloud(s switchboard.StepRun) (switchboard.Provider, bool) {
 	return cloud, ok
 }
 
+// deployStart begins a deploy step that acts on the live environments:
+// it decodes the step's parameters into p (whose Deploy field deploy
+// points at) and lists the environments. When ok is false the step has
+// been ended (parameters that do not fit, a cloud no longer configured) or
+// err says what the cloud did.
+func deployStart(ctx context.Context, s switchboard.StepRun, p any, deploy *string) (cloud switchboard.Provider, envs []switchboard.Environment, ok bool, err error) {
+	if !s.Params(p) {
+		return nil, nil, false, nil
+	}
+	if cloud, ok = deployCloud(s); !ok {
+		return nil, nil, false, nil
+	}
+	envs, err = environments(ctx, cloud, *deploy)
+	if err != nil {
+		return nil, nil, false, s.CloudError(err, "list the environments of "+*deploy)
+	}
+	return cloud, envs, true, nil
+}
+
 // list answers /deploy list.
 func (d *deploys) list(ctx context.Context, s switchboard.StepRun) error {
 	var p deployParams
-	if !s.Params(&p) {
-		return nil
-	}
-	cloud, ok := deployCloud(s)
+	_, envs, ok, err := deployStart(ctx, s, &p, &p.Deploy)
 	if !ok {
-		return nil
-	}
-	envs, err := environments(ctx, cloud, p.Deploy)
-	if err != nil {
-		return s.CloudError(err, "list the environments of "+p.Deploy)
+		return err
 	}
 	if len(envs) == 0 {
 		text := fmt.Sprintf("No environments are up. Deploy one with `%s <branch, ticket or PR>`.", p.Deploy)
@@ -714,16 +726,9 @@ type pinParams struct {
 // configured ceiling, or (unpin) lets it go again.
 func (d *deploys) pin(ctx context.Context, s switchboard.StepRun) error {
 	var p pinParams
-	if !s.Params(&p) {
-		return nil
-	}
-	cloud, ok := deployCloud(s)
+	cloud, envs, ok, err := deployStart(ctx, s, &p, &p.Deploy)
 	if !ok {
-		return nil
-	}
-	envs, err := environments(ctx, cloud, p.Deploy)
-	if err != nil {
-		return s.CloudError(err, "list the environments of "+p.Deploy)
+		return err
 	}
 	e, err := pick(envs, p.Query)
 	if err != nil {
@@ -846,16 +851,9 @@ func (d *deploys) teardown(ctx context.Context, s switchboard.StepRun) error {
 // nothing when there is nothing to do.
 func (d *deploys) sweep(ctx context.Context, s switchboard.StepRun) error {
 	var p deployParams
-	if !s.Params(&p) {
-		return nil
-	}
-	cloud, ok := deployCloud(s)
+	cloud, envs, ok, err := deployStart(ctx, s, &p, &p.Deploy)
 	if !ok {
-		return nil
-	}
-	envs, err := environments(ctx, cloud, p.Deploy)
-	if err != nil {
-		return s.CloudError(err, "list the environments of "+p.Deploy)
+		return err
 	}
 	now := s.Now()
 	var expired []switchboard.Environment
