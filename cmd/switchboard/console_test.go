@@ -117,3 +117,77 @@ func TestConsoleApproval(t *testing.T) {
 		t.Errorf("the approve button answered %q", result)
 	}
 }
+
+// The built-in demo deploys a branch of its own git repository: a newcomer
+// types /deploy login-fix in the console and sees the branch found, the
+// environment launched on the simulated cloud and its address; /deploy
+// list shows it. A screenshot of the page is kept in the test's artifacts
+// (SWITCHBOARD_ARTIFACTS, or the test's temporary directory).
+func TestConsoleDeploysABranch(t *testing.T) {
+	t.Parallel()
+	browser := testenv.Browser(t)
+	peer := newSlackPeer(t)
+	demo, err := os.ReadFile(filepath.Join("..", "..", "config", "default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(demo), "listen: 127.0.0.1:8080", "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}", 1)
+	cfg = strings.Replace(cfg, "pending_duration: 3s", "pending_duration: 300ms", 1)
+	s := startServer(t, peer.URL, serverOptions{config: cfg})
+
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	send := func(text string) chromedp.Action[chromedp.Void] {
+		return chromedp.SendKeys(chromedp.ID("input"), text+kb.Enter)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(s.url("/")),
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SetValue(chromedp.ID("user"), "U0DEV1"),
+		chromedp.SetValue(chromedp.ID("channel"), "C0DEV"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("channel").dispatchEvent(new Event("change"))`),
+		send("/deploy login-fix"),
+	)
+	if err != nil {
+		t.Fatalf("send /deploy in the console: %v\n%s", err, s.logs)
+	}
+	transcript := func(want string) string {
+		t.Helper()
+		var text string
+		for !strings.Contains(text, want) {
+			if ctx.Err() != nil {
+				t.Fatalf("the transcript never showed %q:\n%s\n%s", want, text, s.logs)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if text, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID("transcript"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return text
+	}
+	got := transcript("feature/PROJ-1234-login-fix is up at http://")
+	for _, want := range []string{
+		`Looking for "login-fix" among the open pull requests and branches — I'll report back here.`,
+		"Deploying feature/PROJ-1234-login-fix (9beb620) — I'll post the address when it is up.",
+		", until ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("transcript does not show %q:\n%s", want, got)
+		}
+	}
+	if err := chromedp.Do(ctx, send("/deploy list")); err != nil {
+		t.Fatal(err)
+	}
+	transcript("1 environment(s) of /deploy:")
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("SWITCHBOARD_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.WriteFile(filepath.Join(dir, "console-deploy.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
