@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -55,7 +56,11 @@ type Runner struct {
 	RetryFor time.Duration
 
 	compiled sync.Map // plan digest → *compiledPlan
+	entries  atomic.Int64
 }
+
+// maxCompiledPlans bounds the compiled-plan cache.
+const maxCompiledPlans = 1000
 
 func (r *Runner) now() time.Time {
 	if r.NowFunc != nil {
@@ -104,13 +109,32 @@ func (r *Runner) compile(plan []switchboard.Step, i int, key *planKey) (*compile
 		return &compiledStep{}, nil
 	}
 	if !key.set {
-		b, err := json.Marshal(plan)
+		// A Raw step's parameters are data (what a user typed), never
+		// compiled: they are left out of the key, so that plans differing
+		// only there (every /deploy QUERY) share one entry.
+		shape := make([]switchboard.Step, len(plan))
+		for i, st := range plan {
+			if t, ok := r.Steps.Step(st.Kind); ok && t.Raw {
+				st.With = nil
+			}
+			shape[i] = st
+		}
+		b, err := json.Marshal(shape)
 		if err != nil {
 			return nil, err
 		}
 		key.sum, key.set = sha256.Sum256(b), true
 	}
-	v, _ := r.compiled.LoadOrStore(key.sum, &compiledPlan{steps: make([]*compiledStep, len(plan)), errs: make([]error, len(plan))})
+	if r.entries.Load() > maxCompiledPlans {
+		// Plans come from the config, so this many means configs changed
+		// many times over a long life: start afresh rather than grow.
+		r.compiled.Clear()
+		r.entries.Store(0)
+	}
+	v, loaded := r.compiled.LoadOrStore(key.sum, &compiledPlan{steps: make([]*compiledStep, len(plan)), errs: make([]error, len(plan))})
+	if !loaded {
+		r.entries.Add(1)
+	}
 	cp := v.(*compiledPlan)
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
