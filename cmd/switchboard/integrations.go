@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/switchboardhq/switchboard"
@@ -74,5 +76,47 @@ func (in *integrations) build(cfg *config.Config) error {
 		}
 		in.dns = client
 	}
-	return nil
+	return in.checkSteps(cfg)
+}
+
+// checkSteps checks the workflows' steps of the integrations again, now
+// that their clients are built. The config was checked with the steps as
+// steps() declared them, without a client, and a step's check may need
+// one: route53_cleanup with the owner_txt rule needs addresses, and
+// without this a step that can never find a record passed check and serve
+// and failed only when an instance died.
+func (in *integrations) checkSteps(cfg *config.Config) error {
+	var types []switchboard.StepType
+	if in.chef != nil {
+		types = append(types, chef.DeleteStep(in.chef))
+	}
+	if in.consul != nil {
+		types = append(types, consul.DeregisterStep(in.consul))
+	}
+	if in.dns != nil {
+		types = append(types, aws.DNSCleanupStep(in.dns))
+	}
+	var errs []error
+	for _, wf := range cfg.Workflows {
+		for _, part := range []struct {
+			section string
+			steps   []switchboard.StepSpec
+		}{{"steps", wf.Steps}, {"on_error", wf.OnError}} {
+			for i, st := range part.steps {
+				for _, t := range types {
+					if t.Kind != st.Kind || t.CheckFunc == nil {
+						continue
+					}
+					var params map[string]any
+					if err := json.Unmarshal(st.With, &params); err != nil {
+						return fmt.Errorf("%s:%d: workflows.%s.%s[%d].%s: %w", cfg.File, st.Line, wf.Name, part.section, i, st.Kind, err)
+					}
+					for _, pp := range t.CheckFunc(params) {
+						errs = append(errs, fmt.Errorf("%s:%d: workflows.%s.%s[%d].%s: %s: %s", cfg.File, st.Line, wf.Name, part.section, i, st.Kind, pp.Param, pp.Msg))
+					}
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
