@@ -144,12 +144,14 @@ type Result struct {
 // Summary says what the result removed, for a channel report: "Chef node
 // and client", "" when nothing was there.
 func (r Result) Summary() string {
+	// It reads as what a report removed, so that a report can list every
+	// system: "no Chef node or client" when there was nothing.
 	if len(r.Deleted) == 0 {
-		return ""
+		return "no Chef node or client"
 	}
 	s := "Chef " + strings.Join(r.Deleted, " and ")
 	if r.DryRun {
-		s += " (dry run: nothing was deleted)"
+		s = "would remove " + s
 	}
 	return s
 }

@@ -86,7 +86,7 @@ func TestCleanup(t *testing.T) {
 	if !equal(res, want) {
 		t.Errorf("second Cleanup = %+v, want %+v", res, want)
 	}
-	if res.Summary() != "" {
+	if res.Summary() != "no Chef node or client" {
 		t.Errorf("Summary() of nothing = %q", res.Summary())
 	}
 }
@@ -121,7 +121,7 @@ func TestCleanupDryRun(t *testing.T) {
 	if want := (chef.Result{Node: "web-7", Deleted: []string{"node", "client"}, DryRun: true}); !equal(res, want) {
 		t.Errorf("dry run = %+v, want %+v", res, want)
 	}
-	if !strings.Contains(res.Summary(), "dry run") {
+	if !strings.HasPrefix(res.Summary(), "would remove ") {
 		t.Errorf("Summary() = %q, want it to say it was a dry run", res.Summary())
 	}
 	if !b.srv.HasNode(t, "web-7") || !b.srv.HasClient(t, "web-7") {

@@ -159,7 +159,7 @@ func TestDeleteStepDryRun(t *testing.T) {
 	if r.err != nil || r.run.State != switchboard.RunSucceeded {
 		t.Fatalf("run %s (%s), %v", r.run.State, r.run.Error, r.err)
 	}
-	if r.outputs.Node != "web-7" || !reflect.DeepEqual(r.outputs.Deleted, []string{"node", "client"}) || !strings.Contains(r.outputs.Summary, "dry run") {
+	if r.outputs.Node != "web-7" || !reflect.DeepEqual(r.outputs.Deleted, []string{"node", "client"}) || !strings.HasPrefix(r.outputs.Summary, "would remove ") {
 		t.Errorf("outputs %+v", r.outputs)
 	}
 	if got := r.audited("chef "); len(got) != 0 {

@@ -171,7 +171,8 @@ func (r Result) Summary() string {
 			s += "s"
 		}
 	default:
-		return ""
+		// A report lists every system: nothing is said as such.
+		return "no Consul node"
 	}
 	var released, deleted []string
 	for _, l := range r.Locks {
@@ -192,7 +193,7 @@ func (r Result) Summary() string {
 		s += " (" + strings.Join(locks, "; ") + ")"
 	}
 	if r.DryRun {
-		s += " (dry run: nothing was changed)"
+		s = "would remove " + s
 	}
 	return s
 }

@@ -52,14 +52,14 @@ func TestSummary(t *testing.T) {
 		res  consul.Result
 		want string
 	}{
-		{consul.Result{}, ""},
+		{consul.Result{}, "no Consul node"},
 		{consul.Result{Deregistered: true}, "Consul node"},
 		{consul.Result{Deregistered: true, Sessions: []string{"a"}}, "Consul node and 1 session"},
 		{consul.Result{Sessions: []string{"a", "b"}}, "2 Consul sessions"},
 		{consul.Result{Sessions: []string{"a"}, Locks: []consul.Lock{{Key: "locks/web", Session: "a"}}}, "1 Consul session (released locks/web)"},
 		{consul.Result{Deregistered: true, Sessions: []string{"a", "b"}, DryRun: true,
 			Locks: []consul.Lock{{Key: "locks/a", Session: "a", Deleted: true}, {Key: "locks/b", Session: "b"}, {Key: "locks/c", Session: "b"}}},
-			"Consul node and 2 sessions (released locks/b, locks/c; deleted locks/a) (dry run: nothing was changed)"},
+			"would remove Consul node and 2 sessions (released locks/b, locks/c; deleted locks/a)"},
 	}
 	for _, tt := range tests {
 		if got := tt.res.Summary(); got != tt.want {

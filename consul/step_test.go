@@ -125,7 +125,7 @@ func TestDeregisterStep(t *testing.T) {
 	if r.err != nil || r.run.State != switchboard.RunSucceeded {
 		t.Fatalf("second run %s (%s), %v", r.run.State, r.run.Error, r.err)
 	}
-	if o := r.outputs; o.Deregistered || len(o.Sessions) != 0 || len(o.Locks) != 0 || o.Summary != "" || len(r.audited()) != 0 {
+	if o := r.outputs; o.Deregistered || len(o.Sessions) != 0 || len(o.Locks) != 0 || o.Summary != "no Consul node" || len(r.audited()) != 0 {
 		t.Errorf("second run: outputs %+v, audit %q", o, r.audited())
 	}
 }
@@ -140,7 +140,7 @@ func TestDeregisterStepDryRun(t *testing.T) {
 	if r.err != nil || r.run.State != switchboard.RunSucceeded {
 		t.Fatalf("run %s (%s), %v", r.run.State, r.run.Error, r.err)
 	}
-	if o := r.outputs; !o.Deregistered || len(o.Sessions) != 2 || len(o.Locks) != 2 || !strings.Contains(o.Summary, "dry run") {
+	if o := r.outputs; !o.Deregistered || len(o.Sessions) != 2 || len(o.Locks) != 2 || !strings.HasPrefix(o.Summary, "would remove ") {
 		t.Errorf("outputs %+v", o)
 	}
 	if len(r.audited()) != 0 {
