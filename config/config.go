@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/switchboardhq/switchboard"
 )
@@ -61,6 +62,9 @@ type Config struct {
 	// Workflows in file order, with groups expanded into user ids.
 	Workflows []switchboard.WorkflowSpec `json:"workflows,omitempty"`
 	Log       Log                        `json:"log"`
+	// RetryFor is how long a workflow step whose cloud or system does not
+	// answer is retried (the channel told once) before it fails; 30m.
+	RetryFor time.Duration `json:"retry_for"`
 
 	// registry holds the step types workflows may use.
 	registry *switchboard.Registry

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
@@ -87,7 +88,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -135,6 +136,10 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	}
 
 	c.Log = d.log(f["log"])
+	c.RetryFor = 30 * time.Minute
+	if p, ok := f["retry_for"]; ok {
+		c.RetryFor, _ = d.positiveDuration(p)
+	}
 	c.Slack = Slack{APIURL: DefaultSlackAPIURL}
 	if p, ok := f["slack"]; ok {
 		c.Slack = d.slack(p)

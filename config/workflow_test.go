@@ -536,3 +536,20 @@ consul: { address: "127.0.0.1:8500", token: "${CONSUL_TOKEN}", lock_prefixes: [l
 		t.Errorf("problems:\n%v", err)
 	}
 }
+
+// retry_for bounds how long a workflow step whose system does not answer is
+// retried; 30 minutes unless the file says.
+func TestRetryFor(t *testing.T) {
+	t.Parallel()
+	const base = "clouds: { main: { provider: sim } }\n"
+	cfg, err := config.Parse("c.yaml", []byte(base), nil, registry)
+	if err != nil || cfg.RetryFor != 30*time.Minute {
+		t.Fatalf("default retry_for = %v, %v", cfg.RetryFor, err)
+	}
+	if cfg, err = config.Parse("c.yaml", []byte(base+"retry_for: 2h\n"), nil, registry); err != nil || cfg.RetryFor != 2*time.Hour {
+		t.Errorf("retry_for: 2h = %v, %v", cfg.RetryFor, err)
+	}
+	if _, err = config.Parse("c.yaml", []byte(base+"retry_for: 0s\n"), nil, registry); err == nil || !strings.Contains(err.Error(), "c.yaml:2: retry_for: must be more than zero") {
+		t.Errorf("retry_for: 0s: %v", err)
+	}
+}

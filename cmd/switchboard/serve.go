@@ -82,7 +82,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
 	inventory = st
-	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events}
+	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events,
+		RetryFor: cfg.RetryFor}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
