@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard"
 )
@@ -85,6 +86,13 @@ func (c *Commands) HandleCommand(ctx context.Context, req switchboard.Request) (
 			return switchboard.Ack{}, fmt.Errorf("audit refusal: %w", aerr)
 		}
 		return switchboard.Ack{}, err
+	}
+	// A NUL byte or invalid UTF-8 is refused before anything else: no
+	// command holds one, and Postgres stores neither (the audit line keeps
+	// the text with them replaced).
+	if !readable(req.Command) || !readable(req.Text) {
+		subject = strings.ToValidUTF8(strings.ReplaceAll(subject, "\x00", "\uFFFD"), "\uFFFD")
+		return refuse(switchboard.Errorf(switchboard.EINVALID, "Your command holds characters Switchboard cannot read (a NUL byte or invalid UTF-8); type it again."), "unreadable text")
 	}
 
 	spec, ok := c.spec(req.Command)
@@ -216,6 +224,14 @@ func ParseCommand(spec switchboard.CommandSpec, text string) (switchboard.Instan
 	return parseCommand(spec, text, isInstanceID)
 }
 
+// maxTargets bounds the targets one command names: each is a lookup in the
+// cloud, and a tag selector names many instances in one.
+const maxTargets = 50
+
+// readable reports whether s is text a command may hold: valid UTF-8
+// without NUL bytes.
+func readable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 // isInstanceID recognizes an instance id when the cloud's own form is not
 // known: i- and at least 8 lower-case letters or digits.
 func isInstanceID(s string) bool { return instanceIDPattern.MatchString(s) }
@@ -233,10 +249,20 @@ func parseCommand(spec switchboard.CommandSpec, text string, isID func(string) b
 		}
 		return cmd, switchboard.Errorf(switchboard.EINVALID, "%s", Help(spec, fmt.Sprintf("I don't know %q.", fields[0])))
 	}
+	seen := map[string]bool{}
 	for _, f := range fields[1:] {
 		if f == "--dry-run" {
 			cmd.DryRun = true
 			continue
+		}
+		// The same target twice is one target.
+		if key := strings.ToLower(f); seen[key] {
+			continue
+		} else {
+			seen[key] = true
+		}
+		if len(cmd.Targets) == maxTargets {
+			return cmd, switchboard.Errorf(switchboard.EINVALID, "At most %d targets in one command; name fewer, or select them with a tag like env=dev.", maxTargets)
 		}
 		t, err := parseTarget(spec, f, isID)
 		if err != nil {

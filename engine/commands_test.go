@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -72,6 +73,11 @@ func TestParseCommand(t *testing.T) {
 			wantErr: "I don't know \"stop\". Try `/ec2 status|start [target]`. Targets: tools, an instance id, or a tag selector like env=dev.",
 		},
 		{name: "alias", spec: ec2, text: "start tools", action: "start", targets: []switchboard.Target{tools}},
+		{name: "the same target twice is once", spec: ec2, text: "start tools TOOLS tools", action: "start", targets: []switchboard.Target{tools}},
+		{
+			name: "too many targets", spec: ec2, text: "status " + manyTags(51),
+			wantErr: "At most 50 targets in one command; name fewer, or select them with a tag like env=dev.",
+		},
 		{
 			name: "alias in capitals", spec: ec2, text: "START TOOLS", action: "start",
 			targets: []switchboard.Target{{Text: "TOOLS", Alias: "tools", ID: idTools, ElasticIP: toolsEIP}},
@@ -367,4 +373,13 @@ func TestHandleCommandStoreFails(t *testing.T) {
 	if err == nil || switchboard.ErrorCode(err) != switchboard.EINTERNAL {
 		t.Errorf("HandleCommand error = %v, want an internal error", err)
 	}
+}
+
+// manyTags is n different tag selectors.
+func manyTags(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("n=%d", i)
+	}
+	return strings.Join(parts, " ")
 }

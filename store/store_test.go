@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/engine"
@@ -376,6 +377,34 @@ func TestInventory(t *testing.T) {
 		}
 		if _, ok, _ := s.Recall(ctx, "other", web.ID); ok {
 			t.Errorf("recalled an instance of another cloud")
+		}
+	})
+}
+
+// A NUL byte or invalid UTF-8 in command text is refused with a sentence,
+// and the refusal is audited on both stores (Postgres stores neither).
+func TestUnreadableCommandTextIsRefusedAndAudited(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		b := setup(t, url)
+		for _, text := range []string{"start tools\x00", "start \xff\xfe"} {
+			_, err := b.commands.HandleCommand(context.Background(), consoleRequest(text))
+			if switchboard.ErrorCode(err) != switchboard.EINVALID || !strings.Contains(switchboard.ErrorMessage(err), "cannot read") {
+				t.Errorf("%q: %v, want the sentence", text, err)
+			}
+		}
+		lines, err := b.store.ListAudit(context.Background(), time.Time{}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := 0
+		for _, l := range lines {
+			if l.Outcome == "refused" && l.Detail == "unreadable text" && utf8.ValidString(l.Subject) && !strings.ContainsRune(l.Subject, 0) {
+				refused++
+			}
+		}
+		if refused != 2 {
+			t.Errorf("%d refusals audited, want 2: %+v", refused, lines)
 		}
 	})
 }

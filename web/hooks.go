@@ -99,6 +99,7 @@ func handleApproval(approvals Approver, logger *slog.Logger) http.Handler {
 			Approve bool   `json:"approve"`
 		}
 		if err := decodeJSON(w, r, &body); err != nil {
+			writeError(w, r, logger, err) // 400, not a silent 200
 			return
 		}
 		if body.User == "" {

@@ -928,3 +928,26 @@ func TestErrorStatus(t *testing.T) {
 		}
 	}
 }
+
+// decideNothing is an Approver that must not be asked.
+type decideNothing struct{ t *testing.T }
+
+func (d decideNothing) Decide(context.Context, string, string, bool, string) (*switchboard.Approval, string, error) {
+	d.t.Errorf("a malformed body reached the approver")
+	return nil, "", nil
+}
+
+// A malformed body to the approvals API is a 400 with the reason, and
+// decides nothing.
+func TestApprovalAPIRefusesMalformedBodies(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"user":`, `{"user":"U0OPS2","approve":"yes"}`, `{"user":"U0OPS2","approve":true,"as":"root"}`} {
+		b := setup(t, web.Config{Approvals: decideNothing{t}})
+		resp, got := b.do(t, "POST", "/console/api/approvals/r-1-2", http.Header{
+			"X-Switchboard-CSRF": {b.csrf(t)}, "Content-Type": {"application/json"},
+		}, strings.NewReader(body))
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(got, `"code":"invalid"`) {
+			t.Errorf("%s: status %d, body %s; want 400 invalid", body, resp.StatusCode, got)
+		}
+	}
+}
