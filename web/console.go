@@ -129,7 +129,7 @@ func (s *Server) handleLogin() http.Handler {
 		case s.cfg.AdminToken == "":
 			renderPage(w, logger, http.StatusForbidden, "login.html", loginPage{Disabled: switchboard.ErrorMessage(errConsoleDisabled)})
 			return
-		case !s.logins.allow():
+		case !s.logins.allow(r.RemoteAddr):
 			logger.WarnContext(r.Context(), "console login throttled", "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", "10")
 			renderPage(w, logger, http.StatusTooManyRequests, "login.html", loginPage{Message: "Too many login attempts: wait a minute and try again."})

@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -67,17 +68,47 @@ func (s *sessions) end(id string) {
 }
 
 // loginLimiter slows down token guessing: a burst of attempts, then one
-// every few seconds for the whole process.
+// every few seconds, per source address, so that one guesser cannot lock
+// the admin out. The address is the connection's: X-Forwarded-For is not
+// believed (anyone can send it); behind a proxy every login shares the
+// proxy's address, and so its limit.
 type loginLimiter struct {
-	limiter *rate.Limiter
+	mu      sync.Mutex
+	bySrc   map[string]*rate.Limiter
 	nowFunc func() time.Time
 }
 
+// maxLoginSources is how many sources' limiters are kept before those
+// back at their full burst are dropped.
+const maxLoginSources = 10000
+
 func newLoginLimiter(nowFunc func() time.Time) *loginLimiter {
-	return &loginLimiter{limiter: rate.NewLimiter(rate.Every(3*time.Second), 10), nowFunc: nowFunc}
+	return &loginLimiter{bySrc: map[string]*rate.Limiter{}, nowFunc: nowFunc}
 }
 
-func (l *loginLimiter) allow() bool { return l.limiter.AllowN(l.nowFunc(), 1) }
+// allow takes one attempt from the source of remoteAddr (host:port).
+func (l *loginLimiter) allow(remoteAddr string) bool {
+	src, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		src = remoteAddr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.nowFunc()
+	lim, ok := l.bySrc[src]
+	if !ok {
+		if len(l.bySrc) >= maxLoginSources {
+			for k, v := range l.bySrc {
+				if v.TokensAt(now) >= float64(v.Burst()) {
+					delete(l.bySrc, k)
+				}
+			}
+		}
+		lim = rate.NewLimiter(rate.Every(3*time.Second), 10)
+		l.bySrc[src] = lim
+	}
+	return lim.AllowN(now, 1)
+}
 
 // equalSecret compares two secrets in constant time, lengths included.
 func equalSecret(a, b string) bool {
