@@ -87,6 +87,10 @@ type Slack struct {
 	// when AllowLegacyToken is true.
 	VerificationToken Secret `json:"verification_token"`
 	AllowLegacyToken  bool   `json:"allow_legacy_token"`
+	// TeamID and AppID, when set, are the only workspace (T…) and app
+	// (A…) whose requests Switchboard takes.
+	TeamID string `json:"team_id,omitempty"`
+	AppID  string `json:"app_id,omitempty"`
 	// Webhooks are Slack incoming webhooks by name: a channel target
 	// webhook:NAME posts there, with no bot token. A channel target given
 	// as a URL is kept here too, under a name of its own.

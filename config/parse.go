@@ -250,7 +250,7 @@ func (d *decoder) secret(f map[string]pair, key string) (Secret, pair, bool) {
 func (d *decoder) slack(p pair) Slack {
 	s := Slack{APIURL: DefaultSlackAPIURL}
 	f := d.fields(p.val, p.path, p.line(),
-		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token", "webhooks")
+		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token", "webhooks", "team_id", "app_id")
 
 	if q, ok := f["webhooks"]; ok {
 		s.Webhooks = map[string]Secret{}
@@ -263,6 +263,16 @@ func (d *decoder) slack(p pair) Slack {
 					d.problemAt(wp, "%s", msg)
 				}
 				s.Webhooks[wp.name] = Secret(u)
+			}
+		}
+	}
+	for key, to := range map[string]*string{"team_id": &s.TeamID, "app_id": &s.AppID} {
+		if q, ok := f[key]; ok {
+			if v, ok := d.str(q); ok {
+				if want := map[string]string{"team_id": "T", "app_id": "A"}[key]; !strings.HasPrefix(v, want) || strings.ContainsFunc(v, unicode.IsSpace) {
+					d.problemAt(q, "%s is not a Slack %s id (it starts with %s, like %s0123ABCD)", d.show(q, v), strings.TrimSuffix(key, "_id"), want, want)
+				}
+				*to = v
 			}
 		}
 	}

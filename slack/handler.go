@@ -33,6 +33,9 @@ type HandlerConfig struct {
 	// signature headers.
 	VerificationToken string
 	AllowLegacyToken  bool
+	// TeamID and AppID, when set, are the only Slack workspace (T…) and
+	// app (A…) whose requests are taken.
+	TeamID, AppID string
 	// NowFunc is the clock the timestamp check and ReceivedAt use; time.Now
 	// when nil.
 	NowFunc func() time.Time
@@ -116,6 +119,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 			auditor:      cfg.Auditor,
 			interactions: cfg.Interactions,
 			events:       cfg.Events,
+			teamID:       cfg.TeamID,
+			appID:        cfg.AppID,
 		},
 		secret:      cfg.SigningSecret,
 		token:       cfg.VerificationToken,

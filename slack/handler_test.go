@@ -459,3 +459,39 @@ func TestNewHandlerValidates(t *testing.T) {
 		})
 	}
 }
+
+// With team_id and app_id configured, a correctly signed request from
+// another workspace or app starts nothing and is audited; one from the
+// configured workspace and app goes through.
+func TestForeignWorkspaceOrApp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *HandlerConfig) { c.TeamID, c.AppID = "T1", "A1" })
+	for _, tt := range []struct{ team, app, want string }{
+		{"T2", "A1", textForeign},
+		{"T1", "A9", textForeign},
+		{"T1", "A1", "Starting tools (i-0123)."},
+	} {
+		body := "command=%2Fec2&text=start+tools&user_id=U1&channel_id=C1&team_id=" + tt.team + "&api_app_id=" + tt.app + "&trigger_id=tr-" + tt.team + tt.app
+		status, got := b.postSigned(t, "/slack/commands", formType, body, nil)
+		if status != http.StatusOK || !strings.Contains(got, tt.want) {
+			t.Errorf("team %s app %s: %d %s, want %q", tt.team, tt.app, status, got, tt.want)
+		}
+	}
+	if n := len(b.commands.requests()); n != 1 {
+		t.Errorf("%d commands reached the handler, want 1", n)
+	}
+	refused := 0
+	for _, e := range b.audit.all() {
+		if e.Outcome == "refused" && strings.Contains(e.Detail, "another Slack") {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d refusals audited, want 2: %+v", refused, b.audit.all())
+	}
+	// An interaction from another workspace reaches no handler.
+	payload := strings.Replace(blockActionsPayload, `"team":{"id":"T1"}`, `"team":{"id":"T2"},"api_app_id":"A1"`, 1)
+	if status, _ := b.postSigned(t, "/slack/interactions", formType, "payload="+url.QueryEscape(payload), nil); status != http.StatusOK || len(b.interactions.all()) != 0 {
+		t.Errorf("a foreign interaction: status %d, %d handled", status, len(b.interactions.all()))
+	}
+}

@@ -27,7 +27,25 @@ type receiver struct {
 	meter        switchboard.Meter
 	log          *slog.Logger
 	now          func() time.Time
+	// teamID and appID, when set, are the only workspace and app whose
+	// requests are taken: a signing secret shared by mistake, or an app
+	// installed in a second workspace, is not a way in.
+	teamID, appID string
 }
+
+// foreign says why a request from team and app is refused, or "".
+func (rc *receiver) foreign(team, app string) string {
+	switch {
+	case rc.teamID != "" && team != rc.teamID:
+		return "the request comes from another Slack workspace (team " + team + ")"
+	case rc.appID != "" && app != rc.appID:
+		return "the request comes from another Slack app (" + app + ")"
+	}
+	return ""
+}
+
+// textForeign is what a person typing in another workspace or app sees.
+const textForeign = "Switchboard does not serve this Slack workspace or app."
 
 // Sentences a person sees in the ephemeral ack.
 const (
@@ -77,6 +95,12 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 		ReceivedAt:  receivedAt,
 	}
 	log := rc.log.With("source", source, "command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
+	if why := rc.foreign(sc.TeamID, sc.APIAppID); why != "" {
+		log.Warn("slash command refused", "why", why)
+		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: sc.UserID, Channel: sc.ChannelID,
+			Subject: sc.Command, Outcome: outcomeRefused, Detail: why})
+		return commandReply{Outcome: outcomeRefused, Text: textForeign}
+	}
 
 	// Slack does not retry slash commands over HTTP, but Socket Mode
 	// redelivers an envelope that was not acked in time, and a signed
@@ -138,6 +162,12 @@ func (rc *receiver) deliverEvent(ctx context.Context, raw []byte, source string,
 		return outcomeInvalid, &invalidError{"the inner event is not a JSON object"}
 	}
 	log := rc.log.With("source", source, "event_id", cb.EventID, "event_type", head.Type, "retry", retryNum)
+	if why := rc.foreign(cb.TeamID, cb.APIAppID); why != "" {
+		log.Warn("event refused", "why", why)
+		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Subject: "slack event " + head.Type + " " + cb.EventID,
+			Outcome: outcomeRefused, Detail: why})
+		return outcomeRefused, nil
+	}
 
 	key := eventKey(cb.EventID)
 	first, err := rc.deliveries.FirstDelivery(ctx, key)
@@ -189,6 +219,12 @@ func (rc *receiver) deliverEvent(ctx context.Context, raw []byte, source string,
 func (rc *receiver) deliverInteraction(ctx context.Context, ic goslack.InteractionCallback, source string, receivedAt time.Time) string {
 	subject := interactionSubject(ic)
 	log := rc.log.With("source", source, "interaction", subject, "user", ic.User.ID, "channel", ic.Channel.ID)
+	if why := rc.foreign(ic.Team.ID, ic.APIAppID); why != "" {
+		log.Warn("interaction refused", "why", why)
+		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: ic.User.ID, Channel: ic.Channel.ID,
+			Subject: subject, Outcome: outcomeRefused, Detail: why})
+		return outcomeRefused
+	}
 	if rc.interactions == nil {
 		rc.audit(ctx, switchboard.AuditEvent{
 			Kind:    switchboard.AuditRequest,

@@ -34,6 +34,9 @@ type SocketConfig struct {
 	Meter        switchboard.Meter
 	Logger       *slog.Logger
 	NowFunc      func() time.Time
+	// TeamID and AppID, when set, are the only workspace and app whose
+	// deliveries are taken.
+	TeamID, AppID string
 }
 
 func (c SocketConfig) validate() error {
@@ -70,6 +73,8 @@ func RunSocketMode(ctx context.Context, cfg SocketConfig) error {
 		auditor:      cfg.Auditor,
 		interactions: cfg.Interactions,
 		events:       cfg.Events,
+		teamID:       cfg.TeamID,
+		appID:        cfg.AppID,
 	}
 	rc.withDefaults(cfg.Meter, cfg.Logger, cfg.NowFunc)
 

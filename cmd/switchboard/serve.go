@@ -112,6 +112,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			SigningSecret:     cfg.Slack.SigningSecret.Value(),
 			VerificationToken: cfg.Slack.VerificationToken.Value(),
 			AllowLegacyToken:  cfg.Slack.AllowLegacyToken,
+			TeamID:            cfg.Slack.TeamID,
+			AppID:             cfg.Slack.AppID,
 			Commands:          commands,
 			Deliveries:        st,
 			Auditor:           st,
@@ -172,6 +174,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
 				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID,
 			})
 			if err != nil {
 				logger.Error("slack socket mode stopped", "err", err)
