@@ -68,16 +68,34 @@ func (m *Messenger) postWebhook(ctx context.Context, name string, msg switchboar
 	if !ok {
 		return switchboard.Errorf(switchboard.EINVALID, "No incoming webhook called %q is configured (slack.webhooks).", name)
 	}
-	body, err := json.Marshal(struct {
+	return m.postJSON(ctx, u, struct {
 		Text   string          `json:"text"`
 		Blocks []goslack.Block `json:"blocks,omitempty"`
-	}{msg.Text, approvalBlocks(msg)})
+	}{msg.Text, approvalBlocks(msg)}, hookAnswers{
+		what:    fmt.Sprintf("the incoming webhook %q", name),
+		badURL:  fmt.Sprintf("The incoming webhook %q has a URL that cannot be used.", name),
+		refused: fmt.Sprintf("Slack refused the incoming webhook %q (HTTP %%d %%s): check that it still exists and its channel is not archived.", name),
+	})
+}
+
+// hookAnswers are the sentences for the ways a post to a Slack hook URL (a
+// response_url, an incoming webhook) can fail: what it is, a URL that
+// cannot be used, and Slack's refusal (a format of the status and reason).
+type hookAnswers struct {
+	what, badURL, refused string
+}
+
+// postJSON posts payload to a Slack hook URL, which answers "ok" or a short
+// reason such as "expired_url" or "no_service", and maps the answer onto
+// the codes the delivery acts on.
+func (m *Messenger) postJSON(ctx context.Context, u string, payload any, say hookAnswers) error {
+	body, err := json.Marshal(payload)
 	if err != nil {
-		return fmt.Errorf("encode webhook message: %w", err)
+		return fmt.Errorf("encode %s message: %w", say.what, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return switchboard.Errorf(switchboard.EINVALID, "The incoming webhook %q has a URL that cannot be used.", name)
+		return switchboard.Errorf(switchboard.EINVALID, "%s", say.badURL)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := m.client().Do(req)
@@ -85,6 +103,7 @@ func (m *Messenger) postWebhook(ctx context.Context, name string, msg switchboar
 		return unreachable(ctx, err)
 	}
 	defer resp.Body.Close()
+	// More than a short reason is not worth reading.
 	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
@@ -92,13 +111,13 @@ func (m *Messenger) postWebhook(ctx context.Context, name string, msg switchboar
 	case code == http.StatusTooManyRequests:
 		return throttled(retryAfter(resp.Header, time.Now()))
 	case code >= 500:
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to the incoming webhook %q; it will be retried.", code, name)
+		return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to %s; it will be retried.", code, say.what)
 	default:
 		why := strings.TrimSpace(string(reason))
 		if why == "" || !printable(why) {
 			why = http.StatusText(code)
 		}
-		return switchboard.Errorf(switchboard.EINVALID, "Slack refused the incoming webhook %q (HTTP %d %s): check that it still exists and its channel is not archived.", name, code, why)
+		return switchboard.Errorf(switchboard.EINVALID, say.refused, code, why)
 	}
 }
 
@@ -254,40 +273,13 @@ func (m *Messenger) postResponseURL(ctx context.Context, msg switchboard.Message
 	if msg.Ephemeral {
 		responseType = "ephemeral"
 	}
-	body, err := json.Marshal(responseURLBody{ResponseType: responseType, ReplaceOriginal: msg.Replace, Text: msg.Text,
-		Blocks: approvalBlocks(msg)})
-	if err != nil {
-		return fmt.Errorf("encode response_url message: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, msg.ResponseURL, bytes.NewReader(body))
-	if err != nil {
+	return m.postJSON(ctx, msg.ResponseURL, responseURLBody{ResponseType: responseType, ReplaceOriginal: msg.Replace, Text: msg.Text,
+		Blocks: approvalBlocks(msg)}, hookAnswers{
+		what: "the response_url post",
 		// The URL itself is broken: no retry will help, chat.postMessage may.
-		return switchboard.Errorf(switchboard.EINVALID, "Slack's response_url for this request is not a valid URL; post with chat.postMessage instead.")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := m.client().Do(req)
-	if err != nil {
-		return unreachable(ctx, err)
-	}
-	defer resp.Body.Close()
-	// Slack answers "ok" or a short reason such as "expired_url"; more than
-	// that is not worth reading.
-	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return nil
-	case code == http.StatusTooManyRequests:
-		return throttled(retryAfter(resp.Header, time.Now()))
-	case code >= 500:
-		return switchboard.Errorf(switchboard.EUNAVAILABLE, "Slack answered %d to the response_url post; it will be retried.", code)
-	default:
-		why := strings.TrimSpace(string(reason))
-		if why == "" || !printable(why) {
-			why = http.StatusText(code)
-		}
-		return switchboard.Errorf(switchboard.EINVALID, "Slack refused the response_url (HTTP %d %s): it expired or was used too often; post with chat.postMessage instead.", code, why)
-	}
+		badURL:  "Slack's response_url for this request is not a valid URL; post with chat.postMessage instead.",
+		refused: "Slack refused the response_url (HTTP %d %s): it expired or was used too often; post with chat.postMessage instead.",
+	})
 }
 
 func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) (string, error) {
