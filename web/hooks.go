@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -22,7 +21,11 @@ const maxHookBody = 256 << 10
 // hook's secret, as GitHub signs its webhooks: X-Hub-Signature-256 (or
 // X-Switchboard-Signature) = "sha256=" + hex(HMAC-SHA256(secret, body)). A
 // verified call starts the workflows whose trigger is the hook, once per
-// delivery id (X-Delivery-ID, X-GitHub-Delivery, or the body's digest).
+// body and UTC day: the signature covers the body and nothing else, so a
+// captured call replayed under a new delivery id (X-Delivery-ID,
+// X-GitHub-Delivery) must not start anything again, and a sender's retry
+// of the same delivery starts nothing either. The same body on another day
+// is a new call.
 func handleHook(secrets map[string]string, events switchboard.EventHandler, auditor Auditor, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -55,13 +58,10 @@ func handleHook(secrets map[string]string, events switchboard.EventHandler, audi
 			writeError(w, r, logger, switchboard.Errorf(switchboard.EUNAUTHORIZED, "%s", "The signature is missing or wrong: send X-Hub-Signature-256: sha256=HMAC-SHA256(secret, body)."))
 			return
 		}
-		delivery := firstHeader(r, "X-Delivery-ID", "X-GitHub-Delivery")
-		if delivery == "" {
-			sum := sha256.Sum256(body)
-			delivery = hex.EncodeToString(sum[:16])
-		}
-		ev := switchboard.Event{Source: "webhook", Trigger: name, DeliveryID: name + ":" + delivery, Kind: r.Header.Get("X-GitHub-Event"),
-			ReceivedAt: time.Now()}
+		now := time.Now()
+		sum := sha256.Sum256(body)
+		ev := switchboard.Event{Source: "webhook", Trigger: name, DeliveryID: name + ":" + hex.EncodeToString(sum[:16]) + ":" + now.UTC().Format("2006-01-02"),
+			Kind: r.Header.Get("X-GitHub-Event"), ReceivedAt: now}
 		if json.Valid(body) {
 			ev.Data = body
 		} else {
@@ -75,15 +75,6 @@ func handleHook(secrets map[string]string, events switchboard.EventHandler, audi
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 	})
-}
-
-func firstHeader(r *http.Request, names ...string) string {
-	for _, n := range names {
-		if v := strings.TrimSpace(r.Header.Get(n)); v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // handleApproval answers an approval request from the console, as the chosen

@@ -69,6 +69,11 @@ func TestWebhookWorkflow(t *testing.T) {
 	if _, again := post(body, "hook-secret-123", "d-1"); len(again) != 1 || again[0] != first[0] {
 		t.Errorf("the same delivery started %v, want the first run %v", again, first)
 	}
+	// A captured call replayed under a new delivery id: the signature still
+	// holds (it covers only the body), and nothing new starts.
+	if _, replay := post(body, "hook-secret-123", "d-2-replayed"); len(replay) != 1 || replay[0] != first[0] {
+		t.Errorf("a replay under a new delivery id started %v, want the first run %v", replay, first)
+	}
 	announce := peer.posted(t, "Deployed refs/heads/feature-42")
 	reply := peer.posted(t, "by ana")
 	if announce.Get("channel") != "C0DEPLOY" || reply.Get("thread_ts") != "1.000001" {
