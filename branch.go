@@ -191,7 +191,7 @@ func AmbiguousBranches(query string, matches []Branch) *Error {
 		}
 		switch {
 		case b.PR > 0 && b.Title != "":
-			lines = append(lines, fmt.Sprintf("• %s — PR #%d: %s", b.Name, b.PR, clip(b.Title, 80)))
+			lines = append(lines, fmt.Sprintf("• %s — PR #%d: %s", EscapeText(b.Name), b.PR, EscapeText(clip(b.Title, 80))))
 		case b.PR > 0:
 			lines = append(lines, fmt.Sprintf("• %s — PR #%d", b.Name, b.PR))
 		default:

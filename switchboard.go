@@ -7,6 +7,7 @@ package switchboard
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -40,11 +41,25 @@ type Instance struct {
 }
 
 // Label is how an instance is named to a person: "tools (i-0123…)".
+//
+// The Name tag is anyone's with CreateTags: it is escaped for chat
+// (EscapeText), so a name like "<!channel>" cannot ping a channel.
 func (i Instance) Label() string {
 	if i.Name == "" {
 		return i.ID
 	}
-	return i.Name + " (" + i.ID + ")"
+	return EscapeText(i.Name) + " (" + i.ID + ")"
+}
+
+// EscapeText makes text from outside (an instance's Name tag, a pull
+// request's title) plain in a message: &, < and > are written as chat
+// markup wants them, so the text cannot mention people, ping channels or
+// hide links.
+func EscapeText(s string) string {
+	if !strings.ContainsAny(s, "&<>") {
+		return s
+	}
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // Filter selects instances: by id, by tag, or both (an instance must match

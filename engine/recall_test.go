@@ -152,3 +152,18 @@ func TestSweepDeparted(t *testing.T) {
 		t.Errorf("a second sweep said %q and handed %d in all", got, len(events.events))
 	}
 }
+
+// An instance's Name tag and tags are anyone's with CreateTags: in an
+// answer they are plain text, and cannot ping a channel or hide a link.
+func TestInstanceNamesAreEscaped(t *testing.T) {
+	t.Parallel()
+	f := fleet()
+	f[0].Name = "<!channel> & <https://evil.example|tools>"
+	f[0].Tags = map[string]string{"note": "<@U0BOSS>"}
+	h := newHarness(t, f, nil)
+	got := texts(h.finish(h.run("list")))
+	want := "&lt;!channel&gt; &amp; &lt;https://evil.example|tools&gt; (" + idTools + ")"
+	if len(got) != 1 || !strings.Contains(got[0], want) || !strings.Contains(got[0], "note=&lt;@U0BOSS&gt;") || strings.Contains(got[0], "<!channel>") {
+		t.Errorf("list said %q, want the name and tag escaped", got)
+	}
+}

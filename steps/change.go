@@ -690,7 +690,7 @@ func listLine(inst switchboard.Instance) string {
 		tags := maps.Clone(inst.Tags)
 		delete(tags, "Name")
 		if len(tags) > 0 {
-			parts = append(parts, switchboard.TagText(tags))
+			parts = append(parts, switchboard.EscapeText(switchboard.TagText(tags)))
 		}
 	}
 	return strings.Join(parts, " — ")
