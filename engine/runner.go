@@ -295,6 +295,9 @@ func (sr *stepRun) retryLater(cause error) error {
 	}
 	st.Attempts++
 	if st.Attempts == 1 {
+		// The whole error goes to the audit log (the channel gets the
+		// sentence), so "the error is in its log" holds for an internal one.
+		sr.Audit(switchboard.AuditAction, fmt.Sprintf("step %d %s", run.Cursor+1, step.Kind), "retrying", cause.Error())
 		sr.Say("retry", fmt.Sprintf("%s failed: %s I'll keep trying until %s.", what, sentence(switchboard.ErrorMessage(cause)), deadline.UTC().Format("15:04 UTC")))
 	}
 	b, err := json.Marshal(st)
