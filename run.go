@@ -91,6 +91,12 @@ type Message struct {
 	// the message is sent.
 	Thread    bool   `json:"thread,omitempty"`
 	ThreadRef string `json:"thread_ts,omitempty"`
+	// MaybeSent, when set, is when an earlier attempt to post this message
+	// began whose outcome is unknown: the process died before it recorded
+	// the answer, or the platform never answered. The message may already
+	// be in the channel; a Messenger that can look for it there does so
+	// before posting again, so that nobody sees it twice.
+	MaybeSent time.Time `json:"-"`
 }
 
 // Delivery is how a platform delivered a message.

@@ -403,7 +403,10 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 		} else {
 			// Another replica reads the mailbox; its failures are its own.
+			// Ask again soon: if it dies, this one takes over within
+			// seconds, not at its next poll.
 			failures = 0
+			wait = min(wait, StandbyCheck)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -414,6 +417,10 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// StandbyCheck is how often a replica that does not read the mailbox asks
+// whether it should.
+const StandbyCheck = 5 * time.Second
 
 // maxRetryDelay caps the wait after failed polls.
 const maxRetryDelay = 5 * time.Minute

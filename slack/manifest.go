@@ -13,9 +13,11 @@ import (
 )
 
 // botScopes are all Switchboard's bot token needs: slash commands, posting
-// answers, posting in channels it was not invited to, and receiving
-// mentions (the one bot event it subscribes to).
-var botScopes = []string{"commands", "chat:write", "chat:write.public", "app_mentions:read"}
+// answers, posting in channels it was not invited to, receiving mentions
+// (the one bot event it subscribes to), and reading back the channels it
+// posts in, to find an answer whose post was cut off before it was recorded
+// instead of posting it twice.
+var botScopes = []string{"commands", "chat:write", "chat:write.public", "app_mentions:read", "channels:history", "groups:history"}
 
 // botEvents are the Events API events the app subscribes to. Slack wants at
 // least one for an event subscription, and a mention is the natural way to

@@ -136,6 +136,9 @@ func (m *Messenger) Deliver(ctx context.Context, msg switchboard.Message, earlie
 		}
 		return switchboard.Delivery{Via: viaWebhook}, m.postWebhook(ctx, name, msg)
 	}
+	if d, ok := m.find(ctx, msg); ok {
+		return d, nil
+	}
 	via := viaPostMessage
 	if msg.ResponseURL != "" && msg.ThreadRef == "" {
 		used := 0
@@ -294,7 +297,7 @@ func (m *Messenger) postMessage(ctx context.Context, msg switchboard.Message) (s
 		goslack.OptionHTTPClient(m.client()),
 	)
 	// Not escaped: run texts use Slack's own markup (<@U123>, <url|label>).
-	opts := []goslack.MsgOption{goslack.MsgOptionText(msg.Text, false)}
+	opts := []goslack.MsgOption{goslack.MsgOptionText(msg.Text, false), goslack.MsgOptionMetadata(messageMetadata(msg))}
 	if blocks := approvalBlocks(msg); blocks != nil {
 		opts = append(opts, goslack.MsgOptionBlocks(blocks...))
 	}

@@ -115,20 +115,49 @@ func (s *Store) Start(ctx context.Context, w Work) error {
 	if err != nil {
 		return fmt.Errorf("recover interrupted jobs: %w", err)
 	}
+	if s.postgres && s.clientID != "" {
+		if err := s.heartbeat(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	s.started = true
+	if s.postgres && s.clientID != "" {
+		aliveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.aliveDone = make(chan struct{})
+		s.stopAlive = stop
+		go func() { defer close(s.aliveDone); s.keepAlive(aliveCtx) }()
+	}
 	return nil
 }
 
 // Stop stops fetching new jobs and waits for the ones in flight to finish or
-// for ctx to end, whichever comes first.
+// for ctx to end, whichever comes first; jobs still running then are
+// cancelled. With several replicas, what this one did not finish is handed
+// to the others at once.
 func (s *Store) Stop(ctx context.Context) error {
 	if !s.started {
 		return nil
 	}
-	return s.river.Stop(ctx)
+	err := s.river.Stop(ctx)
+	if ctx.Err() != nil {
+		// Out of drain time: cancel what is left, briefly.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.river.StopAndCancel(cctx)
+		cancel()
+	}
+	if s.stopAlive != nil {
+		s.stopAlive()
+		<-s.aliveDone
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if lerr := s.leave(lctx); lerr != nil {
+			s.logger.Warn("hand unfinished jobs to the other replicas", "err", lerr)
+		}
+		cancel()
+	}
+	return err
 }
 
 type runWorker struct {
@@ -202,9 +231,9 @@ func (w *Work) messenger(source string) switchboard.Messenger {
 func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
 	s := w.s
 	var body string
-	var sentAt, createdAt int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at, created_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`),
-		job.Args.RunID, job.Args.Key).Scan(&body, &sentAt, &createdAt)
+	var sentAt, createdAt, sendingAt int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at, created_at, sending_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`),
+		job.Args.RunID, job.Args.Key).Scan(&body, &sentAt, &createdAt, &sendingAt)
 	if isNoRows(err) {
 		return river.JobCancel(fmt.Errorf("message %s/%s is gone", job.Args.RunID, job.Args.Key))
 	} else if err != nil {
@@ -242,12 +271,26 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err != nil {
 		return err
 	}
+	// The intent goes on record before the post: if this process dies
+	// between Slack taking the post and the mark below, whoever tries again
+	// knows the post may have landed and looks for it first.
+	if sendingAt != 0 {
+		m.MaybeSent = time.Unix(0, sendingAt)
+	} else if err := s.markSending(ctx, m); err != nil {
+		return err
+	}
 	d, err := messenger.Deliver(ctx, m, earlier)
 	var se *switchboard.Error
 	switch code := switchboard.ErrorCode(err); {
 	case err == nil:
 		s.work.Meter.MessageSent("sent")
 		return s.markSent(ctx, m, d.Via, d.Ref)
+	case code == switchboard.ETHROTTLED || code == switchboard.EINVALID:
+		// Refused before anything was posted: a later attempt need not
+		// look for this one.
+		s.clearSending(ctx, m)
+	}
+	switch code := switchboard.ErrorCode(err); {
 	case code == switchboard.ETHROTTLED:
 		s.work.Meter.MessageSent("throttled")
 		wait := time.Second
@@ -310,7 +353,44 @@ func (s *Store) recordError(ctx context.Context, m switchboard.Message, err erro
 // the request path's connection, which is first in line for the SQLite
 // writer: the window between "Slack has it" and "we know it" stays as short
 // as one small write.
+//
+// Once the platform has the message, the record is what must happen: a
+// failing write (a full disk, a lost connection) is retried here, never the
+// post, until it succeeds or the process stops, in which case the next
+// attempt finds the intent and looks for the message before posting.
 func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts string) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := s.recordSent(ctx, m, via, ts)
+		if err == nil {
+			return nil
+		}
+		s.logger.Warn("message delivered but not yet recorded; retrying the record", "run", m.RunID, "message", m.Key, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// markSending records that a post of m is about to begin.
+func (s *Store) markSending(ctx context.Context, m switchboard.Message) error {
+	_, err := s.req.ExecContext(ctx, s.q(`UPDATE sb_messages SET sending_at = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
+		time.Now().UnixNano(), m.RunID, m.Key)
+	if err != nil {
+		return fmt.Errorf("record the intent to post message %s/%s: %w", m.RunID, m.Key, err)
+	}
+	return nil
+}
+
+// clearSending records that the post of m begun last did not land.
+func (s *Store) clearSending(ctx context.Context, m switchboard.Message) {
+	_, _ = s.req.ExecContext(ctx, s.q(`UPDATE sb_messages SET sending_at = 0 WHERE run_id = ? AND msg_key = ? AND sent_at = 0`), m.RunID, m.Key)
+}
+
+func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts string) error {
 	return s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ?, ts = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
 			time.Now().UnixNano(), via, ts, m.RunID, m.Key)

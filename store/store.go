@@ -44,6 +44,11 @@ type Store struct {
 	work     Work
 	started  bool
 	clientID string
+	// stopAlive ends the replica heartbeat; aliveDone closes when it has.
+	stopAlive context.CancelFunc
+	aliveDone chan struct{}
+	// health remembers write failures for readiness.
+	health writeHealth
 	// inventory gathers what describes show before it is written.
 	inventory inventory
 }
@@ -138,11 +143,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping reports whether the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	return s.req.PingContext(ctx)
-}
-
 // Postgres reports whether the store is Postgres (and so may be shared by
 // several replicas).
 func (s *Store) Postgres() bool { return s.postgres }
@@ -179,10 +179,16 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate: %w\n%s", err, stmt)
 		}
 	}
+	if s.postgres {
+		if _, err := s.db.ExecContext(ctx, replicaSchema); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	// Columns added after a table first shipped.
 	for _, c := range []struct{ table, column, def string }{
 		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "ts", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_messages", "sending_at", "BIGINT NOT NULL DEFAULT 0"},
 	} {
 		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
 			return err
@@ -352,13 +358,17 @@ func (f levelFilter) WithGroup(n string) slog.Handler {
 func (s *Store) inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
+		s.noteWrite(err)
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.noteWrite(err)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	s.noteWrite(err)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

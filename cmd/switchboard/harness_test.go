@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,27 +201,49 @@ func (s *server) stop() {
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
 // slackPeer stands in for Slack: it receives response_url posts and Web API
-// calls, and can be told to fail.
+// calls, and can be told to fail. Like Slack, it keeps each channel's
+// history (chat.postMessage posts with their metadata, and in_channel
+// response_url posts as the app's messages) and serves it to
+// conversations.history and conversations.replies.
 type slackPeer struct {
 	*httptest.Server
 	mu        sync.Mutex
 	responses map[string][]string // response_url path -> texts posted
 	raw       map[string][]string // response_url path -> bodies posted
-	posts     []url.Values        // chat.postMessage calls
+	posts     []url.Values        // chat.postMessage calls, with the ts given ("ts")
 	failNext  int                 // answer this many response_url posts with 500
+	channels  map[string]string   // response_url path -> its command's channel
+	history   map[string][]peerMessage
+	seq       int
+}
+
+// peerMessage is a message in a channel's history.
+type peerMessage struct {
+	TS       string          `json:"ts"`
+	ThreadTS string          `json:"thread_ts,omitempty"`
+	Text     string          `json:"text"`
+	BotID    string          `json:"bot_id"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 func newSlackPeer(t *testing.T) *slackPeer {
-	p := &slackPeer{responses: map[string][]string{}, raw: map[string][]string{}}
+	p := &slackPeer{responses: map[string][]string{}, raw: map[string][]string{}, channels: map[string]string{}, history: map[string][]peerMessage{}}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if strings.HasPrefix(r.URL.Path, "/api/") {
+		if method, ok := strings.CutPrefix(r.URL.Path, "/api/"); ok {
 			form, _ := url.ParseQuery(string(body))
-			p.posts = append(p.posts, form)
 			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"ok":true,"channel":"C0OPS","ts":"1.000001"}`)
+			switch method {
+			case "conversations.history", "conversations.replies":
+				p.serveHistory(w, form)
+			default:
+				ts := p.add(form.Get("channel"), peerMessage{ThreadTS: form.Get("thread_ts"), Text: form.Get("text"), Metadata: json.RawMessage(form.Get("metadata"))})
+				form.Set("ts", ts)
+				p.posts = append(p.posts, form)
+				fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), ts)
+			}
 			return
 		}
 		if p.failNext > 0 {
@@ -229,14 +252,50 @@ func newSlackPeer(t *testing.T) *slackPeer {
 			return
 		}
 		var msg struct {
-			Text string `json:"text"`
+			Text         string `json:"text"`
+			ResponseType string `json:"response_type"`
 		}
 		_ = json.Unmarshal(body, &msg)
 		p.responses[r.URL.Path] = append(p.responses[r.URL.Path], msg.Text)
 		p.raw[r.URL.Path] = append(p.raw[r.URL.Path], string(body))
+		if ch := p.channels[r.URL.Path]; ch != "" && msg.ResponseType == "in_channel" {
+			p.add(ch, peerMessage{Text: msg.Text})
+		}
 	}))
 	t.Cleanup(p.Close)
 	return p
+}
+
+// add puts a message from the app in a channel's history and returns its
+// ts. Call with p.mu held.
+func (p *slackPeer) add(channel string, m peerMessage) string {
+	p.seq++
+	m.TS = fmt.Sprintf("%d.%06d", time.Now().Unix(), p.seq)
+	m.BotID = "B0SWITCHBOARD"
+	if len(m.Metadata) == 0 {
+		m.Metadata = nil
+	}
+	p.history[channel] = append(p.history[channel], m)
+	return m.TS
+}
+
+// serveHistory answers conversations.history (or .replies, with ts) with
+// the channel's messages newer than oldest, newest first. Call with p.mu
+// held.
+func (p *slackPeer) serveHistory(w http.ResponseWriter, form url.Values) {
+	oldest, _ := strconv.ParseFloat(form.Get("oldest"), 64)
+	var out []peerMessage
+	for _, m := range slices.Backward(p.history[form.Get("channel")]) {
+		at, _ := strconv.ParseFloat(m.TS, 64)
+		if at <= oldest || form.Get("ts") != "" && m.ThreadTS != form.Get("ts") && m.TS != form.Get("ts") {
+			continue
+		}
+		if form.Get("include_all_metadata") != "1" {
+			m.Metadata = nil
+		}
+		out = append(out, m)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "messages": out, "has_more": false})
 }
 
 func (p *slackPeer) answers(path string) []string {
@@ -273,6 +332,9 @@ func slashCommandAs(t *testing.T, s *server, peer *slackPeer, command, user, cha
 	t.Helper()
 	seq := triggerSeq.Add(1)
 	path := "/commands/T1/" + strconv.FormatInt(seq, 10)
+	peer.mu.Lock()
+	peer.channels[path] = channel
+	peer.mu.Unlock()
 	form := url.Values{
 		"token": {"legacy"}, "team_id": {"T1"}, "team_domain": {"e2e"}, "channel_id": {channel}, "channel_name": {"ops"},
 		"user_id": {user}, "user_name": {"someone"}, "command": {command}, "text": {text},

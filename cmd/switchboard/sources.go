@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -104,12 +105,13 @@ func sourceProblems(file string, line int, key string, err error, secrets ...str
 
 // start runs every source until ctx ends; mailboxes are read only while
 // this process holds their lease in the store, so that one replica at a
-// time reads a mailbox (a replica that dies stops renewing it, and another
-// takes over when it expires, after three poll intervals; so does one that
-// waits out a failing mailbox longer than that, and tries it in its turn).
-// Every replica may read a queue: a message is deleted only once its run
-// is recorded, and a redelivery starts nothing new. The returned channel
-// closes when all sources have stopped.
+// time reads a mailbox. The lease is renewed every few seconds while the
+// mailbox answers: a replica that dies stops renewing it, and another takes
+// over once it expires (mailboxLease), whatever the poll interval; so does
+// one that waits out a failing mailbox, and the next one tries it in its
+// turn. Every replica may read a queue: a message is deleted only once its
+// run is recorded, and a redelivery starts nothing new. The returned
+// channel closes when all sources have stopped.
 func (s *triggerSources) start(ctx context.Context, st *store.Store, logger *slog.Logger) <-chan struct{} {
 	var wg sync.WaitGroup
 	for _, c := range s.consumers {
@@ -122,19 +124,50 @@ func (s *triggerSources) start(ctx context.Context, st *store.Store, logger *slo
 		if interval <= 0 {
 			interval = imap.DefaultPollInterval
 		}
-		p.LeadFunc = func(ctx context.Context) bool {
-			lead, err := st.TryLead(ctx, name, holder, 3*interval)
+		lease := min(3*interval, mailboxLease)
+		var held, failing atomic.Bool
+		try := func(ctx context.Context) bool {
+			lead, err := st.TryLead(ctx, name, holder, lease)
 			if err != nil {
 				if ctx.Err() == nil {
 					logger.Warn("mailbox lease", "source", name, "err", err)
 				}
-				return false
+				lead = false
 			}
+			held.Store(lead)
+			return lead
+		}
+		report := p.ReportFunc
+		p.ReportFunc = func(err error, next time.Duration) {
+			failing.Store(err != nil)
+			if report != nil {
+				report(err, next)
+			}
+		}
+		p.LeadFunc = func(ctx context.Context) bool {
+			lead := try(ctx)
 			if !lead {
 				s.health.standby(name)
 			}
 			return lead
 		}
+		// The holder renews the lease between polls, but not while it
+		// waits out a failing mailbox: then the lease lapses and another
+		// replica may try it (this one takes it back if still first).
+		wg.Go(func() {
+			t := time.NewTicker(lease / 4)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if held.Load() && !failing.Load() {
+						try(ctx)
+					}
+				}
+			}
+		})
 		wg.Go(func() {
 			if err := p.Run(ctx); err != nil {
 				logger.Error("mailbox not read", "source", name, "err", err) // Validate passed: a bug
@@ -145,6 +178,12 @@ func (s *triggerSources) start(ctx context.Context, st *store.Store, logger *slo
 	go func() { wg.Wait(); close(done) }()
 	return done
 }
+
+// mailboxLease is the longest a replica's hold on a mailbox outlives its
+// last renewal (three poll intervals when that is shorter): the longest a
+// dead replica's mailbox goes unread, plus the standby's next check
+// (imap.StandbyCheck).
+const mailboxLease = 20 * time.Second
 
 // sourceHealth is the health of every trigger source, which /readyz and
 // the console show.

@@ -76,7 +76,7 @@ func TestWebhookWorkflow(t *testing.T) {
 	}
 	announce := peer.posted(t, "Deployed refs/heads/feature-42")
 	reply := peer.posted(t, "by ana")
-	if announce.Get("channel") != "C0DEPLOY" || reply.Get("thread_ts") != "1.000001" {
+	if announce.Get("channel") != "C0DEPLOY" || reply.Get("thread_ts") != announce.Get("ts") {
 		t.Errorf("announce in %q, reply thread_ts %q; want C0DEPLOY and the announce's ts", announce.Get("channel"), reply.Get("thread_ts"))
 	}
 	if n := peer.postCount("Deployed"); n != 1 {
