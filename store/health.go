@@ -16,11 +16,11 @@ import (
 // broken connection), so that /readyz says not-ready while commands would
 // fail, and not only when the database stops answering.
 type writeHealth struct {
-	mu        sync.Mutex
-	faultAt   time.Time
-	fault     error
-	probedAt  time.Time
-	probeErr  error
+	mu       sync.Mutex
+	faultAt  time.Time
+	fault    error
+	probedAt time.Time
+	probeErr error
 }
 
 // faultMemory is how long a write failure keeps the store not ready after
