@@ -31,6 +31,7 @@ var Type = switchboard.CloudType{
 			{Name: "stopping_duration", Type: switchboard.TypeDuration},
 			{Name: "shutting_down_duration", Type: switchboard.TypeDuration},
 			{Name: "throttle", Type: switchboard.TypeBool},
+			{Name: "latency", Type: switchboard.TypeDuration, Hint: "how long every API call takes, like latency: 200ms"},
 		}},
 	},
 	CheckFunc: func(opts map[string]any) []switchboard.ParamProblem {
@@ -78,6 +79,7 @@ type cloudOptions struct {
 		StoppingDuration     switchboard.Duration `json:"stopping_duration"`
 		ShuttingDownDuration switchboard.Duration `json:"shutting_down_duration"`
 		Throttle             *bool                `json:"throttle"`
+		Latency              switchboard.Duration `json:"latency"`
 	} `json:"sim"`
 }
 
@@ -96,6 +98,7 @@ func newFromOptions(_ context.Context, c switchboard.CloudSpec) (switchboard.Pro
 		PendingDuration:      durationOf(o.Sim.PendingDuration),
 		StoppingDuration:     durationOf(o.Sim.StoppingDuration),
 		ShuttingDownDuration: durationOf(o.Sim.ShuttingDownDuration),
+		Latency:              durationOf(o.Sim.Latency),
 	}
 	if !c.Check {
 		opts.StateFile = stateFile(c.DataDir, c.Name, o.Instances)

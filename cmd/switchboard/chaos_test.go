@@ -249,3 +249,42 @@ func tryClick(s *server, peer *slackPeer, approvalID, user string) bool {
 	resp.Body.Close()
 	return resp.StatusCode == 200
 }
+
+// The process dies after Slack took an answer and before it recorded that:
+// after the restart the answer is found in the channel, not posted again.
+func TestAnswerCutOffBeforeItsRecordIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var store string
+			if backend == "postgres" {
+				store = testenv.Postgres(t)
+			}
+			peer := newSlackPeer(t)
+			s := startServer(t, peer.URL, serverOptions{store: store})
+			killed := make(chan struct{})
+			peer.mu.Lock()
+			peer.onAnswer = func(string) {
+				peer.onAnswer = nil
+				s.kill9()
+				close(killed)
+			}
+			peer.mu.Unlock()
+			req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
+			if code, _ := send(t, req); code != http.StatusOK {
+				t.Fatalf("status answered %d", code)
+			}
+			select {
+			case <-killed:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no answer was posted")
+			}
+			s.start()
+			time.Sleep(3 * time.Second) // the restarted process has looked, and would have posted by now
+			if got := peer.answers(path); len(got) != 1 {
+				t.Errorf("answered %d times across the kill: %q\n%s", len(got), got, s.logs)
+			}
+		})
+	}
+}

@@ -215,6 +215,9 @@ type slackPeer struct {
 	channels  map[string]string   // response_url path -> its command's channel
 	history   map[string][]peerMessage
 	seq       int
+	// onAnswer, when set, is called with each response_url post once it is
+	// recorded, before it is answered.
+	onAnswer func(path string)
 }
 
 // peerMessage is a message in a channel's history.
@@ -260,6 +263,9 @@ func newSlackPeer(t *testing.T) *slackPeer {
 		p.raw[r.URL.Path] = append(p.raw[r.URL.Path], string(body))
 		if ch := p.channels[r.URL.Path]; ch != "" && msg.ResponseType == "in_channel" {
 			p.add(ch, peerMessage{Text: msg.Text})
+		}
+		if p.onAnswer != nil {
+			p.onAnswer(r.URL.Path)
 		}
 	}))
 	t.Cleanup(p.Close)

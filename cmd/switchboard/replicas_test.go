@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +133,137 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 			t.Errorf("tick %s fired %d times", tick, n)
 		}
 	}
+}
+
+const threeReplicaConfig = `listen: {{listen}}
+data_dir: {{data_dir}}
+store: {{store}}
+log: { level: warn }
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  bot_token: xoxb-e2e
+  api_url: {{api_url}}
+clouds:
+  main:
+    provider: sim
+    # Each call takes a while, as EC2's do, so that the replica killed
+    # below dies with runs in its hands.
+    sim: { throttle: false, latency: 1500ms }
+    instances:
+      - { id: i-0123456789abcdef0, name: tools, state: running }
+groups:
+  ops: [U0OPS1]
+commands:
+  /ec2:
+    cloud: main
+    allow: { users: [group:ops] }
+    instances:
+      tools: { id: i-0123456789abcdef0 }
+`
+
+// Three replicas on one Postgres take commands in turn while one is killed
+// with SIGKILL (and never comes back) and another is restarted with
+// SIGTERM: every acked command is answered exactly once, the dead
+// replica's work within a bounded time of its death.
+func TestReplicaDeathAndRollingRestart(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	peer := newSlackPeer(t)
+	replicas := []*server{
+		startServer(t, peer.URL, serverOptions{config: threeReplicaConfig, store: pg}),
+		startServer(t, peer.URL, serverOptions{config: threeReplicaConfig, store: pg}),
+		startServer(t, peer.URL, serverOptions{config: threeReplicaConfig, store: pg}),
+	}
+	var mu sync.Mutex
+	down := map[*server]bool{}
+	var acked []string
+	var killedAt time.Time
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			case <-tick.C:
+			}
+			// Spread over the replicas; one that is down is skipped, as a
+			// load balancer would.
+			for j := range replicas {
+				s := replicas[(i+j)%len(replicas)]
+				mu.Lock()
+				isDown := down[s]
+				mu.Unlock()
+				if isDown {
+					continue
+				}
+				req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue // going down: never acked, Slack would show an error
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					acked = append(acked, path)
+					mu.Unlock()
+				}
+				break
+			}
+		}
+	}()
+
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	down[replicas[1]] = true
+	mu.Unlock()
+	killedAt = time.Now()
+	replicas[1].kill9()
+
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	down[replicas[2]] = true
+	mu.Unlock()
+	replicas[2].stop()
+	replicas[2].start()
+	mu.Lock()
+	down[replicas[2]] = false
+	mu.Unlock()
+
+	time.Sleep(3 * time.Second)
+	close(stopLoad)
+	<-loadDone
+
+	mu.Lock()
+	paths := append([]string(nil), acked...)
+	mu.Unlock()
+	deadline := killedAt.Add(60 * time.Second)
+	var last time.Time
+	for {
+		missing := 0
+		for _, p := range paths {
+			if len(peer.answers(p)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			last = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acked commands unanswered 60 s after a replica was killed", missing, len(paths))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a duplicate would arrive now
+	for _, p := range paths {
+		if got := peer.answers(p); len(got) != 1 || !strings.Contains(got[0], "tools (i-0123456789abcdef0) is running") {
+			t.Errorf("command at %s answered %d times: %q", p, len(got), got)
+		}
+	}
+	t.Logf("%d commands acked by three replicas; one killed, one restarted; the last answer came %s after the kill",
+		len(paths), last.Sub(killedAt).Round(100*time.Millisecond))
 }
