@@ -288,3 +288,65 @@ func TestAnswerCutOffBeforeItsRecordIsNotRepeated(t *testing.T) {
 		})
 	}
 }
+
+// The disk fills up the moment Slack takes an answer, so recording it
+// fails: the record is retried, not the post, /readyz says not ready while
+// the store cannot write, and once there is room again the answer stands,
+// once.
+func TestFullDiskAnswersOnceAndIsNotReady(t *testing.T) {
+	t.Parallel()
+	disk, fill, free := testenv.SmallDisk(t, "24m")
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{store: "sqlite://" + filepath.Join(disk, "switchboard.db")})
+	readyz := func() int {
+		resp, err := http.Get(s.url("/readyz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitReadyz := func(want int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for readyz() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz did not answer %d %s within 20 s\n%s", want, what, s.logs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	full := make(chan struct{})
+	peer.mu.Lock()
+	peer.onAnswer = func(string) {
+		peer.onAnswer = nil
+		fill()
+		close(full)
+	}
+	peer.mu.Unlock()
+	req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
+	if code, _ := send(t, req); code != http.StatusOK {
+		t.Fatalf("status answered %d", code)
+	}
+	select {
+	case <-full:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer was posted")
+	}
+	waitReadyz(http.StatusServiceUnavailable, "with the disk full")
+	// A command now cannot be recorded: Slack hears an error, not an ack
+	// that would be lost.
+	req2, _ := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
+	if code, text := send(t, req2); code == http.StatusOK && !strings.Contains(text, "went wrong") {
+		t.Errorf("with the disk full a command was acked %d %q", code, text)
+	}
+	free()
+	waitReadyz(http.StatusOK, "once there is room again")
+	time.Sleep(2 * time.Second) // a repeated post would arrive now
+	if got := peer.answers(path); len(got) != 1 {
+		t.Errorf("answered %d times across the full disk: %q", len(got), got)
+	}
+	if !strings.Contains(s.logs.String(), "message delivered but not yet recorded") {
+		t.Errorf("the failing record was not retried (or not logged):\n%s", s.logs)
+	}
+}
