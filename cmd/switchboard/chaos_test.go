@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/testenv"
 )
 
@@ -76,9 +78,105 @@ func TestChaosKillsLoseNothing(t *testing.T) {
 	}
 }
 
+// The chaos test across replicas: two processes on one Postgres and one
+// cloud (moto), each killed at random moments and restarted, commands and
+// approval clicks spread over both; every acked command is answered exactly
+// once.
+func TestChaosAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	endpoint, region := testenv.Moto(t)
+	cloud, err := aws.New(t.Context(), aws.Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		tags := map[string]string{"Name": name}
+		if name == "e" || name == "f" {
+			tags["role"] = "db"
+		}
+		insts, err := cloud.RunInstances(t.Context(), switchboard.LaunchSpec{ImageID: "ami-12c6146b", Tags: tags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = insts[0].ID
+		if name == "a" || name == "c" || name == "e" {
+			if _, err := cloud.StopInstances(t.Context(), []string{insts[0].ID}, switchboard.StopOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := strings.Replace(chaosConfig, `    provider: sim
+    sim: { pending_duration: 400ms, stopping_duration: 300ms, throttle: false }
+    instances:
+      - { id: i-0000000000000000a, name: a, state: stopped }
+      - { id: i-0000000000000000b, name: b, state: running }
+      - { id: i-0000000000000000c, name: c, state: stopped }
+      - { id: i-0000000000000000d, name: d, state: running }
+      - { id: i-0000000000000000e, name: e, state: stopped, tags: { role: db } }
+      - { id: i-0000000000000000f, name: f, state: running, tags: { role: db } }
+`, fmt.Sprintf(`    provider: aws
+    region: %s
+    endpoint: %s
+    access_key_id: testing
+    access_key_secret: testing
+`, region, endpoint), 1)
+	for name, id := range ids {
+		cfg = strings.Replace(cfg, "i-0000000000000000"+name, id, 1)
+	}
+	if !strings.Contains(cfg, "provider: aws") {
+		t.Fatal("the chaos config's cloud section changed; update this test")
+	}
+	peer := newSlackPeer(t)
+	a := startServer(t, peer.URL, serverOptions{config: cfg, store: pg})
+	b := startServer(t, peer.URL, serverOptions{config: cfg, store: pg})
+	chaosLoad(t, peer, []*server{a, b})
+}
+
 // chaos runs the chaos test against a store ("" for SQLite in the data
-// dir).
+// dir), with one process and the simulated cloud, whose counts of starts
+// and stops are checked against what the channel was told.
 func chaos(t *testing.T, store string) {
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{config: chaosConfig, store: store})
+	told := chaosLoad(t, peer, []*server{s})
+
+	// What the cloud did, from the simulator's state file.
+	files, _ := filepath.Glob(filepath.Join(s.dataDir, "sim-main-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("sim state files: %v", files)
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Instances []struct {
+			Name   string `json:"name"`
+			Starts int    `json:"starts"`
+			Stops  int    `json:"stops"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range state.Instances {
+		if got, want := in.Starts, told[in.Name+" started"]; got != want {
+			t.Errorf("%s was started %d times, but the channel was told %d times", in.Name, got, want)
+		}
+		if got, want := in.Stops, told[in.Name+" stopped"]; got != want {
+			t.Errorf("%s was stopped %d times, but the channel was told %d times", in.Name, got, want)
+		}
+	}
+}
+
+// chaosLoad sends the burst to the replicas (a random live one each time),
+// kills a random replica with SIGKILL and restarts it, again and again,
+// clicks Approve through whichever replica is up, then checks that every
+// acked command was answered exactly once. It returns how often the channel
+// was told that each instance started or stopped ("a started": 2).
+func chaosLoad(t *testing.T, peer *slackPeer, replicas []*server) map[string]int {
 	const (
 		commands = 36
 		kills    = 5
@@ -86,16 +184,14 @@ func chaos(t *testing.T, store string) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(uint64(seed), 7))
-
-	peer := newSlackPeer(t)
-	s := startServer(t, peer.URL, serverOptions{config: chaosConfig, store: store})
-	stopClicking := approveAll(t, s, peer, "U0OPS2")
+	stopClicking := approveAll(t, replicas, peer, "U0OPS2")
 	defer stopClicking()
 
 	var paths []string
 	sent := 0
 	send := func(n int) {
 		for ; n > 0 && sent < commands; n-- {
+			s := replicas[rnd.IntN(len(replicas))]
 			alias := string(rune('a' + rnd.IntN(6)))
 			text := []string{"start ", "stop ", "status "}[rnd.IntN(3)] + alias
 			req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", text)
@@ -115,6 +211,7 @@ func chaos(t *testing.T, store string) {
 	for range kills {
 		send(commands / (kills + 1))
 		time.Sleep(time.Duration(50+rnd.IntN(400)) * time.Millisecond)
+		s := replicas[rnd.IntN(len(replicas))]
 		s.kill9()
 		s.start()
 	}
@@ -165,40 +262,15 @@ func chaos(t *testing.T, store string) {
 		}
 	}
 
-	// What the cloud did, from the simulator's state file.
-	files, _ := filepath.Glob(filepath.Join(s.dataDir, "sim-main-*.json"))
-	if len(files) != 1 {
-		t.Fatalf("sim state files: %v", files)
-	}
-	raw, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var state struct {
-		Instances []struct {
-			Name   string `json:"name"`
-			Starts int    `json:"starts"`
-			Stops  int    `json:"stops"`
-		} `json:"instances"`
-	}
-	if err := json.Unmarshal(raw, &state); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range state.Instances {
-		if got, want := in.Starts, told[in.Name+" started"]; got != want {
-			t.Errorf("%s was started %d times, but the channel was told %d times", in.Name, got, want)
-		}
-		if got, want := in.Stops, told[in.Name+" stopped"]; got != want {
-			t.Errorf("%s was stopped %d times, but the channel was told %d times", in.Name, got, want)
-		}
-	}
-	t.Logf("%d commands acked across %d kills; %s", len(paths), kills, fmt.Sprint(told))
+	t.Logf("%d commands acked across %d kills of %d replica(s); %s", len(paths), kills, len(replicas), fmt.Sprint(told))
+	return told
 }
 
 // approveAll clicks Approve, as user, on every approval request the peer
 // receives, again and again until the click is answered (the server may be
-// down when it first tries). It stops when the returned func is called.
-func approveAll(t *testing.T, s *server, peer *slackPeer, user string) func() {
+// down when it first tries), through each replica in turn. It stops when
+// the returned func is called.
+func approveAll(t *testing.T, replicas []*server, peer *slackPeer, user string) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -220,8 +292,8 @@ func approveAll(t *testing.T, s *server, peer *slackPeer, user string) func() {
 				}
 			}
 			peer.mu.Unlock()
-			for _, id := range ids {
-				if tryClick(s, peer, id, user) {
+			for i, id := range ids {
+				if tryClick(replicas[i%len(replicas)], peer, id, user) {
 					answered[id] = true
 				}
 			}
