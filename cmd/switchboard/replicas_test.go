@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/aws"
@@ -116,13 +119,31 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	// handled once.
 	mail.Deliver(t, []byte("From: a@example.com\r\nSubject: first\r\nMessage-ID: <m1@example.com>\r\n\r\nhello\r\n"))
 	peer.posted(t, "mail first")
-	// Kill both in turn: whichever led, the survivor (or the restarted one)
-	// goes on ticking.
+	// Kill the leader (the replica that enqueues the schedule's ticks): the
+	// survivor takes its duties over, and the failover is measured.
+	db, err := sql.Open("pgx", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var leaderID string
+	if err := db.QueryRowContext(t.Context(), `SELECT leader_id FROM river_leader`).Scan(&leaderID); err != nil {
+		t.Fatalf("who leads: %v", err)
+	}
+	leader := a
+	if strings.HasSuffix(leaderID, "@"+b.addr) {
+		leader = b
+	}
 	before := len(ticks())
-	a.kill9()
-	waitTicks(before+2, "after killing one replica")
+	killedAt := time.Now()
+	leader.kill9()
+	waitTicks(before+1, "after killing the leader")
+	scheduleFailover := time.Since(killedAt)
+	waitTicks(before+2, "after killing the leader")
 	mail.Deliver(t, []byte("From: a@example.com\r\nSubject: second\r\nMessage-ID: <m2@example.com>\r\n\r\nhello\r\n"))
 	peer.posted(t, "mail second")
+	t.Logf("the leader was killed; the survivor ticked %s later and handled a mail delivered then %s after the kill",
+		scheduleFailover.Round(100*time.Millisecond), time.Since(killedAt).Round(100*time.Millisecond))
 	for _, subject := range []string{"mail first", "mail second"} {
 		if n := peer.postCount(subject); n != 1 {
 			t.Errorf("%q was announced %d times", subject, n)
