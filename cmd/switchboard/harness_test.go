@@ -215,6 +215,7 @@ type slackPeer struct {
 	channels  map[string]string   // response_url path -> its command's channel
 	history   map[string][]peerMessage
 	seq       int
+	firstAt   map[string]time.Time // response_url path -> when its first answer came
 	// onAnswer, when set, is called with each response_url post once it is
 	// recorded, before it is answered.
 	onAnswer func(path string)
@@ -230,7 +231,8 @@ type peerMessage struct {
 }
 
 func newSlackPeer(t *testing.T) *slackPeer {
-	p := &slackPeer{responses: map[string][]string{}, raw: map[string][]string{}, channels: map[string]string{}, history: map[string][]peerMessage{}}
+	p := &slackPeer{responses: map[string][]string{}, raw: map[string][]string{}, channels: map[string]string{}, history: map[string][]peerMessage{},
+		firstAt: map[string]time.Time{}}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		p.mu.Lock()
@@ -259,6 +261,9 @@ func newSlackPeer(t *testing.T) *slackPeer {
 			ResponseType string `json:"response_type"`
 		}
 		_ = json.Unmarshal(body, &msg)
+		if _, ok := p.firstAt[r.URL.Path]; !ok {
+			p.firstAt[r.URL.Path] = time.Now()
+		}
 		p.responses[r.URL.Path] = append(p.responses[r.URL.Path], msg.Text)
 		p.raw[r.URL.Path] = append(p.raw[r.URL.Path], string(body))
 		if ch := p.channels[r.URL.Path]; ch != "" && msg.ResponseType == "in_channel" {
