@@ -150,6 +150,12 @@ func (e *allFailed) Unwrap() []error { return []error{e.partial, e.first} }
 // throttling or unavailable, up to MaxAttempts. A call that may have taken
 // effect before failing is made again only when idempotent.
 func attempt[T any](ctx context.Context, p *Provider, action string, idempotent bool, call func(context.Context) ([]T, error)) ([]T, error) {
+	if action != "DescribeInstances" {
+		// A call that may change instances: describes begun before it or
+		// while it runs are not shared after it.
+		p.reads.changed()
+		defer p.reads.changed()
+	}
 	for n := 1; ; n++ {
 		if err := p.take(ctx, action); err != nil {
 			return nil, err

@@ -97,6 +97,10 @@ type Options struct {
 	// SeenFunc, when set, is told every instance a describe or a launch
 	// returned (an Inventory's Remember).
 	SeenFunc func(insts []switchboard.Instance)
+	// ShareReads is how long after an identical describe began its answer
+	// serves another, unless a call that may change instances came between
+	// (see reads); default 1s, negative turns sharing off.
+	ShareReads time.Duration
 }
 
 // Validate reports an option that cannot work, naming the field.
@@ -146,6 +150,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDelay == 0 {
 		o.MaxDelay = 20 * time.Second
+	}
+	if o.ShareReads == 0 {
+		o.ShareReads = defaultShareReads
 	}
 	if o.NowFunc == nil {
 		o.NowFunc = time.Now
@@ -219,6 +226,7 @@ type Provider struct {
 
 	mu    sync.Mutex
 	stats Stats
+	reads reads
 }
 
 var _ switchboard.Provider = (*Provider)(nil)
@@ -268,7 +276,14 @@ func (p *Provider) Stats() Stats {
 // DescribeInstances describes the instances f selects. With ids it asks in
 // batches, and an id the cloud does not know (which fails a whole EC2 call)
 // is reported in a *switchboard.PartialError next to the instances found.
+// Identical describes at the same time share one call (Options.ShareReads).
 func (p *Provider) DescribeInstances(ctx context.Context, f switchboard.Filter) ([]switchboard.Instance, error) {
+	return p.reads.describe(ctx, f, p.opts.NowFunc(), p.opts.ShareReads, func(ctx context.Context) ([]switchboard.Instance, error) {
+		return p.describe(ctx, f)
+	})
+}
+
+func (p *Provider) describe(ctx context.Context, f switchboard.Filter) ([]switchboard.Instance, error) {
 	const action = "DescribeInstances"
 	var insts []switchboard.Instance
 	var err error
