@@ -19,6 +19,8 @@ type stepRun struct {
 	// params are the step's parameters with templates rendered.
 	params json.RawMessage
 	key    *planKey
+	// skipped is set when the step's condition did not hold.
+	skipped bool
 }
 
 var _ switchboard.StepRun = (*stepRun)(nil)

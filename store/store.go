@@ -183,6 +183,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, c := range []struct{ table, column, def string }{
 		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "ts", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_runs", "outcome", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_runs", "steps", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
 			return err
