@@ -354,7 +354,7 @@
   function decisionNodes(ap) {
     const nodes = [];
     const winning = (ap.decisions || []).filter((d) => d.approve === (ap.state === "approved"));
-    const word = { approved: "✅ Approved by ", denied: "❌ Denied by ", "timed out": "⏱ Timed out" }[ap.state] || ap.state;
+    const word = { approved: "✓ Approved by ", denied: "✗ Denied by ", "timed out": "Timed out" }[ap.state] || ap.state;
     nodes.push(document.createTextNode(word));
     if (ap.state === "approved" || ap.state === "denied") {
       winning.forEach((d, i) => {
@@ -672,7 +672,7 @@
       const dec = cell(tr, "", "decisions");
       for (const x of ap.decisions || []) {
         const line = document.createElement("div");
-        line.append(x.approve ? "✅ " : "❌ ", nameNode(x.user, "@", "mention"), " " + (x.approve ? "approved" : "denied") + " at " + formatTime(x.at) + " via " + x.source);
+        line.append(x.approve ? "✓ " : "✗ ", nameNode(x.user, "@", "mention"), " " + (x.approve ? "approved" : "denied") + " at " + formatTime(x.at) + " via " + x.source);
         dec.appendChild(line);
       }
       if (ap.state === "timed out") dec.append("timed out at " + formatTime(ap.decided_at));
@@ -683,7 +683,9 @@
     else box.appendChild(table(["Time", "Kind", "Actor", "Subject", "Outcome", "Detail"], d.audit, (tr, ev) => {
       cell(tr, formatTime(ev.time), "time", ev.time);
       cell(tr, ev.kind);
-      cell(tr, ev.actor, "mono");
+      const actor = cell(tr, "", "nowrap");
+      if (/^[UW][A-Z0-9]+$/.test(ev.actor || "")) actor.appendChild(nameNode(ev.actor, "@", "mention"));
+      else actor.textContent = ev.actor || "";
       cell(tr, ev.subject);
       const out = cell(tr, ev.outcome, "outcome");
       out.dataset.outcome = ev.outcome || "";
@@ -750,8 +752,8 @@
         cell(tr, inst.id, "mono nowrap");
         stateCell(tr, inst.state);
         const addr = cell(tr, "", "mono");
-        if (inst.public_ip) addr.appendChild(span("nowrap", inst.public_ip));
-        if (inst.private_ip) addr.appendChild(span("nowrap muted", (inst.public_ip ? " " : "") + inst.private_ip));
+        if (inst.public_ip) addr.appendChild(span("address public", inst.public_ip));
+        if (inst.private_ip) addr.appendChild(span("address private", inst.private_ip));
         cell(tr, inst.type || "", "mono");
         const tags = cell(tr, "", "chips");
         for (const k of Object.keys(inst.tags || {}).sort()) {
@@ -802,7 +804,7 @@
       if (ap.quorum > 1) meta.append(" · " + (ap.decisions || []).filter((d) => d.approve).length + " of " + ap.quorum + " approvals");
       card.appendChild(meta);
       const actions = document.createElement("div");
-      actions.className = "approval";
+      actions.className = "approval-buttons";
       const why = mayDecide(ap, user);
       const result = span("approval-result", why ? why : "");
       for (const [label, approve] of [["Approve", true], ["Deny", false]]) {
