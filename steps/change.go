@@ -548,7 +548,7 @@ func (c *change) finish(outs []Outcome) error {
 
 // outcome says how a command that changes instances ended when it changed
 // none: refused (out of scope, by policy, not approved) or nothing to do
-// (already so, or in a state the action cannot apply to). It is empty when
+// (already so, in a state the action cannot apply to, not found). It is empty when
 // any instance changed, and for reads and dry runs.
 func (c *change) outcome(outs []Outcome) string {
 	switch c.cmd.Action {
@@ -563,7 +563,7 @@ func (c *change) outcome(outs []Outcome) string {
 		switch o.Result {
 		case "started", "stopped", "rebooted":
 			return ""
-		case "out of scope", "refused by policy", "not approved":
+		case "out of scope", "no match", "refused by policy", "not approved":
 			refused = true
 		}
 	}
