@@ -173,7 +173,7 @@ func TestConsoleRendersSlackMarkup(t *testing.T) {
 	}
 	check := func(js, want string) {
 		t.Helper()
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const t = document.querySelector('#transcript .line[data-kind="answer"] .text'); return ` + js + ` })()`))
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const t = document.querySelector('#transcript .line[data-kind="answer"] .text'); return `+js+` })()`))
 		if err != nil {
 			t.Fatalf("%s: %v", js, err)
 		}

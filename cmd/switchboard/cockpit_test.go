@@ -80,7 +80,7 @@ func pick(id, value string) chromedp.Action[chromedp.Void] {
 		if _, err := chromedp.SetValue(chromedp.ID(id), value)(ctx, t); err != nil {
 			return chromedp.Void{}, err
 		}
-		return chromedp.Evaluate[chromedp.Void](`document.getElementById("` + id + `").dispatchEvent(new Event("change"))`)(ctx, t)
+		return chromedp.Evaluate[chromedp.Void](`document.getElementById("`+id+`").dispatchEvent(new Event("change"))`)(ctx, t)
 	}
 }
 
