@@ -72,9 +72,14 @@ func decidedBy(ap *switchboard.Approval, user string) bool {
 // the channel sees who decided and when, and the buttons are gone: with
 // chat.update when the request was posted with chat.postMessage (it has a
 // ts), otherwise through the request's response_url with replace_original.
-// A request posted to an incoming webhook cannot be changed; nothing is done.
+// A request posted to an incoming webhook cannot be changed; nothing is
+// done. Nor for a decision made with the buttons in Slack: ApprovalButtons
+// replaced the request through the click's response_url already.
 func (m *Messenger) UpdateApproval(ctx context.Context, posted switchboard.MessageRecord, ap *switchboard.Approval) error {
 	if ap == nil || ap.State == switchboard.ApprovalPending {
+		return nil
+	}
+	if n := len(ap.Decisions); n > 0 && (ap.Decisions[n-1].Source == sourceHTTP || ap.Decisions[n-1].Source == sourceSocket) {
 		return nil
 	}
 	text := ap.Text + "\n" + decisionLine(ap)

@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +268,123 @@ func TestConsoleFleetView(t *testing.T) {
 		t.Fatalf("the fleet view never showed the web servers stopped: %v\n%s", err, s.logs)
 	}
 	screenshot(t, ctx, "console-fleet.png")
+}
+
+const slackApprovalConfig = `listen: {{listen}}
+data_dir: {{data_dir}}
+store: {{store}}
+slack:
+  signing_secret: ${SLACK_SIGNING_SECRET}
+  bot_token: xoxb-e2e
+  api_url: {{api_url}}
+clouds:
+  main:
+    provider: sim
+    sim: { pending_duration: 200ms, stopping_duration: 200ms }
+    instances:
+      - { id: i-0fedcba9876543210, name: web-1, state: running, tags: { env: prod, role: web } }
+groups:
+  ops: [U0OPS1, U0OPS2]
+commands:
+  /ec2:
+    cloud: main
+    allow: { users: [group:ops] }
+    instances:
+      web: { tags: { role: web } }
+    policy:
+      - if: 'action == "stop" && instance.tags.env == "prod"'
+        approval: { approvers: [group:ops], timeout: 5m }
+hooks:
+  ask: { secret: hook-secret-123 }
+workflows:
+  asked:
+    trigger: { webhook: ask }
+    channel: C0OPS
+    steps:
+      - id: ok
+        approval: { text: 'Ship it?', approvers: [group:ops], timeout: 5m }
+      - notify: { text: 'shipped: {{ steps.ok.decision }}' }
+`
+
+// An approval decided in the console is shown decided in Slack too: a
+// request posted with chat.postMessage is rewritten with chat.update, one
+// that answered a slash command through its response_url with
+// replace_original; the buttons are gone and it says who and when.
+func TestConsoleDecisionUpdatesSlack(t *testing.T) {
+	t.Parallel()
+	peer := newSlackPeer(t)
+	s := startServer(t, peer.URL, serverOptions{config: slackApprovalConfig})
+	token := consoleToken(t, s)
+	decide := func(approvalID, user string) {
+		t.Helper()
+		body := strings.NewReader(`{"user":"` + user + `","approve":true}`)
+		req, _ := http.NewRequest(http.MethodPost, s.url("/console/api/approvals/"+approvalID), body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Switchboard-CSRF", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "Thanks: approved by") {
+			t.Fatalf("console approval answered %d %s", resp.StatusCode, raw)
+		}
+	}
+
+	// Posted with chat.postMessage (a webhook's run): chat.update.
+	mac := hmac.New(sha256.New, []byte("hook-secret-123"))
+	mac.Write([]byte(`{}`))
+	req, _ := http.NewRequest(http.MethodPost, s.url("/hooks/ask"), strings.NewReader(`{}`))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	send(t, req)
+	ask := peer.posted(t, "Ship it?")
+	m := approvalValue.FindStringSubmatch(ask.Get("blocks"))
+	if m == nil {
+		t.Fatalf("the approval request has no buttons: %q", ask.Get("blocks"))
+	}
+	decide(m[1], "U0OPS2")
+	var update url.Values
+	waitFor(t, "chat.update of the decided request", func() bool {
+		peer.mu.Lock()
+		defer peer.mu.Unlock()
+		if len(peer.updates) > 0 {
+			update = peer.updates[0]
+		}
+		return update != nil
+	})
+	if update.Get("channel") != "C0OPS" || update.Get("ts") != "1.000001" || !strings.HasPrefix(update.Get("text"), "Ship it?\n✅ Approved by <@U0OPS2> at ") ||
+		strings.Contains(update.Get("blocks"), `"approve"`) {
+		t.Errorf("chat.update = %v", update)
+	}
+	peer.posted(t, "shipped: approved")
+
+	// Answered a slash command through its response_url: replace_original.
+	cmd, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "stop web")
+	send(t, cmd)
+	peer.waitAnswers(t, path, 1)
+	peer.mu.Lock()
+	m = approvalValue.FindStringSubmatch(strings.Join(peer.raw[path], "\n"))
+	peer.mu.Unlock()
+	if m == nil {
+		t.Fatal("the approval request has no buttons")
+	}
+	decide(m[1], "U0OPS2")
+	got := peer.waitAnswers(t, path, 3)
+	peer.mu.Lock()
+	raw := append([]string(nil), peer.raw[path]...)
+	peer.mu.Unlock()
+	replaced := -1
+	for i, body := range raw {
+		if strings.Contains(body, `"replace_original":true`) {
+			replaced = i
+		}
+	}
+	if replaced < 0 || !strings.Contains(got[replaced], "wants to stop web-1 (i-0fedcba9876543210)") || !strings.Contains(got[replaced], "✅ Approved by <@U0OPS2> at ") ||
+		strings.Contains(raw[replaced], `"approve"`) {
+		t.Errorf("the response_url got %q, want the request replaced with its decision", raw)
+	}
+	if !slices.Contains(got, "web-1 (i-0fedcba9876543210) is now stopped.") {
+		t.Errorf("after the approval the channel got %q", got)
+	}
 }

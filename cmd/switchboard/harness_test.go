@@ -207,6 +207,7 @@ type slackPeer struct {
 	responses map[string][]string // response_url path -> texts posted
 	raw       map[string][]string // response_url path -> bodies posted
 	posts     []url.Values        // chat.postMessage calls
+	updates   []url.Values        // chat.update calls
 	failNext  int                 // answer this many response_url posts with 500
 }
 
@@ -218,7 +219,12 @@ func newSlackPeer(t *testing.T) *slackPeer {
 		defer p.mu.Unlock()
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			form, _ := url.ParseQuery(string(body))
-			p.posts = append(p.posts, form)
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/chat.update"):
+				p.updates = append(p.updates, form)
+			case strings.HasSuffix(r.URL.Path, "/chat.postMessage"):
+				p.posts = append(p.posts, form)
+			}
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"ok":true,"channel":"C0OPS","ts":"1.000001"}`)
 			return
