@@ -15,6 +15,24 @@ import (
 	"github.com/switchboardhq/switchboard/web"
 )
 
+// openConsole serves cfg and opens its console in headless Chromium; the
+// context it returns is bounded, so a broken page fails the test instead
+// of hanging it.
+func openConsole(t *testing.T, cfg web.Config) context.Context {
+	t.Helper()
+	srv := httptest.NewServer(web.NewServer(cfg).Handler())
+	t.Cleanup(srv.Close)
+	browser := testenv.Browser(t)
+	// The first action starts the browser; it must not run under the
+	// timeout below, which would stop the browser with it.
+	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatalf("load the console: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // TestConsoleInBrowser drives the playground in headless Chromium the way a
 // newcomer would: pick a user, type /ec2 status, press Enter, and see the
 // ack and the channel's answers appear.
@@ -44,7 +62,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			})
 		}
 	}
-	srv := httptest.NewServer(web.NewServer(web.Config{
+	ctx := openConsole(t, web.Config{
 		Addr:         "127.0.0.1:0",
 		Commands:     commands,
 		Store:        store,
@@ -56,18 +74,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				Failures: 2, NextTry: time.Now().Add(time.Minute)},
 			"queue:ec2-events": {State: web.SourceOK, OK: true, Since: time.Now()},
 		},
-	}).Handler())
-	t.Cleanup(srv.Close)
-
-	browser := testenv.Browser(t)
-	// The first action starts the browser; it must not run under the
-	// timeout below, which would stop the browser with it.
-	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatalf("load the console: %v", err)
-	}
-	// A bound so a broken page fails the test instead of hanging it.
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
+	})
 
 	err := chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -144,19 +151,11 @@ func TestConsoleRendersSlackMarkup(t *testing.T) {
 		"1. first\n" +
 		"```block\n<b>not bold</b>```\n" +
 		"name &lt;img src=x onerror=window.pwned=1&gt; and <javascript:window.pwned=1|click> and snake_case_id"}}}
-	srv := httptest.NewServer(web.NewServer(web.Config{
+	ctx := openConsole(t, web.Config{
 		Addr: "127.0.0.1:0", Commands: &fakeCommands{}, Store: store,
 		Users: []string{"U0OPS1"}, Channels: []string{"C0OPS"},
 		Names: fakeNames{"U0OPS1": "ana", "C0OPS": "ops"},
-	}).Handler())
-	t.Cleanup(srv.Close)
-
-	browser := testenv.Browser(t)
-	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatalf("load the console: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
+	})
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="answer"] blockquote`))); err != nil {
 		t.Fatalf("the answer never showed: %v", err)
 	}

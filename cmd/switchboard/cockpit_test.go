@@ -37,6 +37,21 @@ func demoServer(t *testing.T) *server {
 	return startServer(t, peer.URL, serverOptions{config: cfg})
 }
 
+// openDemoConsole starts the demo and a browser on a laptop-sized window,
+// opens the console at path and returns the server and the browser's
+// context, bounded by within.
+func openDemoConsole(t *testing.T, path string, within time.Duration) (*server, context.Context) {
+	t.Helper()
+	browser := testenv.Browser(t)
+	s := demoServer(t)
+	ctx, cancel := context.WithTimeout(browser, within)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 900), chromedp.Navigate(s.url(path))); err != nil {
+		t.Fatalf("open the console at %s: %v\n%s", path, err, s.logs)
+	}
+	return s, ctx
+}
+
 // screenshot keeps a picture of the page in the test's artifacts
 // (SWITCHBOARD_ARTIFACTS, or the test's temporary directory).
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -99,14 +114,8 @@ func pick(id, value string) chromedp.Action[chromedp.Void] {
 // one with nothing to do are not green successes.
 func TestConsoleCockpitApprovalsAndRunDetail(t *testing.T) {
 	t.Parallel()
-	browser := testenv.Browser(t)
-	s := demoServer(t)
-
-	ctx, cancel := context.WithTimeout(browser, 120*time.Second)
-	defer cancel()
+	s, ctx := openDemoConsole(t, "/", 120*time.Second)
 	err := chromedp.Do(ctx,
-		chromedp.EmulateViewport(1400, 900),
-		chromedp.Navigate(s.url("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		pick("user", "U0OPS1"),
 		pick("channel", "C0OPS"),
@@ -238,14 +247,8 @@ func TestConsoleCockpitApprovalsAndRunDetail(t *testing.T) {
 // /ec2 stop web, the web servers turn stopped without a reload.
 func TestConsoleFleetView(t *testing.T) {
 	t.Parallel()
-	browser := testenv.Browser(t)
-	s := demoServer(t)
-
-	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
-	defer cancel()
+	s, ctx := openDemoConsole(t, "/#fleet", 90*time.Second)
 	err := chromedp.Do(ctx,
-		chromedp.EmulateViewport(1400, 900),
-		chromedp.Navigate(s.url("/#fleet")),
 		chromedp.WaitVisible(chromedp.CSS(`#fleet tr[data-instance="i-0fedcba9876543210"] td.state[data-state="running"]`)),
 	)
 	if err != nil {

@@ -303,20 +303,38 @@
     const box = document.createElement("div");
     box.className = "approval";
     box.dataset.approval = id;
+    box.appendChild(decisionButtons(id, ""));
+    box.appendChild(span("approval-decided", ""));
+    const show = (ap) => showApprovalState(box, ap);
+    if (!state.approvals.has(id)) state.approvals.set(id, new Set());
+    state.approvals.get(id).add(show);
+    show.pending = !approval || approval.state === "pending";
+    if (approval) show(approval);
+    else box.dataset.state = "pending";
+    return box;
+  }
+
+  // decisionButtons are Approve and Deny for an approval, as Slack shows
+  // them, answering as the selected user; with why, they are disabled and
+  // say why. The playground and the inbox both use them, and both go
+  // through the same API as a click would.
+  function decisionButtons(id, why) {
     const buttons = document.createElement("div");
     buttons.className = "approval-buttons";
-    const result = span("approval-result", "");
-    const decided = span("approval-decided", "");
+    const result = span("approval-result", why);
     for (const [label, approve] of [["Approve", true], ["Deny", false]]) {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = label;
       b.className = approve ? "approve" : "deny";
+      b.disabled = !!why;
+      if (why) b.title = why;
       b.addEventListener("click", async () => {
         try {
           const data = await decide(id, approve);
           result.replaceChildren();
           renderText(result, data.text);
+          refreshInbox();
           refreshApprovals([id]);
         } catch (e) {
           result.textContent = e.message;
@@ -325,15 +343,7 @@
       buttons.appendChild(b);
     }
     buttons.appendChild(result);
-    box.appendChild(buttons);
-    box.appendChild(decided);
-    const show = (ap) => showApprovalState(box, ap);
-    if (!state.approvals.has(id)) state.approvals.set(id, new Set());
-    state.approvals.get(id).add(show);
-    show.pending = !approval || approval.state === "pending";
-    if (approval) show(approval);
-    else box.dataset.state = "pending";
-    return box;
+    return buttons;
   }
 
   // showApprovalState shows an approval as it stands in a playground box.
@@ -803,32 +813,7 @@
       (ap.approvers || []).forEach((u, i) => { if (i) meta.append(", "); meta.appendChild(nameNode(u, "@", "mention")); });
       if (ap.quorum > 1) meta.append(" · " + (ap.decisions || []).filter((d) => d.approve).length + " of " + ap.quorum + " approvals");
       card.appendChild(meta);
-      const actions = document.createElement("div");
-      actions.className = "approval-buttons";
-      const why = mayDecide(ap, user);
-      const result = span("approval-result", why ? why : "");
-      for (const [label, approve] of [["Approve", true], ["Deny", false]]) {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.textContent = label;
-        b.className = approve ? "approve" : "deny";
-        b.disabled = !!why;
-        b.title = why || label + " as " + user;
-        b.addEventListener("click", async () => {
-          try {
-            const r = await decide(ap.id, approve);
-            result.replaceChildren();
-            renderText(result, r.text);
-            refreshInbox();
-            refreshApprovals([ap.id]);
-          } catch (e) {
-            result.textContent = e.message;
-          }
-        });
-        actions.appendChild(b);
-      }
-      actions.appendChild(result);
-      card.appendChild(actions);
+      card.appendChild(decisionButtons(ap.id, mayDecide(ap, user)));
       list.appendChild(card);
     }
     el.approvalsPending.replaceChildren(list);
