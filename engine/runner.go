@@ -43,6 +43,10 @@ type Runner struct {
 	// Inventory remembers instances after the cloud forgets them; nil
 	// means nothing is remembered.
 	Inventory switchboard.Inventory
+	// ApprovalTimedOut, when set, is told of an approval nobody answered
+	// in time once it is recorded so, like Approvals.Decided: the chat
+	// platform updates the request it posted.
+	ApprovalTimedOut func(ctx context.Context, ap *switchboard.Approval)
 	// Events starts the workflows a step emits events for (a sweep); nil
 	// means steps cannot.
 	Events  switchboard.EventHandler

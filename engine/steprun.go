@@ -225,6 +225,9 @@ func (sr *stepRun) AwaitApproval(ctx context.Context, id string) (*switchboard.A
 		if err != nil {
 			return nil, false, fmt.Errorf("time out approval %s: %w", id, err)
 		}
+		if sr.runner.ApprovalTimedOut != nil && ap.State == switchboard.ApprovalTimedOut {
+			sr.runner.ApprovalTimedOut(ctx, ap)
+		}
 	}
 	if ap.State == switchboard.ApprovalPending {
 		sr.Wait(min(sr.runner.pollInterval(), max(ap.Deadline.Sub(now), time.Millisecond)))

@@ -79,7 +79,7 @@ func (m *Messenger) UpdateApproval(ctx context.Context, posted switchboard.Messa
 	if ap == nil || ap.State == switchboard.ApprovalPending {
 		return nil
 	}
-	if n := len(ap.Decisions); n > 0 && (ap.Decisions[n-1].Source == sourceHTTP || ap.Decisions[n-1].Source == sourceSocket) {
+	if n := len(ap.Decisions); n > 0 && ap.State != switchboard.ApprovalTimedOut && (ap.Decisions[n-1].Source == sourceHTTP || ap.Decisions[n-1].Source == sourceSocket) {
 		return nil
 	}
 	text := ap.Text + "\n" + decisionLine(ap)
@@ -121,6 +121,13 @@ func decisionLine(ap *switchboard.Approval) string {
 		return "✅ Approved by " + by + when
 	case switchboard.ApprovalDenied:
 		return "❌ Denied by " + by + when
+	}
+	if ap.State == switchboard.ApprovalTimedOut {
+		counts := "denied"
+		if ap.OnTimeout == "approve" {
+			counts = "approved"
+		}
+		return "⏱ Nobody answered in time" + when + "; it counts as " + counts + "."
 	}
 	return "⏱ " + ap.State + when
 }

@@ -143,6 +143,22 @@ func TestUpdateApproval(t *testing.T) {
 			t.Errorf("response_url got %+v, want the decision replacing the original", srv.bodies)
 		}
 	})
+	t.Run("timed out after a Slack click", func(t *testing.T) {
+		t.Parallel()
+		srv := newResponseURLServer(t, http.StatusOK, nil, "ok")
+		m := &Messenger{HTTPClient: srv.Client()}
+		late := *ap
+		late.State, late.OnTimeout, late.Decisions = switchboard.ApprovalTimedOut, "deny", []switchboard.Decision{{User: "U0OPS2", Approve: true, At: decided, Source: "slack"}}
+		posted := switchboard.MessageRecord{Message: switchboard.Message{ResponseURL: srv.URL}, Via: viaResponseURL}
+		if err := m.UpdateApproval(context.Background(), posted, &late); err != nil {
+			t.Fatal(err)
+		}
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if len(srv.bodies) != 1 || !strings.HasSuffix(srv.bodies[0].Text, "\n⏱ Nobody answered in time at 12:03 UTC; it counts as denied.") {
+			t.Errorf("response_url got %+v", srv.bodies)
+		}
+	})
 	t.Run("pending", func(t *testing.T) {
 		t.Parallel()
 		m := &Messenger{}

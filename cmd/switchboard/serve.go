@@ -111,6 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	approvals.Decided = func(ctx context.Context, ap *switchboard.Approval) {
 		go updateApproval(context.WithoutCancel(ctx), st, ap, messengers, messenger, slackMessenger, logger)
 	}
+	runner.ApprovalTimedOut = approvals.Decided
 
 	var slackHandlers web.SlackHandlers
 	if cfg.Slack.Enabled() || cfg.Slack.AllowLegacyToken {

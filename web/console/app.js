@@ -548,8 +548,11 @@
     const where = cell(tr, "");
     if (req.channel_id) where.appendChild(nameNode(req.channel_id, "#", "name"));
     cell(tr, formatTime(run.created_at), "time", run.created_at);
-    const res = cell(tr, "", run.error ? "failed result" : "result");
-    renderText(res, run.error || run.result || "");
+    // The first line only: the run's detail has the rest.
+    const full = run.error || run.result || "";
+    const lines = full.split("\n");
+    const res = cell(tr, "", run.error ? "failed result" : "result", lines.length > 1 ? full : "");
+    renderText(res, lines[0] + (lines.length > 1 ? " …" : ""));
     tr.addEventListener("click", (e) => {
       if (e.target.closest("a")) return;
       location.hash = "#run/" + encodeURIComponent(run.id);
