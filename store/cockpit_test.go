@@ -21,11 +21,16 @@ func TestRunDetailQueries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the run to finish", func() bool {
-			run, err := b.store.GetRun(ctx, ack.RunID)
-			return err == nil && run.State.Finished()
-		})
-		run, _ := b.store.GetRun(ctx, ack.RunID)
+		finished := func(id string) *switchboard.Run {
+			t.Helper()
+			waitFor(t, "run "+id+" to finish", func() bool {
+				run, err := b.store.GetRun(ctx, id)
+				return err == nil && run.State.Finished()
+			})
+			run, _ := b.store.GetRun(ctx, id)
+			return run
+		}
+		run := finished(ack.RunID)
 		if len(run.Steps) != 1 || run.Steps[0].State != switchboard.StepSucceeded || run.Steps[0].FinishedAt.IsZero() || run.Outcome != "" {
 			t.Errorf("run steps %+v, outcome %q; want one succeeded step and no outcome", run.Steps, run.Outcome)
 		}
@@ -48,11 +53,7 @@ func TestRunDetailQueries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the second run to finish", func() bool {
-			run, err := b.store.GetRun(ctx, again.RunID)
-			return err == nil && run.State.Finished()
-		})
-		if run, _ := b.store.GetRun(ctx, again.RunID); run.Outcome != switchboard.OutcomeNoop {
+		if run := finished(again.RunID); run.Outcome != switchboard.OutcomeNoop {
 			t.Errorf("a start of a running instance has outcome %q, want %q", run.Outcome, switchboard.OutcomeNoop)
 		}
 

@@ -273,31 +273,10 @@ func TestConsoleFleetView(t *testing.T) {
 	screenshot(t, ctx, "console-fleet.png")
 }
 
-const slackApprovalConfig = `listen: {{listen}}
-data_dir: {{data_dir}}
-store: {{store}}
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  bot_token: xoxb-e2e
-  api_url: {{api_url}}
-clouds:
-  main:
-    provider: sim
-    sim: { pending_duration: 200ms, stopping_duration: 200ms }
-    instances:
-      - { id: i-0fedcba9876543210, name: web-1, state: running, tags: { env: prod, role: web } }
-groups:
-  ops: [U0OPS1, U0OPS2]
-commands:
-  /ec2:
-    cloud: main
-    allow: { users: [group:ops] }
-    instances:
-      web: { tags: { role: web } }
-    policy:
-      - if: 'action == "stop" && instance.tags.env == "prod"'
-        approval: { approvers: [group:ops], timeout: 5m }
-hooks:
+// slackApprovalConfig is the policy test's config with a bot token and a
+// webhook-started workflow that asks for an approval, posted with
+// chat.postMessage.
+var slackApprovalConfig = strings.Replace(policyConfig, "  api_url: {{api_url}}", "  bot_token: xoxb-e2e\n  api_url: {{api_url}}", 1) + `hooks:
   ask: { secret: hook-secret-123 }
 workflows:
   asked:
