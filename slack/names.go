@@ -1,7 +1,9 @@
 package slack
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,6 +37,8 @@ const (
 	nameMissTTL   = 5 * time.Minute
 	maxNameLookup = 20   // ids looked up per call; the rest wait for the next
 	maxNameCache  = 5000 // entries kept before the expired ones are dropped
+	// nameLookupBudget bounds one call's lookups together.
+	nameLookupBudget = 3 * time.Second
 )
 
 // Names returns the names Slack gives the ids it knows, from the cache or
@@ -67,9 +71,16 @@ func (n *Names) Names(ctx context.Context, ids []string) map[string]string {
 		opts = append(opts, goslack.OptionHTTPClient(defaultHTTPClient))
 	}
 	api := goslack.New(n.BotToken, opts...)
-	for _, id := range ask {
-		name := lookUp(ctx, api, id)
-		if ctx.Err() != nil {
+	// Names are only shown: a Slack that is slow or down costs the page
+	// at most this long, and is not asked again for a while.
+	ctx, cancel := context.WithTimeout(ctx, nameLookupBudget)
+	defer cancel()
+	for i, id := range ask {
+		name, reached := lookUp(ctx, api, id)
+		if !reached {
+			for _, rest := range ask[i:] {
+				n.remember(rest, "", now.Add(nameMissTTL))
+			}
 			break
 		}
 		ttl := nameTTL
@@ -96,25 +107,23 @@ func lookable(id string) bool {
 	return strings.IndexFunc(id, func(r rune) bool { return (r < 'A' || r > 'Z') && (r < '0' || r > '9') }) < 0
 }
 
-// lookUp asks Slack for one id's name; "" when it does not say.
-func lookUp(ctx context.Context, api *goslack.Client, id string) string {
+// lookUp asks Slack for one id's name: "" when it does not say, and
+// reached false when Slack did not answer at all (down, slow, throttling).
+func lookUp(ctx context.Context, api *goslack.Client, id string) (name string, reached bool) {
+	var err error
 	if id[0] == 'C' || id[0] == 'G' {
-		ch, err := api.GetConversationInfoContext(ctx, &goslack.GetConversationInfoInput{ChannelID: id})
-		if err != nil || ch == nil {
-			return ""
+		var ch *goslack.Channel
+		if ch, err = api.GetConversationInfoContext(ctx, &goslack.GetConversationInfoInput{ChannelID: id}); err == nil && ch != nil {
+			return ch.Name, true
 		}
-		return ch.Name
-	}
-	u, err := api.GetUserInfoContext(ctx, id)
-	if err != nil || u == nil {
-		return ""
-	}
-	for _, name := range []string{u.Profile.DisplayName, u.RealName, u.Name} {
-		if name != "" {
-			return name
+	} else {
+		var u *goslack.User
+		if u, err = api.GetUserInfoContext(ctx, id); err == nil && u != nil {
+			return cmp.Or(u.Profile.DisplayName, u.RealName, u.Name), true
 		}
 	}
-	return ""
+	var answered goslack.SlackErrorResponse
+	return "", err == nil || errors.As(err, &answered)
 }
 
 func (n *Names) remember(id, name string, expires time.Time) {

@@ -169,3 +169,22 @@ func TestUpdateApproval(t *testing.T) {
 		}
 	})
 }
+
+// A Slack that does not answer is asked once per call at most, and not
+// again for a while.
+func TestNamesWhenSlackIsDown(t *testing.T) {
+	t.Parallel()
+	api := newFakeWebAPI(t, map[string]func(url.Values) string{})
+	api.Close() // nothing listens any more
+	n := &Names{BotToken: "xoxb-test", APIURL: api.URL + "/api"}
+	if got := n.Names(context.Background(), []string{"U0OPS1", "U0OPS2", "C0OPS"}); len(got) != 0 {
+		t.Errorf("names = %v, want none", got)
+	}
+	// The first id found Slack gone; the others were not tried, and none
+	// is tried again before nameMissTTL.
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.cache) != 3 {
+		t.Errorf("cache = %v, want all three ids remembered as unknown", n.cache)
+	}
+}
