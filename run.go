@@ -20,6 +20,36 @@ const (
 // Finished reports whether the run will not change any more.
 func (s RunState) Finished() bool { return s == RunSucceeded || s == RunFailed }
 
+// Run outcomes say more of how a finished run ended than its state does: a
+// command that changed nothing "succeeded" as a run, but was refused or had
+// nothing to do, and the console must not show it as a green success.
+const (
+	OutcomeRefused = "refused"       // nothing was done: not allowed (out of scope, policy, no match)
+	OutcomeNoop    = "nothing to do" // nothing was done: the instances were already so, or could not be
+)
+
+// StepRecord is how one step of a run's plan went: when it started and
+// ended and how, for the console's run detail.
+type StepRecord struct {
+	Index int    `json:"index"`
+	Kind  string `json:"kind"`
+	ID    string `json:"id,omitempty"`
+	// State is running, waiting, succeeded, skipped (its condition did
+	// not hold) or failed.
+	State      string    `json:"state"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Step record states.
+const (
+	StepRunning   = "running"
+	StepWaiting   = "waiting"
+	StepSucceeded = "succeeded"
+	StepSkipped   = "skipped"
+	StepFailed    = "failed"
+)
+
 // Step is one step of a run's plan. Kind names what the engine does; With
 // holds its parameters.
 type Step struct {
@@ -54,12 +84,17 @@ type Run struct {
 	Vars map[string]json.RawMessage `json:"vars,omitempty"`
 	// Locks are the instance keys ("cloud/id") the run holds while it
 	// mutates them.
-	Locks      []string  `json:"locks,omitempty"`
-	Result     string    `json:"result,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Locks  []string `json:"locks,omitempty"`
+	Result string   `json:"result,omitempty"`
+	Error  string   `json:"error,omitempty"`
+	// Outcome, on a finished run, is OutcomeRefused or OutcomeNoop when
+	// it did nothing; empty when it did what it was asked (or failed).
+	Outcome string `json:"outcome,omitempty"`
+	// Steps records each step started so far, in the order they ran.
+	Steps      []StepRecord `json:"steps,omitempty"`
+	CreatedAt  time.Time    `json:"created_at"`
+	UpdatedAt  time.Time    `json:"updated_at"`
+	FinishedAt time.Time    `json:"finished_at,omitzero"`
 }
 
 // Message is something Switchboard says in a channel on behalf of a run. Key
@@ -97,6 +132,17 @@ type Message struct {
 	// be in the channel; a Messenger that can look for it there does so
 	// before posting again, so that nobody sees it twice.
 	MaybeSent time.Time `json:"-"`
+}
+
+// MessageRecord is a run's message as the store keeps it: what was said
+// and how its delivery went.
+type MessageRecord struct {
+	Message
+	CreatedAt time.Time `json:"created_at"`
+	SentAt    time.Time `json:"sent_at,omitzero"`
+	Via       string    `json:"via,omitempty"`   // how it went, or "failed"
+	Ref       string    `json:"ref,omitempty"`   // the platform's id of the posted message (Slack's ts)
+	Error     string    `json:"error,omitempty"` // the last delivery error
 }
 
 // Delivery is how a platform delivered a message.

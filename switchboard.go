@@ -40,6 +40,21 @@ type Instance struct {
 	LaunchTime time.Time         `json:"launch_time,omitzero"`
 }
 
+// FleetCloud is one cloud's instances as the console's fleet view shows
+// them.
+type FleetCloud struct {
+	Name      string          `json:"name"`
+	Instances []FleetInstance `json:"instances"`
+	// Error says why the cloud could not be described this time.
+	Error string `json:"error,omitempty"`
+}
+
+// FleetInstance is an instance and the slash commands that may touch it.
+type FleetInstance struct {
+	Instance
+	Commands []string `json:"commands"`
+}
+
 // Label is how an instance is named to a person: "tools (i-0123…)".
 //
 // The Name tag is anyone's with CreateTags: it is escaped for chat

@@ -43,6 +43,9 @@ type Config struct {
 	Clouds []Cloud `json:"clouds"`
 	// Groups maps a group name to the user ids in it, as written.
 	Groups map[string][]string `json:"groups,omitempty"`
+	// Names maps user and channel ids to the names the console shows for
+	// them (U0OPS1: ana, C0OPS: ops).
+	Names map[string]string `json:"names,omitempty"`
 	// Commands in file order, with groups expanded into user ids.
 	Commands []switchboard.CommandSpec `json:"commands"`
 	// AWSEvents enables POST /events/aws (EventBridge API destinations).

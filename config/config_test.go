@@ -316,6 +316,9 @@ commands:
 			[]string{`c.yaml:11: commands./ec2.allow.users[0]: unknown group "opz" (groups defined: ops)`}, nil},
 		{"user name instead of id", edit("[group:ops]", "[group:ops, \"@bob\"]"),
 			[]string{`c.yaml:11: commands./ec2.allow.users[1]: "@bob" is a name; list the user id`}, nil},
+		{"name for a name", edit("ops: [U0OPS1]\n", "ops: [U0OPS1]\nnames: { \"@ana\": ana, U0OPS1: \"\" }\n"),
+			[]string{`c.yaml:8: names.@ana: "@ana" is not a user or channel id; write the id, like U0OPS1: ana or C0OPS: ops`,
+				`c.yaml:8: names.U0OPS1: is empty; write the name the console shows for U0OPS1`}, nil},
 		{"group inside a group", edit("ops: [U0OPS1]", "ops: [U0OPS1, group:dev]"),
 			[]string{`c.yaml:7: groups.ops[1]: a group lists user ids; it cannot contain another group`}, nil},
 		{"nobody allowed", edit("allow: { users: [group:ops] }", "allow: { channels: [C0OPS] }"),
@@ -616,6 +619,9 @@ func TestDefault(t *testing.T) {
 	cfg := config.Default("", registry)
 	if cfg.Listen != "127.0.0.1:8080" || cfg.Store != "sqlite://./data/switchboard.db" || cfg.Slack.Enabled() {
 		t.Errorf("listen, store, slack = %q, %q, %v", cfg.Listen, cfg.Store, cfg.Slack.Enabled())
+	}
+	if cfg.Names["U0OPS1"] != "ana" || cfg.Names["C0OPS"] != "ops" {
+		t.Errorf("the demo names %v; want U0OPS1 ana and C0OPS ops", cfg.Names)
 	}
 	if got := config.Default("/tmp/sb/", registry).Store; got != "sqlite:///tmp/sb/switchboard.db" {
 		t.Errorf("Default(/tmp/sb/).Store = %q", got)

@@ -88,7 +88,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "names", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -147,6 +147,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	c.Console = d.console(f["console"])
 	c.Clouds = named(d, f["clouds"], d.cloud)
 	c.Groups = d.groups(f["groups"])
+	c.Names = d.names(f["names"])
 	c.Commands = d.commands(f["commands"], c)
 	c.Mailboxes = named(d, f["mailboxes"], d.mailbox)
 	c.Queues = named(d, f["queues"], d.queue)
@@ -623,6 +624,27 @@ func (d *decoder) groups(p pair) map[string][]string {
 			}
 		}
 		out[gp.name] = users
+	}
+	return out
+}
+
+// names decodes the names the console shows for user and channel ids.
+func (d *decoder) names(p pair) map[string]string {
+	if p.key == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, np := range d.pairs(p.val, p.path, p.line()) {
+		name, ok := d.str(np)
+		switch {
+		case np.name == "" || strings.ContainsFunc(np.name, unicode.IsSpace) || strings.HasPrefix(np.name, "@") || strings.HasPrefix(np.name, "#"):
+			d.add(np.key.Line, np.path, "%q is not a user or channel id; write the id, like U0OPS1: ana or C0OPS: ops", np.name)
+		case !ok:
+		case strings.TrimSpace(name) == "":
+			d.problemAt(np, "is empty; write the name the console shows for %s", np.name)
+		default:
+			out[np.name] = strings.TrimSpace(name)
+		}
 	}
 	return out
 }

@@ -24,6 +24,10 @@ type ApprovalStore interface {
 type Approvals struct {
 	Store   ApprovalStore
 	NowFunc func() time.Time
+	// Decided, when set, is told of every approval a decision settled
+	// (approved or denied), after it was written: the chat platform
+	// updates the request it posted, so everyone sees who decided.
+	Decided func(ctx context.Context, ap *switchboard.Approval)
 }
 
 func (a *Approvals) now() time.Time {
@@ -96,6 +100,9 @@ func (a *Approvals) Decide(ctx context.Context, id, user string, approve bool, s
 		return nil, "", err
 	}
 	audit(ap, verb+"d", "")
+	if ap.State != switchboard.ApprovalPending && a.Decided != nil {
+		a.Decided(ctx, ap)
+	}
 	if ap.State != switchboard.ApprovalPending {
 		// The run re-checks its approval every few seconds anyway; waking
 		// it only saves that wait, so a failure here is not one.

@@ -43,6 +43,10 @@ type Runner struct {
 	// Inventory remembers instances after the cloud forgets them; nil
 	// means nothing is remembered.
 	Inventory switchboard.Inventory
+	// ApprovalTimedOut, when set, is told of an approval nobody answered
+	// in time once it is recorded so, like Approvals.Decided: the chat
+	// platform updates the request it posted.
+	ApprovalTimedOut func(ctx context.Context, ap *switchboard.Approval)
 	// Events starts the workflows a step emits events for (a sweep); nil
 	// means steps cannot.
 	Events  switchboard.EventHandler
@@ -161,6 +165,8 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 			break
 		}
 		sr := &stepRun{runner: r, run: run, saver: saver, out: &out, key: &key}
+		rec := r.stepStarted(run)
+		failed := run.Error
 		if err := sr.runStep(ctx); err != nil {
 			var save saveError
 			if ctx.Err() != nil || errors.As(err, &save) || !sr.retryHere() {
@@ -172,10 +178,16 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 		} else {
 			sr.retried()
 		}
+		r.stepEnded(run, rec, sr.skipped, run.Error != failed || run.State == switchboard.RunFailed, out.Wait > 0)
 		if out.Wait > 0 {
 			run.State = switchboard.RunWaiting
 			return out, nil
 		}
+	}
+	if run.State == switchboard.RunSucceeded && run.Result == "" && len(out.Messages) > 0 {
+		// A workflow's result is the last thing it said ("tools was
+		// restarted."), so a finished run never shows an empty one.
+		run.Result = out.Messages[len(out.Messages)-1].Text
 	}
 	run.FinishedAt = r.now()
 	out.Audit = append(out.Audit, switchboard.AuditEvent{Time: r.now(), Kind: switchboard.AuditRun, RunID: run.ID,
@@ -213,6 +225,7 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 				return sr.Fail(fmt.Sprintf("Step %d (%s): if: %v", run.Cursor+1, step.Kind, err), false)
 			}
 			if ok != true {
+				sr.skipped = true
 				sr.setOutputs(step.ID, nil)
 				sr.next()
 				return nil
@@ -236,6 +249,41 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 		}
 	}
 	return t.RunFunc(ctx, sr)
+}
+
+// stepStarted records the step at the cursor as running, unless it is the
+// one that parked last time, and returns its record's index.
+func (r *Runner) stepStarted(run *switchboard.Run) int {
+	if n := len(run.Steps); n > 0 {
+		last := &run.Steps[n-1]
+		if last.Index == run.Cursor && last.FinishedAt.IsZero() {
+			last.State = switchboard.StepRunning
+			return n - 1
+		}
+	}
+	step := run.Plan[run.Cursor]
+	run.Steps = append(run.Steps, switchboard.StepRecord{Index: run.Cursor, Kind: step.Kind, ID: step.ID, State: switchboard.StepRunning, StartedAt: r.now()})
+	return len(run.Steps) - 1
+}
+
+// stepEnded records how the step went: parked, skipped, failed, or done
+// when the cursor moved on.
+func (r *Runner) stepEnded(run *switchboard.Run, i int, skipped, failed, waiting bool) {
+	rec := &run.Steps[i]
+	switch {
+	case waiting && !failed:
+		rec.State = switchboard.StepWaiting
+		return
+	case failed:
+		rec.State = switchboard.StepFailed
+	case skipped:
+		rec.State = switchboard.StepSkipped
+	case run.Cursor == rec.Index:
+		return // not finished: it goes on at the next Advance
+	default:
+		rec.State = switchboard.StepSucceeded
+	}
+	rec.FinishedAt = r.now()
 }
 
 func firstNonEmpty(s ...string) string {

@@ -247,6 +247,9 @@ func TestStartStoppedInstance(t *testing.T) {
 	if len(out.Messages) != 0 {
 		t.Errorf("said %q before the instance was up", texts(out.Messages))
 	}
+	if len(run.Steps) != 1 || run.Steps[0].State != switchboard.StepWaiting || run.Steps[0].Kind != "instances" || run.Steps[0].StartedAt.IsZero() {
+		t.Errorf("step records while waiting = %+v, want one waiting instances step", run.Steps)
+	}
 	if !hasAudit(out, switchboard.AuditAction, "start "+idTools, "ok") {
 		t.Errorf("audit = %+v, want the start", out.Audit)
 	}
@@ -275,6 +278,12 @@ func TestStartStoppedInstance(t *testing.T) {
 	}
 	if run.State != switchboard.RunSucceeded || run.Result != want || run.FinishedAt.IsZero() || out.Wait != 0 {
 		t.Errorf("run = %s, result %q, finished %v, wait %v", run.State, run.Result, run.FinishedAt, out.Wait)
+	}
+	if run.Outcome != "" {
+		t.Errorf("a start that started the instance has outcome %q", run.Outcome)
+	}
+	if st := run.Steps; len(st) != 1 || st[0].State != switchboard.StepSucceeded || st[0].FinishedAt.Sub(st[0].StartedAt) < pendingFor {
+		t.Errorf("step records = %+v, want the one step succeeded after the instance's boot", st)
 	}
 	m := out.Messages[0]
 	if m.RunID != run.ID || m.ChannelID != "C0OPS" || m.Source != "slack" || !m.RequestedAt.Equal(run.Request.ReceivedAt) {
@@ -336,41 +345,44 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 		text      string
 		want      string
 		wantState switchboard.RunState
+		// outcome is how a run that changed nothing ended: refused or
+		// nothing to do, not a bare success.
+		outcome   string
 		untouched []string // actions that must not be called
 		check     func(t *testing.T, h *harness)
 	}{
 		{
-			name: "start running", fleet: withTools(switchboard.StateRunning), text: "start tools",
+			name: "start running", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StateRunning), text: "start tools",
 			want:      "tools (i-0123456789abcdef0) is already running at 107.20.248.29.",
 			untouched: []string{"StartInstances", "AssociateAddress"},
 		},
 		{
-			name: "start pending", fleet: withTools(switchboard.StatePending), text: "start tools",
+			name: "start pending", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StatePending), text: "start tools",
 			want:      "tools (i-0123456789abcdef0) is still booting (pending); it will be running shortly.",
 			untouched: []string{"StartInstances"},
 		},
 		{
-			name: "start stopping", fleet: withTools(switchboard.StateStopping), text: "start tools",
+			name: "start stopping", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StateStopping), text: "start tools",
 			want:      "tools (i-0123456789abcdef0) is stopping; start it again once it has stopped.",
 			untouched: []string{"StartInstances"},
 		},
 		{
-			name: "start terminated", fleet: withTools(switchboard.StateTerminated), text: "start tools",
+			name: "start terminated", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StateTerminated), text: "start tools",
 			want:      "tools (i-0123456789abcdef0) is terminated and cannot be started.",
 			untouched: []string{"StartInstances"},
 		},
 		{
-			name: "stop stopped", fleet: fleet(), text: "stop tools",
+			name: "stop stopped", outcome: switchboard.OutcomeNoop, fleet: fleet(), text: "stop tools",
 			want:      "tools (i-0123456789abcdef0) is already stopped.",
 			untouched: []string{"StopInstances"},
 		},
 		{
-			name: "stop stopping", fleet: withTools(switchboard.StateStopping), text: "stop tools",
+			name: "stop stopping", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StateStopping), text: "stop tools",
 			want:      "tools (i-0123456789abcdef0) is already stopping.",
 			untouched: []string{"StopInstances"},
 		},
 		{
-			name: "stop pending", fleet: withTools(switchboard.StatePending), text: "stop tools",
+			name: "stop pending", outcome: switchboard.OutcomeNoop, fleet: withTools(switchboard.StatePending), text: "stop tools",
 			want:      "tools (i-0123456789abcdef0) is still booting (pending); stop it once it is running.",
 			untouched: []string{"StopInstances"},
 		},
@@ -384,7 +396,7 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 			},
 		},
 		{
-			name: "reboot stopped", fleet: fleet(), text: "reboot tools",
+			name: "reboot stopped", outcome: switchboard.OutcomeNoop, fleet: fleet(), text: "reboot tools",
 			want:      "tools (i-0123456789abcdef0) is stopped; only a running instance can be rebooted.",
 			untouched: []string{"RebootInstances"},
 		},
@@ -429,17 +441,17 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 			want: "env=prod matches no instance /ec2 may touch.\nNo instances match.",
 		},
 		{
-			name: "selector out of scope", fleet: fleet(), text: "stop env=prod",
+			name: "selector out of scope", outcome: switchboard.OutcomeRefused, fleet: fleet(), text: "stop env=prod",
 			want:      "env=prod matches no instance /ec2 may touch.",
 			untouched: []string{"StopInstances"},
 		},
 		{
-			name: "id out of scope", fleet: fleet(), text: "stop " + idDB,
+			name: "id out of scope", outcome: switchboard.OutcomeRefused, fleet: fleet(), text: "stop " + idDB,
 			want:      "/ec2 may not touch db (i-0aaaaaaaaaaaaaaa1).",
 			untouched: []string{"StopInstances"},
 		},
 		{
-			name: "unknown id", fleet: fleet(), text: "start " + idUnknown,
+			name: "unknown id", outcome: switchboard.OutcomeNoop, fleet: fleet(), text: "start " + idUnknown,
 			want:      "i-0bbbbbbbbbbbbbbb2 was not found in cloud main.",
 			untouched: []string{"StartInstances"},
 		},
@@ -482,6 +494,9 @@ func TestAdvanceAnswersAtOnce(t *testing.T) {
 			}
 			if run.State != wantState || out.Wait != 0 {
 				t.Errorf("run is %s with wait %v, want %s", run.State, out.Wait, wantState)
+			}
+			if run.Outcome != tt.outcome {
+				t.Errorf("run's outcome is %q, want %q", run.Outcome, tt.outcome)
 			}
 			for _, action := range tt.untouched {
 				if n := h.calls(action); n != 0 {

@@ -19,6 +19,8 @@ type stepRun struct {
 	// params are the step's parameters with templates rendered.
 	params json.RawMessage
 	key    *planKey
+	// skipped is set when the step's condition did not hold.
+	skipped bool
 }
 
 var _ switchboard.StepRun = (*stepRun)(nil)
@@ -222,6 +224,9 @@ func (sr *stepRun) AwaitApproval(ctx context.Context, id string) (*switchboard.A
 		})
 		if err != nil {
 			return nil, false, fmt.Errorf("time out approval %s: %w", id, err)
+		}
+		if sr.runner.ApprovalTimedOut != nil && ap.State == switchboard.ApprovalTimedOut {
+			sr.runner.ApprovalTimedOut(ctx, ap)
 		}
 	}
 	if ap.State == switchboard.ApprovalPending {

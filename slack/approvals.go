@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	goslack "github.com/slack-go/slack"
+
 	"github.com/switchboardhq/switchboard"
 )
 
@@ -65,8 +67,46 @@ func decidedBy(ap *switchboard.Approval, user string) bool {
 	return ap.Decisions[len(ap.Decisions)-1].User == user
 }
 
-// decisionLine says how an approval was decided, for the replaced message.
+// UpdateApproval rewrites an approval request once it is decided, however
+// it was decided (a button in Slack or the console), so that everyone in
+// the channel sees who decided and when, and the buttons are gone: with
+// chat.update when the request was posted with chat.postMessage (it has a
+// ts), otherwise through the request's response_url with replace_original.
+// A request posted to an incoming webhook cannot be changed; nothing is
+// done. Nor for a decision made with the buttons in Slack: ApprovalButtons
+// replaced the request through the click's response_url already.
+func (m *Messenger) UpdateApproval(ctx context.Context, posted switchboard.MessageRecord, ap *switchboard.Approval) error {
+	if ap == nil || ap.State == switchboard.ApprovalPending {
+		return nil
+	}
+	if n := len(ap.Decisions); n > 0 && ap.State != switchboard.ApprovalTimedOut && (ap.Decisions[n-1].Source == sourceHTTP || ap.Decisions[n-1].Source == sourceSocket) {
+		return nil
+	}
+	text := ap.Text + "\n" + decisionLine(ap)
+	switch {
+	case posted.Ref != "" && posted.ChannelID != "" && m.BotToken != "":
+		api := goslack.New(m.BotToken, goslack.OptionAPIURL(apiBaseURL(m.APIURL)), goslack.OptionHTTPClient(m.client()))
+		// Blocks are sent again: without them chat.update keeps the old
+		// ones, buttons included.
+		block := goslack.NewSectionBlock(goslack.NewTextBlockObject(goslack.MarkdownType, text, false, false), nil, nil)
+		_, _, _, err := api.UpdateMessageContext(ctx, posted.ChannelID, posted.Ref, goslack.MsgOptionText(text, false), goslack.MsgOptionBlocks(block))
+		if err != nil {
+			return postMessageError(ctx, posted.ChannelID, err)
+		}
+		return nil
+	case posted.ResponseURL != "" && posted.Via == viaResponseURL:
+		return m.postResponseURL(ctx, switchboard.Message{ResponseURL: posted.ResponseURL, ChannelID: posted.ChannelID, Text: text, Replace: true})
+	}
+	return nil
+}
+
+// decisionLine says how an approval was decided and when, for the replaced
+// message.
 func decisionLine(ap *switchboard.Approval) string {
+	when := ""
+	if !ap.DecidedAt.IsZero() {
+		when = " at " + ap.DecidedAt.UTC().Format("15:04 UTC")
+	}
 	var by string
 	for _, d := range ap.Decisions {
 		if d.Approve == (ap.State == switchboard.ApprovalApproved) {
@@ -78,9 +118,16 @@ func decisionLine(ap *switchboard.Approval) string {
 	}
 	switch ap.State {
 	case switchboard.ApprovalApproved:
-		return "✅ Approved by " + by
+		return "✅ Approved by " + by + when
 	case switchboard.ApprovalDenied:
-		return "❌ Denied by " + by
+		return "❌ Denied by " + by + when
 	}
-	return "⏱ " + ap.State
+	if ap.State == switchboard.ApprovalTimedOut {
+		counts := "denied"
+		if ap.OnTimeout == "approve" {
+			counts = "approved"
+		}
+		return "⏱ Nobody answered in time" + when + "; it counts as " + counts + "."
+	}
+	return "⏱ " + ap.State + when
 }

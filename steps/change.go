@@ -542,7 +542,35 @@ func (c *change) finish(outs []Outcome) error {
 	}
 	text := Summary(outs)
 	c.s.Say("answer", text)
+	c.s.Run().Outcome = c.outcome(outs)
 	return c.s.Succeed(text)
+}
+
+// outcome says how a command that changes instances ended when it changed
+// none: refused (out of scope, by policy, not approved) or nothing to do
+// (already so, in a state the action cannot apply to, not found). It is empty when
+// any instance changed, and for reads and dry runs.
+func (c *change) outcome(outs []Outcome) string {
+	switch c.cmd.Action {
+	case switchboard.ActionStatus, switchboard.ActionList:
+		return ""
+	}
+	if c.cmd.DryRun {
+		return ""
+	}
+	refused := false
+	for _, o := range outs {
+		switch o.Result {
+		case "started", "stopped", "rebooted":
+			return ""
+		case "out of scope", "no match", "refused by policy", "not approved":
+			refused = true
+		}
+	}
+	if refused {
+		return switchboard.OutcomeRefused
+	}
+	return switchboard.OutcomeNoop
 }
 
 // attachAddress associates the Elastic IP configured for a started instance

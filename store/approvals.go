@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -86,7 +87,11 @@ func (s *Store) ListApprovals(ctx context.Context, state string, limit int) ([]s
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
-	rows, err := s.req.QueryContext(ctx, s.q(`SELECT body FROM sb_approvals WHERE (? = '' OR state = ?) ORDER BY created_at DESC LIMIT ?`), state, state, limit)
+	return s.approvals(ctx, `SELECT body FROM sb_approvals WHERE (? = '' OR state = ?) ORDER BY created_at DESC LIMIT ?`, state, state, limit)
+}
+
+func (s *Store) approvals(ctx context.Context, query string, args ...any) ([]switchboard.Approval, error) {
+	rows, err := s.req.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
@@ -104,6 +109,24 @@ func (s *Store) ListApprovals(ctx context.Context, state string, limit int) ([]s
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// RunApprovals returns the approvals a run asked for, oldest first.
+func (s *Store) RunApprovals(ctx context.Context, runID string) ([]switchboard.Approval, error) {
+	return s.approvals(ctx, `SELECT body FROM sb_approvals WHERE run_id = ? ORDER BY created_at`, runID)
+}
+
+// ApprovalsByID returns the approvals among ids that exist, in no
+// particular order.
+func (s *Store) ApprovalsByID(ctx context.Context, ids []string) ([]switchboard.Approval, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.approvals(ctx, `SELECT body FROM sb_approvals WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
 }
 
 // TryLead takes or keeps the lease called name for holder until ttl from

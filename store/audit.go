@@ -39,21 +39,44 @@ func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]sw
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
+	evs, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	return evs, nil
+}
+
+// scanAudit reads the audit lines rows holds and closes it.
+func scanAudit(rows *sql.Rows) ([]switchboard.AuditEvent, error) {
 	defer rows.Close()
 	var evs []switchboard.AuditEvent
 	for rows.Next() {
 		var ev switchboard.AuditEvent
 		var at int64
 		if err := rows.Scan(&ev.ID, &at, &ev.RunID, &ev.Kind, &ev.Actor, &ev.Channel, &ev.Subject, &ev.Outcome, &ev.Detail); err != nil {
-			return nil, fmt.Errorf("list audit: %w", err)
+			return nil, err
 		}
 		ev.Time = time.Unix(0, at)
 		evs = append(evs, ev)
 	}
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
-	}
 	return evs, rows.Err()
+}
+
+// RunAudit returns a run's audit lines, oldest first.
+func (s *Store) RunAudit(ctx context.Context, runID string) ([]switchboard.AuditEvent, error) {
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, kind, actor, channel, subject, outcome, detail FROM sb_audit
+		WHERE run_id = ? ORDER BY id LIMIT 1000`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("list audit of run %s: %w", runID, err)
+	}
+	evs, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list audit of run %s: %w", runID, err)
+	}
+	return evs, nil
 }
 
 // AppendTranscript adds a line to a channel's transcript and returns its id.

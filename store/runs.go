@@ -10,7 +10,7 @@ import (
 	"github.com/switchboardhq/switchboard"
 )
 
-const runColumns = `id, workflow, cloud, state, request, plan, step_cursor, scratch, vars, result, error, created_at, updated_at, finished_at`
+const runColumns = `id, workflow, cloud, state, request, plan, step_cursor, scratch, vars, result, error, outcome, steps, created_at, updated_at, finished_at`
 
 // CreateRun writes a new run, its audit lines and the job that will carry it
 // out in one transaction. A repeated delivery (same source and delivery id)
@@ -69,13 +69,19 @@ func (s *Store) saveRun(ctx context.Context, db execer, run *switchboard.Run) er
 	if err != nil {
 		return fmt.Errorf("encode vars: %w", err)
 	}
+	var steps []byte
+	if len(run.Steps) > 0 {
+		if steps, err = json.Marshal(run.Steps); err != nil {
+			return fmt.Errorf("encode steps: %w", err)
+		}
+	}
 	var finished int64
 	if !run.FinishedAt.IsZero() {
 		finished = run.FinishedAt.UnixNano()
 	}
 	run.UpdatedAt = time.Now()
-	_, err = db.ExecContext(ctx, s.q(`UPDATE sb_runs SET state = ?, step_cursor = ?, scratch = ?, vars = ?, result = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?`),
-		string(run.State), run.Cursor, string(run.Scratch), string(vars), run.Result, run.Error, run.UpdatedAt.UnixNano(), finished, run.ID)
+	_, err = db.ExecContext(ctx, s.q(`UPDATE sb_runs SET state = ?, step_cursor = ?, scratch = ?, vars = ?, result = ?, error = ?, outcome = ?, steps = ?, updated_at = ?, finished_at = ? WHERE id = ?`),
+		string(run.State), run.Cursor, string(run.Scratch), string(vars), run.Result, run.Error, run.Outcome, string(steps), run.UpdatedAt.UnixNano(), finished, run.ID)
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", run.ID, err)
 	}
@@ -102,12 +108,17 @@ func scanRun(row scanner) (*switchboard.Run, error) {
 	var (
 		run                        switchboard.Run
 		state, req, plan           string
-		scratch, vars              string
+		scratch, vars, steps       string
 		created, updated, finished int64
 	)
 	if err := row.Scan(&run.ID, &run.Workflow, &run.Cloud, &state, &req, &plan, &run.Cursor, &scratch, &vars,
-		&run.Result, &run.Error, &created, &updated, &finished); err != nil {
+		&run.Result, &run.Error, &run.Outcome, &steps, &created, &updated, &finished); err != nil {
 		return nil, err
+	}
+	if steps != "" {
+		if err := json.Unmarshal([]byte(steps), &run.Steps); err != nil {
+			return nil, fmt.Errorf("run %s: decode steps: %w", run.ID, err)
+		}
 	}
 	run.State = switchboard.RunState(state)
 	if err := json.Unmarshal([]byte(req), &run.Request); err != nil {
@@ -151,6 +162,60 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]switchboard.Run, err
 		runs = append(runs, *run)
 	}
 	return runs, rows.Err()
+}
+
+// RunMessages returns what a run said, oldest first, with how each
+// delivery went. Response URLs are left out: each is a credential for its
+// channel.
+func (s *Store) RunMessages(ctx context.Context, runID string) ([]switchboard.MessageRecord, error) {
+	recs, err := s.runMessages(ctx, runID)
+	for i := range recs {
+		recs[i].ResponseURL = ""
+	}
+	return recs, err
+}
+
+// ApprovalMessage returns the message that asked for an approval, response
+// URL and all, so that it can be updated once the approval is decided.
+func (s *Store) ApprovalMessage(ctx context.Context, ap *switchboard.Approval) (switchboard.MessageRecord, error) {
+	recs, err := s.runMessages(ctx, ap.RunID)
+	if err != nil {
+		return switchboard.MessageRecord{}, err
+	}
+	for _, rec := range recs {
+		if rec.ApprovalID == ap.ID {
+			return rec, nil
+		}
+	}
+	return switchboard.MessageRecord{}, switchboard.Errorf(switchboard.ENOTFOUND, "No message asked for approval %s.", ap.ID)
+}
+
+func (s *Store) runMessages(ctx context.Context, runID string) ([]switchboard.MessageRecord, error) {
+	rows, err := s.req.QueryContext(ctx, s.q(`SELECT body, created_at, sent_at, via, ts, last_error FROM sb_messages WHERE run_id = ? ORDER BY created_at, msg_key`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("list messages of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []switchboard.MessageRecord
+	for rows.Next() {
+		var (
+			body          string
+			created, sent int64
+			rec           switchboard.MessageRecord
+		)
+		if err := rows.Scan(&body, &created, &sent, &rec.Via, &rec.Ref, &rec.Error); err != nil {
+			return nil, fmt.Errorf("list messages of run %s: %w", runID, err)
+		}
+		if err := json.Unmarshal([]byte(body), &rec.Message); err != nil {
+			return nil, fmt.Errorf("run %s: decode message: %w", runID, err)
+		}
+		rec.CreatedAt = time.Unix(0, created)
+		if sent > 0 {
+			rec.SentAt = time.Unix(0, sent)
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
 }
 
 // CountRunsByState counts runs in each state, for metrics.

@@ -189,6 +189,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "ts", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "sending_at", "BIGINT NOT NULL DEFAULT 0"},
+		{"sb_runs", "outcome", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_runs", "steps", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
 			return err

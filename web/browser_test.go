@@ -15,6 +15,24 @@ import (
 	"github.com/switchboardhq/switchboard/web"
 )
 
+// openConsole serves cfg and opens its console in headless Chromium; the
+// context it returns is bounded, so a broken page fails the test instead
+// of hanging it.
+func openConsole(t *testing.T, cfg web.Config) context.Context {
+	t.Helper()
+	srv := httptest.NewServer(web.NewServer(cfg).Handler())
+	t.Cleanup(srv.Close)
+	browser := testenv.Browser(t)
+	// The first action starts the browser; it must not run under the
+	// timeout below, which would stop the browser with it.
+	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatalf("load the console: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // TestConsoleInBrowser drives the playground in headless Chromium the way a
 // newcomer would: pick a user, type /ec2 status, press Enter, and see the
 // ack and the channel's answers appear.
@@ -44,7 +62,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			})
 		}
 	}
-	srv := httptest.NewServer(web.NewServer(web.Config{
+	ctx := openConsole(t, web.Config{
 		Addr:         "127.0.0.1:0",
 		Commands:     commands,
 		Store:        store,
@@ -56,18 +74,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				Failures: 2, NextTry: time.Now().Add(time.Minute)},
 			"queue:ec2-events": {State: web.SourceOK, OK: true, Since: time.Now()},
 		},
-	}).Handler())
-	t.Cleanup(srv.Close)
-
-	browser := testenv.Browser(t)
-	// The first action starts the browser; it must not run under the
-	// timeout below, which would stop the browser with it.
-	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
-		t.Fatalf("load the console: %v", err)
-	}
-	// A bound so a broken page fails the test instead of hanging it.
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
+	})
 
 	err := chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -131,4 +138,59 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("switch user: %v", err)
 	}
+}
+
+// The playground shows what Slack would: mrkdwn as formatting, mentions by
+// name, links only to http(s); and text that looks like HTML stays text.
+func TestConsoleRendersSlackMarkup(t *testing.T) {
+	t.Parallel()
+	store := &fakeStore{lines: []switchboard.TranscriptLine{{ID: 1, Time: time.Now(), ChannelID: "C0OPS", Kind: "answer", Text: "" +
+		"*bold* _italic_ ~strike~ `code` <https://example.com/x?a=1&amp;b=2|example> <@U0OPS1> <#C0OPS> <#C0DEV|dev> <!here>\n" +
+		"&gt; quoted\n" +
+		"• one\n• two\n" +
+		"1. first\n" +
+		"```block\n<b>not bold</b>```\n" +
+		"name &lt;img src=x onerror=window.pwned=1&gt; and <javascript:window.pwned=1|click> and snake_case_id"}}}
+	ctx := openConsole(t, web.Config{
+		Addr: "127.0.0.1:0", Commands: &fakeCommands{}, Store: store,
+		Users: []string{"U0OPS1"}, Channels: []string{"C0OPS"},
+		Names: fakeNames{"U0OPS1": "ana", "C0OPS": "ops"},
+	})
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#transcript .line[data-kind="answer"] blockquote`))); err != nil {
+		t.Fatalf("the answer never showed: %v", err)
+	}
+	// Names arrive a moment after the line.
+	for {
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#transcript .line[data-kind="answer"] .text`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(text, "@ana") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check := func(js, want string) {
+		t.Helper()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const t = document.querySelector('#transcript .line[data-kind="answer"] .text'); return `+js+` })()`))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", js, got, want)
+		}
+	}
+	check(`t.querySelector("strong").textContent`, "bold")
+	check(`t.querySelector("em").textContent`, "italic")
+	check(`t.querySelector("s").textContent`, "strike")
+	check(`t.querySelector("code").textContent`, "code")
+	check(`t.querySelector("a").href + " " + t.querySelector("a").textContent`, "https://example.com/x?a=1&b=2 example")
+	check(`[...t.querySelectorAll(".mention")].map(m => m.textContent).join(" ")`, "@ana #ops #dev @here")
+	check(`t.querySelector("blockquote").textContent`, "quoted")
+	check(`[...t.querySelectorAll(":scope ul li")].map(l => l.textContent).join("|")`, "one|two")
+	check(`t.querySelector(":scope ol li").textContent`, "first")
+	check(`t.querySelector("pre").textContent`, "block\n<b>not bold</b>")
+	check(`String(t.querySelectorAll("img, b, script").length) + " " + String(window.pwned)`, "0 undefined")
+	check(`String(t.querySelectorAll("a").length)`, "1")
+	check(`t.lastChild.textContent`, "name <img src=x onerror=window.pwned=1> and click and snake_case_id")
 }

@@ -51,11 +51,33 @@ const consoleCommandTimeout = 15 * time.Second
 // consolePage is what index.html shows.
 type consolePage struct {
 	CSRF     string
-	Users    []string
-	Channels []string
+	Users    []picker
+	Channels []picker
 	Commands []string
 	LoggedIn bool // show the log-out button
 	Version  string
+}
+
+// picker is an option of the playground's user and channel pickers: the
+// id it sends and the name it shows.
+type picker struct {
+	ID, Label string
+}
+
+// pickers labels ids with their names: "ana (U0OPS1)".
+func pickers(ctx context.Context, names Namer, ids []string, sigil string) []picker {
+	var known map[string]string
+	if names != nil {
+		known = names.Names(ctx, ids)
+	}
+	out := make([]picker, len(ids))
+	for i, id := range ids {
+		out[i] = picker{ID: id, Label: sigil + id}
+		if n := known[id]; n != "" {
+			out[i].Label = sigil + n + " (" + id + ")"
+		}
+	}
+	return out
 }
 
 // loginPage is what login.html shows.
@@ -75,9 +97,10 @@ func renderPage(w http.ResponseWriter, logger *slog.Logger, status int, name str
 
 // handleConsolePage serves the playground; requirePage has let the request in.
 // showLogout says whether the request came through a login.
-func handleConsolePage(logger *slog.Logger, page consolePage, showLogout func(*http.Request) bool) http.Handler {
+func handleConsolePage(logger *slog.Logger, page consolePage, users, channels []string, names Namer, showLogout func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := page
+		p.Users, p.Channels = pickers(r.Context(), names, users, ""), pickers(r.Context(), names, channels, "#")
 		p.LoggedIn = showLogout(r)
 		renderPage(w, logger, http.StatusOK, "index.html", p)
 	})
@@ -327,8 +350,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // handleTranscript answers a channel's transcript lines after an id, for
-// the playground's polling.
-func handleTranscript(store Store, logger *slog.Logger) http.Handler {
+// the playground's polling; approval requests carry their approval.
+func handleTranscript(store Store, details Details, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		channel := strings.TrimSpace(q.Get("channel"))
@@ -355,10 +378,12 @@ func handleTranscript(store Store, logger *slog.Logger) http.Handler {
 			writeError(w, r, logger, fmt.Errorf("read transcript of %s: %w", channel, err))
 			return
 		}
-		if lines == nil {
-			lines = []switchboard.TranscriptLine{}
+		out, err := withApprovals(r.Context(), details, lines)
+		if err != nil {
+			writeError(w, r, logger, fmt.Errorf("read the approvals of %s: %w", channel, err))
+			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
+		writeJSON(w, http.StatusOK, map[string]any{"lines": out})
 	})
 }
 

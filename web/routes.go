@@ -24,20 +24,22 @@ func (s *Server) routes() http.Handler {
 
 	page := consolePage{
 		CSRF:     s.csrf,
-		Users:    cfg.Users,
-		Channels: cfg.Channels,
 		Commands: cfg.CommandNames,
 		Version:  switchboard.Version,
 	}
-	mux.Handle("GET /{$}", s.requirePage(handleConsolePage(cfg.Logger, page, s.needsLogin)))
+	mux.Handle("GET /{$}", s.requirePage(handleConsolePage(cfg.Logger, page, cfg.Users, cfg.Channels, cfg.Names, s.needsLogin)))
 	mux.Handle("GET /console/login", s.handleLoginPage())
 	mux.Handle("POST /console/login", s.handleLogin())
 	mux.Handle("POST /console/logout", s.handleLogout())
 	mux.Handle("GET /static/", handleStatic())
 
 	mux.Handle("POST /console/api/command", s.requireAPI(handleCommand(cfg.Commands, cfg.Store, cfg.Logger, cfg.Meter, cfg.NowFunc)))
-	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Logger)))
+	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Details, cfg.Logger)))
 	mux.Handle("GET /console/api/runs", s.requireAPI(handleRuns(cfg.Store, cfg.Logger)))
+	mux.Handle("GET /console/api/runs/{id}", s.requireAPI(handleRun(cfg.Details, cfg.Logger)))
+	mux.Handle("GET /console/api/approvals", s.requireAPI(handleApprovals(cfg.Details, cfg.Logger)))
+	mux.Handle("GET /console/api/fleet", s.requireAPI(handleFleet(cfg.Fleet)))
+	mux.Handle("GET /console/api/names", s.requireAPI(handleNames(cfg.Names, cfg.Logger)))
 	mux.Handle("GET /console/api/audit", s.requireAPI(handleAudit(cfg.Store, cfg.Logger, cfg.NowFunc)))
 	mux.Handle("GET /console/api/status", s.requireAPI(handleStatus(cfg.Store, cfg.Sources)))
 	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger)))

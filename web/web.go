@@ -74,6 +74,14 @@ type Config struct {
 	CommandNames []string
 	// Approvals answers approval buttons from the console; nil answers 404.
 	Approvals Approver
+	// Details reads run details and the approvals inbox; nil answers 404
+	// for a run and an empty inbox.
+	Details Details
+	// Fleet describes the clouds for the fleet view; nil shows none.
+	Fleet Fleet
+	// Names gives the names the console shows for user and channel ids;
+	// nil shows the ids.
+	Names Namer
 	// AWSEvents serves POST /events/aws (EventBridge API destinations);
 	// nil answers 404.
 	AWSEvents http.Handler

@@ -113,7 +113,8 @@ func TestConsoleApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if result != "Thanks: approved by <@U0OPS2>." {
+	// Shown as Slack shows it: the mention by the name the config gives.
+	if result != "Thanks: approved by @ben." {
 		t.Errorf("the approve button answered %q", result)
 	}
 }

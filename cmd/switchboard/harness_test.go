@@ -211,6 +211,7 @@ type slackPeer struct {
 	responses map[string][]string // response_url path -> texts posted
 	raw       map[string][]string // response_url path -> bodies posted
 	posts     []url.Values        // chat.postMessage calls, with the ts given ("ts")
+	updates   []url.Values        // chat.update calls
 	failNext  int                 // answer this many response_url posts with 500
 	channels  map[string]string   // response_url path -> its command's channel
 	history   map[string][]peerMessage
@@ -243,11 +244,16 @@ func newSlackPeer(t *testing.T) *slackPeer {
 			switch method {
 			case "conversations.history", "conversations.replies":
 				p.serveHistory(w, form)
-			default:
+			case "chat.update":
+				p.updates = append(p.updates, form)
+				fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), form.Get("ts"))
+			case "chat.postMessage":
 				ts := p.add(form.Get("channel"), peerMessage{ThreadTS: form.Get("thread_ts"), Text: form.Get("text"), Metadata: json.RawMessage(form.Get("metadata"))})
 				form.Set("ts", ts)
 				p.posts = append(p.posts, form)
 				fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), ts)
+			default: // users.info and the like: nothing to say
+				fmt.Fprint(w, `{"ok":true}`)
 			}
 			return
 		}

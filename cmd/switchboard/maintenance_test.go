@@ -218,6 +218,17 @@ func TestMaintenanceStoryDeniedAndTimedOut(t *testing.T) {
 	mail.Deliver(t, []byte(fmt.Sprintf(retirementMail, "timeout")))
 	peer.posted(t, "Nobody answered")
 	peer.posted(t, "Leaving tools as it is: timed out after 3s.")
+	// The request itself says so in Slack, its buttons gone.
+	waitFor(t, "the timed-out request to be updated", func() bool {
+		peer.mu.Lock()
+		defer peer.mu.Unlock()
+		for _, u := range peer.updates {
+			if strings.Contains(u.Get("text"), "Nobody answered in time at ") && strings.Contains(u.Get("text"), "it counts as denied.") {
+				return true
+			}
+		}
+		return false
+	})
 	if starts, stops := simCounts(t, s.dataDir, "tools"); starts != 0 || stops != 0 {
 		t.Errorf("tools was started %d and stopped %d times, want never", starts, stops)
 	}

@@ -106,6 +106,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		messenger = slackMessenger
 	}
 
+	// A decided approval's request is rewritten where it was posted, so
+	// the channel sees who decided and when.
+	approvals.Decided = func(ctx context.Context, ap *switchboard.Approval) {
+		go updateApproval(context.WithoutCancel(ctx), st, ap, messengers, messenger, slackMessenger, logger)
+	}
+	runner.ApprovalTimedOut = approvals.Decided
+
 	var slackHandlers web.SlackHandlers
 	if cfg.Slack.Enabled() || cfg.Slack.AllowLegacyToken {
 		h, err := slack.NewHandler(slack.HandlerConfig{
@@ -139,6 +146,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Channels:     channels,
 		CommandNames: commands.Names(),
 		Approvals:    approvals,
+		Details:      st,
+		Fleet:        &engine.Fleet{Providers: providers, Commands: cfg.Commands, Workflows: cfg.Workflows},
+		Names:        consoleNames{fixed: cfg.Names, slack: &slack.Names{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}},
 		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
 		Hooks:        hookSecrets(cfg),
 		Events:       events,
@@ -276,4 +286,52 @@ func playgroundPickers(cfg *config.Config) (users, channels []string) {
 		channels = []string{"C0GENERAL"}
 	}
 	return users, channels
+}
+
+// updateApproval rewrites a decided approval's request in Slack, when Slack
+// delivered it (the console reads the decision from the store).
+func updateApproval(ctx context.Context, st *store.Store, ap *switchboard.Approval, messengers map[string]switchboard.Messenger,
+	fallback switchboard.Messenger, sm *slack.Messenger, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	posted, err := st.ApprovalMessage(ctx, ap)
+	if err != nil {
+		logger.Warn("find the request of a decided approval", "approval", ap.ID, "run_id", ap.RunID, "err", err)
+		return
+	}
+	m, ok := messengers[posted.Source]
+	if !ok {
+		m = fallback
+	}
+	if m != switchboard.Messenger(sm) {
+		return
+	}
+	if err := sm.UpdateApproval(ctx, posted, ap); err != nil {
+		logger.Warn("update a decided approval in Slack", "approval", ap.ID, "run_id", ap.RunID, "err", err)
+	}
+}
+
+// consoleNames are the names the console shows for ids: the config's names
+// first, then what Slack says when a bot token is set.
+type consoleNames struct {
+	fixed map[string]string
+	slack *slack.Names
+}
+
+func (n consoleNames) Names(ctx context.Context, ids []string) map[string]string {
+	out := map[string]string{}
+	var ask []string
+	for _, id := range ids {
+		if name, ok := n.fixed[id]; ok {
+			out[id] = name
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	if len(ask) > 0 {
+		for id, name := range n.slack.Names(ctx, ask) {
+			out[id] = name
+		}
+	}
+	return out
 }

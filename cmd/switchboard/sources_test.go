@@ -192,8 +192,9 @@ func forward(t *testing.T, addr, target string) {
 
 var csrfMeta = regexp.MustCompile(`<meta name="sb-csrf" content="([0-9a-f]+)">`)
 
-// consoleStatus is what the console shows about the trigger sources.
-func consoleStatus(t *testing.T, s *server) string {
+// consoleToken loads the console page and returns the CSRF token its
+// script sends with every API call.
+func consoleToken(t *testing.T, s *server) string {
 	t.Helper()
 	resp, err := http.Get(s.url("/"))
 	if err != nil {
@@ -205,9 +206,15 @@ func consoleStatus(t *testing.T, s *server) string {
 	if m == nil {
 		t.Fatalf("the console page has no CSRF token:\n%s", page)
 	}
+	return string(m[1])
+}
+
+// consoleStatus is what the console shows about the trigger sources.
+func consoleStatus(t *testing.T, s *server) string {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.url("/console/api/status"), nil)
-	req.Header.Set("X-Switchboard-CSRF", string(m[1]))
-	resp, err = http.DefaultClient.Do(req)
+	req.Header.Set("X-Switchboard-CSRF", consoleToken(t, s))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

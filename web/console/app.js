@@ -1,7 +1,10 @@
 // Switchboard console: a chat playground that sends slash commands through
-// the same handler as Slack and polls the channel's transcript, next to the
-// runs table and the audit log. Plain JavaScript, no build step, nothing
-// loaded from the network.
+// the same handler as Slack and polls the channel's transcript, showing it
+// as Slack would (mrkdwn, names for mentions, buttons with their state),
+// next to the runs (each opens to its steps, messages, approvals and audit
+// lines), the fleet, the approvals inbox and the audit log. Plain
+// JavaScript, no build step, nothing loaded from the network. Text from
+// the server only ever becomes text nodes: never innerHTML.
 "use strict";
 
 (function () {
@@ -17,16 +20,24 @@
     title: $("channel-title"), transcript: $("transcript"),
     composer: $("composer"), input: $("input"), send: $("send"),
     status: $("status"), help: $("help"),
-    runs: $("runs"), runsEmpty: $("runs-empty"),
+    runs: $("runs"), runsEmpty: $("runs-empty"), runList: $("run-list"), runDetail: $("run-detail"),
     audit: $("audit"), auditEmpty: $("audit-empty"),
+    fleet: $("fleet"), approvalsPending: $("approvals-pending"), approvalsDecided: $("approvals-decided"),
+    approvalsCount: $("approvals-count"),
     sources: $("sources"),
   };
+  const TABS = ["runs", "fleet", "approvals", "audit"];
 
   const state = {
     channel: "",     // the channel whose transcript is shown
     lastID: 0,       // the newest transcript line shown
     generation: 0,   // bumps on channel change so a late poll is dropped
     history: [], historyAt: 0,
+    tab: "runs",
+    run: "",         // the run whose detail is open
+    names: new Map(),    // id → name, as the server knows them
+    asked: new Set(),    // ids whose names were asked for
+    approvals: new Map(), // approval id → the playground boxes showing it
   };
 
   // --- talking to the server ---
@@ -77,11 +88,107 @@
 
   // --- transcript ---
 
-  // renderText turns the bits of Slack mrkdwn answers use (*bold*, `code`,
-  // <url|label>, <@U123>, &amp;) into DOM nodes, never HTML strings.
+  // --- names ---
+
+  // nameOf is what the console shows for a user or channel id: its name
+  // from the config or Slack, or the id until one is known.
+  function nameOf(id) {
+    if (!state.names.has(id)) askName(id);
+    return state.names.get(id) || id;
+  }
+
+  let namesTimer = 0;
+  function askName(id) {
+    if (!id || state.asked.has(id)) return;
+    state.asked.add(id);
+    if (!namesTimer) namesTimer = setTimeout(fetchNames, 50);
+  }
+
+  async function fetchNames() {
+    namesTimer = 0;
+    const ids = [...state.asked].filter((id) => !state.names.has(id)).slice(0, 100);
+    if (!ids.length) return;
+    try {
+      const data = await api("GET", "/console/api/names?" + new URLSearchParams({ ids: ids.join(",") }));
+      const names = data.names || {};
+      for (const id of ids) state.names.set(id, names[id] || "");
+      for (const node of document.querySelectorAll("[data-name-of]")) {
+        const name = state.names.get(node.dataset.nameOf);
+        if (name) node.textContent = (node.dataset.sigil || "") + name;
+      }
+    } catch (e) {
+      for (const id of ids) state.asked.delete(id);
+    }
+  }
+
+  // nameNode is a span that shows an id's name, and fills it in once the
+  // name is known.
+  function nameNode(id, sigil, cls) {
+    const s = document.createElement("span");
+    s.className = cls || "name";
+    s.dataset.nameOf = id;
+    s.dataset.sigil = sigil || "";
+    s.title = id;
+    s.textContent = (sigil || "") + nameOf(id);
+    return s;
+  }
+
+  // --- Slack's mrkdwn, as DOM nodes ---
+
+  const decode = (s) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+  // renderText shows text as Slack shows mrkdwn: ```code blocks```, quotes
+  // (> ...), lists (• - or 1.), *bold*, _italic_, ~strike~, `code`,
+  // <url|label> links, <@U123> and <#C123> mentions by name, <!here>. It
+  // builds DOM nodes, never HTML strings.
   function renderText(parent, text) {
-    const decode = (s) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
-    const re = /`([^`]+)`|\*([^*\n]+)\*|<([^>|]+)(?:\|([^>]+))?>/g;
+    const parts = String(text == null ? "" : text).split("```");
+    parts.forEach((part, i) => {
+      if (i % 2 === 1 && i < parts.length - 1) {
+        const pre = document.createElement("pre");
+        pre.className = "code-block";
+        pre.textContent = decode(part.replace(/^\n/, ""));
+        parent.appendChild(pre);
+      } else {
+        renderLines(parent, i % 2 === 1 ? "```" + part : part);
+      }
+    });
+  }
+
+  // renderLines groups lines into quotes, lists and plain lines.
+  function renderLines(parent, text) {
+    if (!text) return;
+    const lines = text.split("\n");
+    let group = null, kind = "";
+    const close = () => { group = null; kind = ""; };
+    lines.forEach((line, i) => {
+      let m;
+      if ((m = /^(?:&gt;|>)\s?(.*)$/.exec(line))) {
+        if (kind !== "quote") { group = document.createElement("blockquote"); parent.appendChild(group); kind = "quote"; }
+        else group.appendChild(document.createElement("br"));
+        renderInline(group, m[1]);
+      } else if ((m = /^\s*(?:[•◦▪-])\s+(.*)$/.exec(line)) || (m = /^\s*(\d+)[.)]\s+(.*)$/.exec(line))) {
+        const ordered = m.length === 3;
+        const want = ordered ? "ol" : "ul";
+        if (kind !== want) { group = document.createElement(want); parent.appendChild(group); kind = want; }
+        const li = document.createElement("li");
+        renderInline(li, ordered ? m[2] : m[1]);
+        group.appendChild(li);
+      } else {
+        close();
+        const span = document.createElement("span");
+        span.className = "mrkdwn-line";
+        renderInline(span, line);
+        parent.appendChild(span);
+        if (i < lines.length - 1 && !/^(?:&gt;|>)|^\s*(?:[•◦▪-]|\d+[.)])\s/.test(lines[i + 1])) parent.appendChild(document.createElement("br"));
+      }
+    });
+  }
+
+  const INLINE = /`([^`\n]+)`|<([^<>\n]+)>|(?<![\w*])\*(?!\s)([^*\n]+?)\*(?![\w*])|(?<![\w_])_(?!\s)([^_\n]+?)_(?![\w_])|(?<![\w~])~(?!\s)([^~\n]+?)~(?![\w~])/g;
+
+  function renderInline(parent, text) {
+    const re = new RegExp(INLINE.source, "g");
     let at = 0, m;
     while ((m = re.exec(text)) !== null) {
       if (m.index > at) parent.appendChild(document.createTextNode(decode(text.slice(at, m.index))));
@@ -90,27 +197,47 @@
         code.textContent = decode(m[1]);
         parent.appendChild(code);
       } else if (m[2] !== undefined) {
-        const b = document.createElement("strong");
-        b.textContent = decode(m[2]);
-        parent.appendChild(b);
+        parent.appendChild(special(m[2]));
       } else {
-        const target = m[3], label = m[4];
-        if (/^https?:\/\//.test(target)) {
-          const a = document.createElement("a");
-          a.href = target;
-          a.rel = "noopener noreferrer";
-          a.target = "_blank";
-          a.textContent = decode(label || target);
-          parent.appendChild(a);
-        } else {
-          // <@U123>, <#C123|name>, <!here>
-          const sigil = target[0] === "@" || target[0] === "#" ? target[0] : "@";
-          parent.appendChild(document.createTextNode(label ? sigil + decode(label) : decode(target.replace(/^!/, "@"))));
-        }
+        const tag = m[3] !== undefined ? "strong" : m[4] !== undefined ? "em" : "s";
+        const node = document.createElement(tag);
+        renderInline(node, m[3] ?? m[4] ?? m[5]);
+        parent.appendChild(node);
       }
       at = re.lastIndex;
     }
     if (at < text.length) parent.appendChild(document.createTextNode(decode(text.slice(at))));
+  }
+
+  // special renders what Slack writes between < and >: a mention, a
+  // channel, a broadcast, or a link.
+  function special(inner) {
+    const bar = inner.indexOf("|");
+    const target = bar < 0 ? inner : inner.slice(0, bar);
+    const label = bar < 0 ? "" : decode(inner.slice(bar + 1));
+    if (target[0] === "@") {
+      const n = nameNode(target.slice(1), "@", "mention");
+      if (label && !state.names.get(target.slice(1))) n.textContent = "@" + label.replace(/^@/, "");
+      return n;
+    }
+    if (target[0] === "#") {
+      const n = nameNode(target.slice(1), "#", "mention channel");
+      if (label && !state.names.get(target.slice(1))) n.textContent = "#" + label;
+      return n;
+    }
+    if (target[0] === "!") {
+      const word = target.slice(1).split("^")[0];
+      return span("mention", label || "@" + word);
+    }
+    if (/^(https?:\/\/|mailto:)/i.test(target)) {
+      const a = document.createElement("a");
+      a.href = decode(target);
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      a.textContent = label || decode(target);
+      return a;
+    }
+    return document.createTextNode(label || decode(target));
   }
 
   function formatTime(iso) {
@@ -145,7 +272,7 @@
     const text = span("text", "");
     switch (line.kind) {
       case "command":
-        li.appendChild(span("who", line.user_id || "someone"));
+        li.appendChild(line.user_id ? nameNode(line.user_id, "", "who") : span("who", "someone"));
         li.appendChild(span("sep", ": "));
         text.textContent = line.text;
         break;
@@ -164,37 +291,127 @@
         renderText(text, line.text);
     }
     li.appendChild(text);
-    if (line.approval_id) li.appendChild(approvalButtons(line.approval_id));
+    if (line.approval_id) li.appendChild(approvalButtons(line.approval_id, line.approval));
     return li;
   }
 
-  // approvalButtons answers an approval request as the selected user, as the
-  // Approve and Deny buttons do in Slack.
-  function approvalButtons(id) {
+  // approvalButtons are an approval request's Approve and Deny buttons, as
+  // Slack shows them; they answer as the selected user. Once the approval
+  // is decided (by anyone, here or in Slack) the buttons are disabled, the
+  // chosen one marked, and a line says who decided and when.
+  function approvalButtons(id, approval) {
     const box = document.createElement("div");
     box.className = "approval";
     box.dataset.approval = id;
-    const result = span("approval-result", "");
+    box.appendChild(decisionButtons(id, ""));
+    box.appendChild(span("approval-decided", ""));
+    const show = (ap) => showApprovalState(box, ap);
+    if (!state.approvals.has(id)) state.approvals.set(id, new Set());
+    state.approvals.get(id).add(show);
+    show.pending = !approval || approval.state === "pending";
+    if (approval) show(approval);
+    else box.dataset.state = "pending";
+    return box;
+  }
+
+  // decisionButtons are Approve and Deny for an approval, as Slack shows
+  // them, answering as the selected user; with why, they are disabled and
+  // say why. The playground and the inbox both use them, and both go
+  // through the same API as a click would.
+  function decisionButtons(id, why) {
+    const buttons = document.createElement("div");
+    buttons.className = "approval-buttons";
+    const result = span("approval-result", why);
     for (const [label, approve] of [["Approve", true], ["Deny", false]]) {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = label;
       b.className = approve ? "approve" : "deny";
+      b.disabled = !!why;
+      if (why) b.title = why;
       b.addEventListener("click", async () => {
         try {
-          const data = await api("POST", "/console/api/approvals/" + encodeURIComponent(id), { user: currentUser(), approve });
-          result.textContent = data.text;
-          if (data.state && data.state !== "pending") {
-            for (const btn of box.querySelectorAll("button")) btn.disabled = true;
-          }
+          const data = await decide(id, approve);
+          result.replaceChildren();
+          renderText(result, data.text);
+          refreshInbox();
+          refreshApprovals([id]);
         } catch (e) {
           result.textContent = e.message;
         }
       });
-      box.appendChild(b);
+      buttons.appendChild(b);
     }
-    box.appendChild(result);
-    return box;
+    buttons.appendChild(result);
+    return buttons;
+  }
+
+  // showApprovalState shows an approval as it stands in a playground box.
+  function showApprovalState(box, ap) {
+    box.dataset.state = ap.state;
+    if (ap.state === "pending") return;
+    for (const btn of box.querySelectorAll("button")) {
+      btn.disabled = true;
+      const chosen = ap.state === "approved" ? "approve" : ap.state === "denied" ? "deny" : "";
+      btn.classList.toggle("chosen", btn.classList.contains(chosen));
+    }
+    const line = box.querySelector(".approval-decided");
+    line.replaceChildren(...decisionNodes(ap));
+  }
+
+  // decisionNodes say how an approval was decided: "✅ Approved by @ben at
+  // 12:03:04".
+  function decisionNodes(ap) {
+    const nodes = [];
+    const winning = (ap.decisions || []).filter((d) => d.approve === (ap.state === "approved"));
+    const word = { approved: "✓ Approved by ", denied: "✗ Denied by ", "timed out": "Timed out" }[ap.state] || ap.state;
+    nodes.push(document.createTextNode(word));
+    if (ap.state === "approved" || ap.state === "denied") {
+      winning.forEach((d, i) => {
+        if (i) nodes.push(document.createTextNode(", "));
+        nodes.push(nameNode(d.user, "@", "mention"));
+      });
+    }
+    if (ap.decided_at) {
+      nodes.push(document.createTextNode(" at "));
+      const t = document.createElement("time");
+      t.dateTime = ap.decided_at;
+      t.textContent = formatTime(ap.decided_at);
+      nodes.push(t);
+    }
+    return nodes;
+  }
+
+  // decide answers an approval as the selected user, through the same
+  // path for the playground's buttons and the inbox's.
+  function decide(id, approve) {
+    return api("POST", "/console/api/approvals/" + encodeURIComponent(id), { user: currentUser(), approve });
+  }
+
+  // refreshApprovals reads approvals again (those shown as pending when
+  // no ids are given) and updates every box that shows them.
+  async function refreshApprovals(ids) {
+    if (!ids) {
+      ids = [];
+      for (const [id, shows] of state.approvals) {
+        let pending = false;
+        for (const show of shows) pending = pending || show.pending !== false;
+        if (pending) ids.push(id);
+      }
+    }
+    ids = ids.slice(0, 100);
+    if (!ids.length) return;
+    try {
+      const data = await api("GET", "/console/api/approvals?" + new URLSearchParams({ ids: ids.join(",") }));
+      for (const ap of data.approvals || []) {
+        for (const show of state.approvals.get(ap.id) || []) {
+          show(ap);
+          show.pending = ap.state === "pending";
+        }
+      }
+    } catch (e) {
+      showStatus(e.message);
+    }
   }
 
   // Acks are ephemeral: only the user who typed the command sees them.
@@ -229,7 +446,8 @@
     state.lastID = 0;
     state.generation++;
     el.transcript.replaceChildren();
-    el.title.textContent = channel ? "#" + channel : "Pick a channel";
+    state.approvals.clear();
+    el.title.replaceChildren(channel ? nameNode(channel, "#", "channel-name") : document.createTextNode("Pick a channel"));
     pollTranscript();
   }
 
@@ -274,7 +492,7 @@
     refreshTables();
   }
 
-  // --- runs and audit ---
+  // --- runs ---
 
   function cell(tr, text, cls, title) {
     const td = document.createElement("td");
@@ -294,21 +512,224 @@
       fresh.appendChild(tr);
     }
     table.replaceChild(fresh, tbody);
-    empty.hidden = rows.length > 0;
+    if (empty) empty.hidden = rows.length > 0;
+  }
+
+  // runState is a run's state as the console shows it: a finished run that
+  // changed nothing says so (refused, nothing to do) instead of succeeded.
+  const runState = (run) => run.outcome || run.state;
+
+  function stateCell(tr, value) {
+    const td = cell(tr, "", "state");
+    td.appendChild(span("state-badge", value));
+    td.dataset.state = value;
+    return td;
+  }
+
+  function runLink(id, text) {
+    const a = document.createElement("a");
+    a.href = "#run/" + encodeURIComponent(id);
+    a.className = "run-link mono";
+    a.textContent = text || id;
+    a.title = id;
+    return a;
   }
 
   function renderRun(tr, run) {
     const req = run.request || {};
-    cell(tr, (run.id || "").slice(0, 12), "mono", run.id);
+    tr.className = "run-row";
+    tr.dataset.run = run.id;
+    const id = cell(tr, "", "run-id");
+    id.appendChild(runLink(run.id, (run.id || "").slice(0, 12)));
     cell(tr, run.workflow);
-    const st = cell(tr, run.state, "state");
-    st.dataset.state = run.state;
-    cell(tr, req.user_id);
-    cell(tr, req.channel_id);
+    stateCell(tr, runState(run));
+    const who = cell(tr, "");
+    if (req.user_id) who.appendChild(nameNode(req.user_id, "", "name"));
+    const where = cell(tr, "");
+    if (req.channel_id) where.appendChild(nameNode(req.channel_id, "#", "name"));
     cell(tr, formatTime(run.created_at), "time", run.created_at);
-    if (run.error) cell(tr, run.error, "failed");
-    else cell(tr, run.result);
+    // The first line only: the run's detail has the rest.
+    const full = run.error || run.result || "";
+    const lines = full.split("\n");
+    const res = cell(tr, "", run.error ? "failed result" : "result", lines.length > 1 ? full : "");
+    renderText(res, lines[0] + (lines.length > 1 ? " …" : ""));
+    tr.addEventListener("click", (e) => {
+      if (e.target.closest("a")) return;
+      location.hash = "#run/" + encodeURIComponent(run.id);
+    });
   }
+
+  function duration(from, to) {
+    if (!from) return "";
+    const a = new Date(from), b = to ? new Date(to) : new Date();
+    let ms = Math.max(0, b - a);
+    if (ms < 1000) return ms + " ms";
+    const s = Math.round(ms / 100) / 10;
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60);
+    return m + " min " + Math.round(s - m * 60) + " s";
+  }
+
+  function heading(text) {
+    const h = document.createElement("h3");
+    h.textContent = text;
+    return h;
+  }
+
+  function table(headers, rows, render, cls) {
+    const t = document.createElement("table");
+    if (cls) t.className = cls;
+    const head = t.createTHead().insertRow();
+    for (const h of headers) {
+      const th = document.createElement("th");
+      th.textContent = h;
+      head.appendChild(th);
+    }
+    t.appendChild(document.createElement("tbody"));
+    fillTable(t, null, rows, render);
+    return t;
+  }
+
+  function field(dl, label, value) {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value == null ? "" : String(value);
+    dl.append(dt, dd);
+    return dd;
+  }
+
+  // renderRunDetail shows one run: what it is, its steps, the messages it
+  // sent, its approvals and deciders, its audit lines and its error.
+  function renderRunDetail(d) {
+    const run = d.run, req = run.request || {};
+    const box = document.createDocumentFragment();
+    const back = document.createElement("a");
+    back.href = "#runs";
+    back.className = "back";
+    back.textContent = "← All runs";
+    box.appendChild(back);
+
+    const title = document.createElement("h2");
+    title.className = "run-title";
+    title.append(document.createTextNode((run.workflow || "run") + " "));
+    const badge = span("state", "");
+    badge.dataset.state = runState(run);
+    badge.appendChild(span("state-badge", runState(run)));
+    title.appendChild(badge);
+    box.appendChild(title);
+
+    const dl = document.createElement("dl");
+    dl.className = "run-facts";
+    field(dl, "Run", span("mono nowrap", run.id));
+    const who = document.createElement("span");
+    if (req.user_id) who.appendChild(nameNode(req.user_id, "@", "mention"));
+    if (req.channel_id) who.append(document.createTextNode(" in "), nameNode(req.channel_id, "#", "mention"));
+    if (req.source) who.append(document.createTextNode(" via " + req.source));
+    field(dl, "Requested by", who);
+    if (req.command) field(dl, "Command", span("mono", (req.command + " " + (req.text || "")).trim()));
+    field(dl, "Created", formatTime(run.created_at));
+    if (run.finished_at) field(dl, "Finished", formatTime(run.finished_at) + " (" + duration(run.created_at, run.finished_at) + ")");
+    if (run.outcome) field(dl, "Outcome", run.outcome);
+    if (run.result) renderText(field(dl, "Result", ""), run.result);
+    box.appendChild(dl);
+    if (run.error) {
+      const err = document.createElement("div");
+      err.className = "run-error";
+      err.appendChild(span("label", "Error: "));
+      renderText(err, run.error);
+      box.appendChild(err);
+    }
+
+    box.appendChild(heading("Steps"));
+    const plan = run.plan || [];
+    const steps = run.steps || [];
+    if (!steps.length) box.appendChild(span("empty", "No step has started yet."));
+    else box.appendChild(table(["#", "Step", "State", "Started", "Duration"], steps, (tr, st) => {
+      cell(tr, st.index + 1, "num");
+      const p = plan[st.index] || {};
+      cell(tr, st.kind + (st.id ? " (" + st.id + ")" : "") + (p.section === "on_error" ? " — on error" : ""), "mono");
+      stateCell(tr, st.state);
+      cell(tr, formatTime(st.started_at), "time", st.started_at);
+      cell(tr, st.state === "skipped" ? "" : duration(st.started_at, st.finished_at || (run.finished_at && st.state !== "waiting" ? run.finished_at : "")), "time");
+    }, "steps"));
+
+    box.appendChild(heading("Messages"));
+    if (!d.messages.length) box.appendChild(span("empty", "It has said nothing yet."));
+    else box.appendChild(table(["Time", "Delivery", "Text"], d.messages, (tr, m) => {
+      cell(tr, formatTime(m.sent_at || m.created_at), "time", m.sent_at || m.created_at);
+      const via = m.via === "failed" ? "failed" : m.sent_at ? m.via : "waiting";
+      const td = cell(tr, via, "via");
+      td.dataset.state = via;
+      if (m.error) td.title = m.error;
+      const text = cell(tr, "", "text");
+      renderText(text, m.text);
+      if (m.approval_id) text.appendChild(span("tag", "approval buttons"));
+      if (m.error && via !== "console") {
+        const e = span("failed block", "");
+        renderText(e, m.error);
+        text.appendChild(e);
+      }
+    }, "messages"));
+
+    box.appendChild(heading("Approvals"));
+    if (!d.approvals.length) box.appendChild(span("empty", "It asked for no approval."));
+    else box.appendChild(table(["Asked", "Question", "State", "Approvers", "Decisions"], d.approvals, (tr, ap) => {
+      cell(tr, formatTime(ap.created_at), "time", ap.created_at);
+      renderText(cell(tr, ""), ap.text);
+      stateCell(tr, ap.state);
+      const who = cell(tr, "");
+      (ap.approvers || []).forEach((u, i) => { if (i) who.append(", "); who.appendChild(nameNode(u, "@", "mention")); });
+      if (ap.quorum > 1) who.append(" (" + ap.quorum + " needed)");
+      const dec = cell(tr, "", "decisions");
+      for (const x of ap.decisions || []) {
+        const line = document.createElement("div");
+        line.append(x.approve ? "✓ " : "✗ ", nameNode(x.user, "@", "mention"), " " + (x.approve ? "approved" : "denied") + " at " + formatTime(x.at) + " via " + x.source);
+        dec.appendChild(line);
+      }
+      if (ap.state === "timed out") dec.append("timed out at " + formatTime(ap.decided_at));
+    }, "approvals-of-run"));
+
+    box.appendChild(heading("Audit"));
+    if (!d.audit.length) box.appendChild(span("empty", "No audit lines."));
+    else box.appendChild(table(["Time", "Kind", "Actor", "Subject", "Outcome", "Detail"], d.audit, (tr, ev) => {
+      cell(tr, formatTime(ev.time), "time", ev.time);
+      cell(tr, ev.kind);
+      const actor = cell(tr, "", "nowrap");
+      if (/^[UW][A-Z0-9]+$/.test(ev.actor || "")) actor.appendChild(nameNode(ev.actor, "@", "mention"));
+      else actor.textContent = ev.actor || "";
+      cell(tr, ev.subject);
+      const out = cell(tr, ev.outcome, "outcome");
+      out.dataset.outcome = ev.outcome || "";
+      cell(tr, ev.detail, "detail");
+    }, "run-audit"));
+
+    el.runDetail.replaceChildren(box);
+    el.runDetail.dataset.run = run.id;
+    el.runDetail.dataset.state = runState(run);
+  }
+
+  async function refreshRunDetail() {
+    const id = state.run;
+    if (!id) return;
+    try {
+      const d = await api("GET", "/console/api/runs/" + encodeURIComponent(id));
+      if (state.run === id) renderRunDetail(d);
+    } catch (e) {
+      if (state.run !== id) return;
+      const p = document.createElement("p");
+      p.className = "failed";
+      p.textContent = e.message;
+      const back = document.createElement("a");
+      back.href = "#runs";
+      back.className = "back";
+      back.textContent = "← All runs";
+      el.runDetail.replaceChildren(back, p);
+    }
+  }
+
+  // --- audit ---
 
   function renderAudit(tr, ev) {
     cell(tr, formatTime(ev.time), "time", ev.time);
@@ -319,6 +740,110 @@
     const out = cell(tr, ev.outcome, "outcome");
     out.dataset.outcome = ev.outcome || "";
     cell(tr, ev.detail, "detail");
+  }
+
+  // --- fleet ---
+
+  function chip(text, cls) {
+    return span("chip" + (cls ? " " + cls : ""), text);
+  }
+
+  // renderFleet shows each cloud's instances: state, address, tags and the
+  // commands that may touch them.
+  function renderFleet(clouds) {
+    const box = document.createDocumentFragment();
+    if (!clouds.length) box.appendChild(span("empty", "No clouds are configured."));
+    for (const c of clouds) {
+      const section = document.createElement("section");
+      section.className = "cloud";
+      section.dataset.cloud = c.name;
+      section.appendChild(heading("Cloud " + c.name + " — " + c.instances.length + " instance" + (c.instances.length === 1 ? "" : "s")));
+      if (c.error) section.appendChild(span("failed block", "Could not describe it: " + c.error));
+      section.appendChild(table(["Name", "Instance", "State", "Address", "Type", "Tags", "Commands"], c.instances, (tr, inst) => {
+        tr.dataset.instance = inst.id;
+        cell(tr, inst.name || "");
+        cell(tr, inst.id, "mono nowrap");
+        stateCell(tr, inst.state);
+        const addr = cell(tr, "", "mono");
+        if (inst.public_ip) addr.appendChild(span("address public", inst.public_ip));
+        if (inst.private_ip) addr.appendChild(span("address private", inst.private_ip));
+        cell(tr, inst.type || "", "mono");
+        const tags = cell(tr, "", "chips");
+        for (const k of Object.keys(inst.tags || {}).sort()) {
+          if (k === "Name") continue;
+          tags.appendChild(chip(k + "=" + inst.tags[k]));
+        }
+        const cmds = cell(tr, "", "chips");
+        if (!(inst.commands || []).length) cmds.appendChild(span("muted", "none"));
+        for (const cmd of inst.commands || []) cmds.appendChild(chip(cmd, "cmd"));
+      }, "fleet-table"));
+      box.appendChild(section);
+    }
+    el.fleet.replaceChildren(box);
+  }
+
+  // --- approvals inbox ---
+
+  // mayDecide says why the selected user may not answer an approval, or
+  // "" when they may: the same rules the server applies.
+  function mayDecide(ap, user) {
+    if (ap.state !== "pending") return "It was already decided.";
+    if (!(ap.approvers || []).includes(user)) return "You are not one of its approvers.";
+    if (user === ap.requester && !ap.allow_requester) return "You started this run, so someone else has to approve it.";
+    if ((ap.decisions || []).some((d) => d.user === user)) return "You have already answered.";
+    return "";
+  }
+
+  function renderInbox(data) {
+    const user = currentUser();
+    const pending = data.pending || [];
+    el.approvalsCount.textContent = pending.length ? String(pending.length) : "";
+    el.approvalsCount.hidden = !pending.length;
+    const list = document.createDocumentFragment();
+    if (!pending.length) list.appendChild(span("empty", "Nothing waits for an approval."));
+    for (const ap of pending) {
+      const card = document.createElement("article");
+      card.className = "inbox-item";
+      card.dataset.approval = ap.id;
+      const q = document.createElement("p");
+      q.className = "question";
+      renderText(q, ap.text);
+      card.appendChild(q);
+      const meta = document.createElement("p");
+      meta.className = "meta";
+      meta.append("Run ", runLink(ap.run_id, ap.run_id.slice(0, 12)), " in ", nameNode(ap.channel, "#", "mention"),
+        " · asked " + formatTime(ap.created_at) + " · until " + formatTime(ap.deadline) + " · approvers: ");
+      (ap.approvers || []).forEach((u, i) => { if (i) meta.append(", "); meta.appendChild(nameNode(u, "@", "mention")); });
+      if (ap.quorum > 1) meta.append(" · " + (ap.decisions || []).filter((d) => d.approve).length + " of " + ap.quorum + " approvals");
+      card.appendChild(meta);
+      card.appendChild(decisionButtons(ap.id, mayDecide(ap, user)));
+      list.appendChild(card);
+    }
+    el.approvalsPending.replaceChildren(list);
+
+    const decided = data.decided || [];
+    const hist = document.createDocumentFragment();
+    if (!decided.length) hist.appendChild(span("empty", "No approval has been decided yet."));
+    else hist.appendChild(table(["Question", "Decision", "When", "Run"], decided, (tr, ap) => {
+      tr.dataset.approval = ap.id;
+      renderText(cell(tr, ""), ap.text);
+      const dec = cell(tr, "", "decision");
+      dec.dataset.state = ap.state;
+      dec.append(...decisionNodes({ ...ap, decided_at: "" }));
+      cell(tr, formatTime(ap.decided_at), "time", ap.decided_at);
+      cell(tr, "").appendChild(runLink(ap.run_id, ap.run_id.slice(0, 12)));
+    }, "history"));
+    el.approvalsDecided.replaceChildren(hist);
+  }
+
+  let inboxData = null;
+  async function refreshInbox() {
+    try {
+      inboxData = await api("GET", "/console/api/approvals?limit=50");
+      renderInbox(inboxData);
+    } catch (e) {
+      showStatus(e.message);
+    }
   }
 
   // renderSources shows one line per trigger source (mailbox, queue): ok,
@@ -346,18 +871,26 @@
     }
   }
 
+  // refreshTables reads what the open views show: the runs (or the open
+  // run), the audit log, the fleet while it is shown, the approvals inbox
+  // and the trigger sources.
   let refreshing = false;
   async function refreshTables() {
     if (refreshing) return;
     refreshing = true;
     try {
-      const [runs, audit, status] = await Promise.all([
+      const [runs, audit, status, fleet] = await Promise.all([
         api("GET", "/console/api/runs?limit=50"),
         api("GET", "/console/api/audit?since=24h&limit=200"),
         api("GET", "/console/api/status"),
+        state.tab === "fleet" ? api("GET", "/console/api/fleet") : null,
+        refreshInbox(),
+        refreshApprovals(),
+        state.run ? refreshRunDetail() : null,
       ]);
       fillTable(el.runs, el.runsEmpty, runs.runs || [], renderRun);
       fillTable(el.audit, el.auditEmpty, audit.events || [], renderAudit);
+      if (fleet) renderFleet(fleet.clouds || []);
       renderSources(status);
     } catch (e) {
       showStatus(e.message);
@@ -366,17 +899,37 @@
     }
   }
 
-  function selectTab(name) {
-    for (const t of ["runs", "audit"]) {
-      $("tab-" + t).setAttribute("aria-selected", String(t === name));
-      $("panel-" + t).hidden = t !== name;
+  // route shows what the address names: #runs, #run/ID, #fleet,
+  // #approvals, #audit.
+  function route() {
+    const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+    let tab = "runs", run = "";
+    if (hash.startsWith("run/")) run = hash.slice(4);
+    else if (TABS.includes(hash)) tab = hash;
+    state.tab = tab;
+    state.run = run;
+    for (const t of TABS) {
+      $("tab-" + t).setAttribute("aria-selected", String(t === tab));
+      $("panel-" + t).hidden = t !== tab;
     }
+    el.runList.hidden = !!run;
+    el.runDetail.hidden = !run;
+    if (run) {
+      el.runDetail.replaceChildren(span("empty", "Loading run " + run + "…"));
+      refreshRunDetail();
+    }
+    if (tab === "fleet") api("GET", "/console/api/fleet").then((d) => renderFleet(d.clouds || []), (e) => showStatus(e.message));
+    if (tab === "approvals" && inboxData) renderInbox(inboxData);
   }
 
   // --- wiring ---
 
-  el.user.addEventListener("change", () => { syncOther(el.user, el.userOther); applyVisibility(); });
-  el.userOther.addEventListener("input", applyVisibility);
+  el.user.addEventListener("change", () => {
+    syncOther(el.user, el.userOther);
+    applyVisibility();
+    if (inboxData) renderInbox(inboxData);
+  });
+  el.userOther.addEventListener("input", () => { applyVisibility(); if (inboxData) renderInbox(inboxData); });
   el.channel.addEventListener("change", () => { syncOther(el.channel, el.channelOther); switchChannel(); });
   el.channelOther.addEventListener("change", switchChannel);
   el.composer.addEventListener("submit", (e) => { e.preventDefault(); send(); });
@@ -397,12 +950,13 @@
     el.input.value = b.dataset.cmd + " ";
     el.input.focus();
   });
-  $("tab-runs").addEventListener("click", () => selectTab("runs"));
-  $("tab-audit").addEventListener("click", () => selectTab("audit"));
+  for (const t of TABS) $("tab-" + t).addEventListener("click", () => { location.hash = "#" + t; });
+  window.addEventListener("hashchange", route);
 
   syncOther(el.user, el.userOther);
   syncOther(el.channel, el.channelOther);
   switchChannel();
+  route();
   refreshTables();
   (function loop() {
     pollTranscript();
