@@ -335,7 +335,7 @@ func TestConsoleDecisionUpdatesSlack(t *testing.T) {
 		}
 		return update != nil
 	})
-	if update.Get("channel") != "C0OPS" || update.Get("ts") != "1.000001" || !strings.HasPrefix(update.Get("text"), "Ship it?\n✅ Approved by <@U0OPS2> at ") ||
+	if update.Get("channel") != "C0OPS" || update.Get("ts") != ask.Get("ts") || !strings.HasPrefix(update.Get("text"), "Ship it?\n✅ Approved by <@U0OPS2> at ") ||
 		strings.Contains(update.Get("blocks"), `"approve"`) {
 		t.Errorf("chat.update = %v", update)
 	}
