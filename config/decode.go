@@ -38,6 +38,11 @@ type decoder struct {
 	values int
 	// registry holds the step and cloud types the file may use.
 	registry *switchboard.Registry
+	// written is set while a step's parameters are decoded as its plan
+	// keeps them: ${...} references stay as written, and their values go
+	// to refs (shared by every copy of the decoder).
+	written bool
+	refs    map[string]string
 }
 
 // maxMerged bounds the keys "<<" merges may copy in one file.
@@ -393,6 +398,10 @@ func (d *decoder) expand(s string, p pair) (string, bool) {
 		return s, true
 	}
 	d.hidden[p.path] = true
+	if d.written {
+		d.recordRefs(s, p)
+		return s, true
+	}
 	var b strings.Builder
 	ok := true
 	for {
@@ -419,6 +428,27 @@ func (d *decoder) expand(s string, p pair) (string, bool) {
 		b.WriteString(v)
 	}
 	return b.String(), ok
+}
+
+// recordRefs keeps the value of each ${...} reference in s, for the runs
+// that will resolve them.
+func (d *decoder) recordRefs(s string, p pair) {
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			return
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if i > 0 && s[i-1] == '$' || end < 0 {
+			s = s[i+2:]
+			continue
+		}
+		ref := s[i+2 : i+2+end]
+		s = s[i+2+end+1:]
+		if v, ok := d.lookup(ref, p); ok {
+			d.refs[ref] = v
+		}
+	}
 }
 
 // lookup resolves one ${...} reference.

@@ -148,7 +148,7 @@ func TestParse_workflowExample(t *testing.T) {
 		t.Errorf("cleanup trigger = %+v", cleanup.Trigger.Event)
 	}
 	checkSteps(t, "cleanup.steps", cleanup.Steps, []wantStep{{kind: "http", line: line("- http:"), with: `{
-		"method":"POST","url":"https://dns.example.com/records","headers":{"Authorization":"Bearer dns-tok-77f0"},
+		"method":"POST","url":"https://dns.example.com/records","headers":{"Authorization":"Bearer ${DNS_TOKEN}"},
 		"body":{"ids":"{{ event.instances }}","force":true,"ttl":60,"note":"a <b> & c"},"expect":[200,204],"timeout":"10s"}`}})
 	if with := string(cleanup.Steps[0].With); !strings.Contains(with, "a <b> & c") {
 		t.Errorf("With escapes HTML: %s", with)
@@ -412,9 +412,16 @@ func TestSecrets_workflowsNotPrinted(t *testing.T) {
 			t.Errorf("the secret %s is printed:\n%s", secret, out)
 		}
 	}
-	// Redacted is a copy: the run still gets its header.
-	if w, _ := cfg.Workflow("cleanup"); !strings.Contains(string(w.Steps[0].With), "dns-tok-77f0") {
-		t.Errorf("Redacted changed the original: %s", w.Steps[0].With)
+	// The plan keeps the reference; the run resolves it when the step runs.
+	w, _ := cfg.Workflow("cleanup")
+	if with := string(w.Steps[0].With); !strings.Contains(with, "Bearer ${DNS_TOKEN}") || strings.Contains(with, "dns-tok-77f0") {
+		t.Errorf("the plan does not keep the reference: %s", w.Steps[0].With)
+	}
+	if got, err := cfg.Secrets().Resolve("Bearer ${DNS_TOKEN}"); err != nil || got != "Bearer dns-tok-77f0" {
+		t.Errorf("Resolve = %q, %v", got, err)
+	}
+	if got := cfg.Secrets().Redact("got dns-tok-77f0 and imap-pass-61c2"); got != "got [redacted] and [redacted]" {
+		t.Errorf("Redact = %q", got)
 	}
 	if w := cfg.Redacted().Workflows[2]; !strings.Contains(string(w.Steps[0].With), `"Authorization":"[redacted]"`) {
 		t.Errorf("redacted http step = %s", w.Steps[0].With)

@@ -29,7 +29,7 @@ func maintenanceConfig(t *testing.T, mail testenv.MailAccount, timeout, onTimeou
 	cfg := string(example)
 	for old, new := range map[string]string{
 		"listen: 127.0.0.1:8080":        "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}",
-		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}",
+		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}\n  response_url_hosts: [\"{{slack_origin}}\"]",
 		"provider: sim          # provider: aws, region: us-east-1 for the real thing": "provider: sim\n    sim: { pending_duration: 300ms, stopping_duration: 300ms }",
 		"addr: imap.example.com:993":        "addr: " + mail.Addr + "\n    tls: plain",
 		"username: aws-notices@example.com": "username: " + mail.User,
