@@ -2,7 +2,7 @@ package switchboard
 
 import (
 	"cmp"
-	"fmt"
+	"errors"
 	"slices"
 	"strings"
 )
@@ -62,6 +62,23 @@ func (s *Secrets) Empty() bool { return s == nil || s.replacer == nil }
 // configuration. A reference the configuration no longer holds is an
 // EINVALID error naming it (never a value).
 func (s *Secrets) Resolve(text string) (string, error) {
+	return ExpandReferences(text, func(ref string) (string, error) {
+		if s != nil {
+			if v, ok := s.refs[ref]; ok {
+				return v, nil
+			}
+		}
+		return "", Errorf(EINVALID, "The step refers to ${%s}, which the configuration this server runs does not hold.", ref)
+	})
+}
+
+// ErrUnterminatedReference is a "${" without its "}".
+var ErrUnterminatedReference = errors.New(`unterminated "${" (write "$${" for a literal "${")`)
+
+// ExpandReferences replaces each ${REF} in text by what lookup returns for
+// REF (the text between the braces); "$${" stands for a literal "${". It
+// stops at the first error of lookup, or ErrUnterminatedReference.
+func ExpandReferences(text string, lookup func(ref string) (string, error)) (string, error) {
 	if !strings.Contains(text, "${") {
 		return text, nil
 	}
@@ -80,17 +97,11 @@ func (s *Secrets) Resolve(text string) (string, error) {
 		b.WriteString(text[:i])
 		end := strings.IndexByte(text[i+2:], '}')
 		if end < 0 {
-			b.WriteString(text[i:])
-			return b.String(), nil
+			return "", ErrUnterminatedReference
 		}
-		ref := text[i+2 : i+2+end]
-		var v string
-		var ok bool
-		if s != nil {
-			v, ok = s.refs[ref]
-		}
-		if !ok {
-			return "", Errorf(EINVALID, "%s", fmt.Sprintf("The step refers to ${%s}, which the configuration this server runs does not hold.", ref))
+		v, err := lookup(text[i+2 : i+2+end])
+		if err != nil {
+			return "", err
 		}
 		b.WriteString(v)
 		text = text[i+2+end+1:]

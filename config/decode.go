@@ -398,57 +398,24 @@ func (d *decoder) expand(s string, p pair) (string, bool) {
 		return s, true
 	}
 	d.hidden[p.path] = true
-	if d.written {
-		d.recordRefs(s, p)
-		return s, true
-	}
-	var b strings.Builder
 	ok := true
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			break
-		}
-		if i > 0 && s[i-1] == '$' {
-			b.WriteString(s[:i-1] + "${")
-			s = s[i+2:]
-			continue
-		}
-		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 {
-			d.problemAt(p, `unterminated "${" (write "$${" for a literal "${")`)
-			return "", false
-		}
-		ref := s[i+2 : i+2+end]
-		s = s[i+2+end+1:]
+	out, err := switchboard.ExpandReferences(s, func(ref string) (string, error) {
 		v, good := d.lookup(ref, p)
 		ok = ok && good
-		b.WriteString(v)
+		if good && d.written {
+			d.refs[ref] = v // for the runs that will resolve it
+		}
+		return v, nil
+	})
+	if err != nil {
+		d.problemAt(p, "%s", err)
+		return "", false
 	}
-	return b.String(), ok
-}
-
-// recordRefs keeps the value of each ${...} reference in s, for the runs
-// that will resolve them.
-func (d *decoder) recordRefs(s string, p pair) {
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			return
-		}
-		end := strings.IndexByte(s[i+2:], '}')
-		if i > 0 && s[i-1] == '$' || end < 0 {
-			s = s[i+2:]
-			continue
-		}
-		ref := s[i+2 : i+2+end]
-		s = s[i+2+end+1:]
-		if v, ok := d.lookup(ref, p); ok {
-			d.refs[ref] = v
-		}
+	if d.written {
+		// A step's plan keeps the reference as written.
+		return s, ok
 	}
+	return out, ok
 }
 
 // lookup resolves one ${...} reference.

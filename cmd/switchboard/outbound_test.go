@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,23 +94,7 @@ func TestOutboundRequestsGoOnlyWhereAllowed(t *testing.T) {
 			}
 		}
 		// A button press naming another answer address is refused too.
-		payload, _ := json.Marshal(map[string]any{
-			"type": "block_actions", "trigger_id": fmt.Sprintf("click.%d", time.Now().UnixNano()),
-			"user": map[string]any{"id": "U0OPS1"}, "channel": map[string]any{"id": "C0OPS"}, "team": map[string]any{"id": "T1"},
-			"response_url": internal.URL + "/actions/T1/1",
-			"actions":      []map[string]any{{"action_id": "approve", "block_id": "approval:x", "value": "x", "type": "button"}},
-		})
-		body := url.Values{"payload": {string(payload)}}.Encode()
-		req, _ := http.NewRequest(http.MethodPost, s.url("/slack/interactions"), strings.NewReader(body))
-		sign(req, body, time.Now())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("a refused interaction was answered %d", resp.StatusCode)
-		}
+		clickTo(t, s, internal.URL+"/actions/T1/1", "x", "U0OPS1", "approve")
 		audit := auditLines(t, s)
 		if n := strings.Count(audit, "its response_url points outside Slack"); n != 4 {
 			t.Errorf("want 4 audited response_url refusals, got %d:\n%s", n, audit)

@@ -244,9 +244,33 @@ func runCLI(t *testing.T, s *server, args ...string) string {
 // its APIs answer.
 func consoleAPIs(t *testing.T, s *server, adminToken string) string {
 	t.Helper()
+	console := openConsole(t, s, adminToken)
+	var out strings.Builder
+	for _, path := range []string{"/console/api/runs", "/console/api/runs?limit=500", "/console/api/audit", "/console/api/audit?limit=500",
+		"/console/api/transcript?channel=C0OPS", "/console/api/status"} {
+		fmt.Fprintln(&out, path, console.get(t, path))
+	}
+	if !strings.Contains(out.String(), "/v1/down") {
+		t.Errorf("the console APIs do not show the failed call:\n%s", out.String())
+	}
+	return out.String()
+}
+
+// console is a browser's session with the console: its cookies and the
+// page's CSRF token.
+type console struct {
+	s      *server
+	client *http.Client
+	csrf   string
+}
+
+// openConsole logs in with adminToken (a console that needs no login
+// just shows its page) and reads the page's CSRF token.
+func openConsole(t *testing.T, s *server, adminToken string) *console {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar}
-	resp, err := client.PostForm(s.url("/console/login"), url.Values{"token": {adminToken}})
+	c := &console{s: s, client: &http.Client{Jar: jar}}
+	resp, err := c.client.PostForm(s.url("/console/login"), url.Values{"token": {adminToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,26 +280,25 @@ func consoleAPIs(t *testing.T, s *server, adminToken string) string {
 	if m == nil {
 		t.Fatalf("no CSRF token on the console page (%d):\n%s", resp.StatusCode, page)
 	}
-	var out strings.Builder
-	for _, path := range []string{"/console/api/runs", "/console/api/runs?limit=500", "/console/api/audit", "/console/api/audit?limit=500",
-		"/console/api/transcript?channel=C0OPS", "/console/api/status"} {
-		req, _ := http.NewRequest(http.MethodGet, s.url(path), nil)
-		req.Header.Set("X-Switchboard-CSRF", string(m[1]))
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
-		}
-		fmt.Fprintln(&out, path, string(body))
+	c.csrf = string(m[1])
+	return c
+}
+
+// get calls a console API and returns its answer, failing unless 200.
+func (c *console) get(t *testing.T, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.s.url(path), nil)
+	req.Header.Set("X-Switchboard-CSRF", c.csrf)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "/v1/down") {
-		t.Errorf("the console APIs do not show the failed call:\n%s", out.String())
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
-	return out.String()
+	return string(body)
 }
 
 // dumpTables returns every row of every table of a SQLite database as

@@ -195,28 +195,7 @@ var csrfMeta = regexp.MustCompile(`<meta name="sb-csrf" content="([0-9a-f]+)">`)
 // consoleStatus is what the console shows about the trigger sources.
 func consoleStatus(t *testing.T, s *server) string {
 	t.Helper()
-	resp, err := http.Get(s.url("/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := csrfMeta.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("the console page has no CSRF token:\n%s", page)
-	}
-	req, _ := http.NewRequest(http.MethodGet, s.url("/console/api/status"), nil)
-	req.Header.Set("X-Switchboard-CSRF", string(m[1]))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("/console/api/status = %d %s", resp.StatusCode, body)
-	}
-	return string(body)
+	return openConsole(t, s, "").get(t, "/console/api/status")
 }
 
 // A mail server that is down when serve starts does not stop it: the
