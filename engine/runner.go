@@ -174,10 +174,10 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 		if err := sr.runStep(ctx); err != nil {
 			var save saveError
 			if ctx.Err() != nil || errors.As(err, &save) || !sr.retryHere() {
-				return out, err
+				return out, r.redactError(err)
 			}
 			if err := sr.retryLater(err); err != nil {
-				return out, err
+				return out, r.redactError(err)
 			}
 		} else {
 			sr.retried()
@@ -259,6 +259,27 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 	}
 	return t.RunFunc(ctx, sr)
 }
+
+// redactError hides configured secrets in the text of an error Advance
+// returns (the job queue stores it, the store audits it), keeping the
+// error itself for errors.As.
+func (r *Runner) redactError(err error) error {
+	if r.Secrets.Empty() {
+		return err
+	}
+	if text := r.Secrets.Redact(err.Error()); text != err.Error() {
+		return redactedError{err, text}
+	}
+	return err
+}
+
+type redactedError struct {
+	error
+	text string
+}
+
+func (e redactedError) Error() string { return e.text }
+func (e redactedError) Unwrap() error { return e.error }
 
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
