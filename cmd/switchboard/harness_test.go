@@ -139,6 +139,11 @@ func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
 	if opts.config == "" {
 		opts.config = configYAML
 	}
+	if strings.Contains(opts.config, "api_url: {{api_url}}") && !strings.Contains(opts.config, "{{slack_origin}}") {
+		// Otherwise every command is refused for answering off Slack's
+		// hosts, and the test times out waiting for answers.
+		t.Fatal(`the config's slack section must let answers reach the fake Slack: add response_url_hosts: ["{{slack_origin}}"]`)
+	}
 	yaml := fillConfig(opts.config, s.addr, dir, opts.store, slackAPI+"/api/", opts.pending)
 	if err := os.WriteFile(s.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
