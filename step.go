@@ -3,6 +3,7 @@ package switchboard
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -213,6 +214,10 @@ type StepRun interface {
 	// Cloud returns the provider called name ("" means the run's cloud)
 	// and its name.
 	Cloud(name string) (Provider, string, bool)
+	// HTTPClient is the client for requests to URLs a workflow names: it
+	// goes only where the config's http.allow says (see AllowList), follows
+	// no redirect and is bounded in time. nil when the config allows none.
+	HTTPClient() *http.Client
 
 	// Say queues a message to the run's channel. name tells the step's
 	// messages apart: with the step it makes the message's key, so a

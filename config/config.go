@@ -65,12 +65,18 @@ type Config struct {
 	// Workflows in file order, with groups expanded into user ids.
 	Workflows []switchboard.WorkflowSpec `json:"workflows,omitempty"`
 	Log       Log                        `json:"log"`
+	// HTTP is where http workflow steps may call; nil when the file has
+	// no http section, and then they may call nothing.
+	HTTP *HTTP `json:"http,omitempty"`
 	// RetryFor is how long a workflow step whose cloud or system does not
 	// answer is retried (the channel told once) before it fails; 30m.
 	RetryFor time.Duration `json:"retry_for"`
 
 	// registry holds the step types workflows may use.
 	registry *switchboard.Registry
+	// refs are the values of the ${...} references workflow steps keep
+	// in their plans, by the text inside ${}.
+	refs map[string]string
 }
 
 // Slack is how Switchboard talks to Slack. The section is optional: without
@@ -98,6 +104,21 @@ type Slack struct {
 	// webhook:NAME posts there, with no bot token. A channel target given
 	// as a URL is kept here too, under a name of its own.
 	Webhooks map[string]Secret `json:"webhooks,omitempty"`
+	// ResponseURLHosts are where a request's response_url may point
+	// (switchboard.AllowList entries): Slack's hooks.slack.com unless the
+	// file says otherwise (Enterprise Grid, GovSlack, or a test's fake
+	// Slack at http://127.0.0.1:PORT). A request naming another is refused.
+	ResponseURLHosts []string `json:"response_url_hosts"`
+}
+
+// DefaultResponseURLHosts is where Slack's response_urls point.
+var DefaultResponseURLHosts = []string{"hooks.slack.com"}
+
+// HTTP is the http section: the hosts (and internal addresses) http
+// workflow steps may call, as switchboard.AllowList entries.
+type HTTP struct {
+	Allow []string `json:"allow"`
+	Line  int      `json:"line"`
 }
 
 // Enabled reports whether the file has a slack section (which requires a
@@ -306,6 +327,7 @@ func (c *Config) StoreDSN() (driver, dsn string) {
 // api_url cannot hold credentials: validation refuses them.)
 func (c *Config) Redacted() *Config {
 	r := *c
+	r.refs = nil // the values of secret references
 	r.Store = redactURL(c.Store)
 	r.Slack.SigningSecret = redactSecret(c.Slack.SigningSecret)
 	r.Slack.BotToken = redactSecret(c.Slack.BotToken)

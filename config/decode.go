@@ -38,6 +38,11 @@ type decoder struct {
 	values int
 	// registry holds the step and cloud types the file may use.
 	registry *switchboard.Registry
+	// written is set while a step's parameters are decoded as its plan
+	// keeps them: ${...} references stay as written, and their values go
+	// to refs (shared by every copy of the decoder).
+	written bool
+	refs    map[string]string
 }
 
 // maxMerged bounds the keys "<<" merges may copy in one file.
@@ -393,32 +398,24 @@ func (d *decoder) expand(s string, p pair) (string, bool) {
 		return s, true
 	}
 	d.hidden[p.path] = true
-	var b strings.Builder
 	ok := true
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			break
-		}
-		if i > 0 && s[i-1] == '$' {
-			b.WriteString(s[:i-1] + "${")
-			s = s[i+2:]
-			continue
-		}
-		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 {
-			d.problemAt(p, `unterminated "${" (write "$${" for a literal "${")`)
-			return "", false
-		}
-		ref := s[i+2 : i+2+end]
-		s = s[i+2+end+1:]
+	out, err := switchboard.ExpandReferences(s, func(ref string) (string, error) {
 		v, good := d.lookup(ref, p)
 		ok = ok && good
-		b.WriteString(v)
+		if good && d.written {
+			d.refs[ref] = v // for the runs that will resolve it
+		}
+		return v, nil
+	})
+	if err != nil {
+		d.problemAt(p, "%s", err)
+		return "", false
 	}
-	return b.String(), ok
+	if d.written {
+		// A step's plan keeps the reference as written.
+		return s, ok
+	}
+	return out, ok
 }
 
 // lookup resolves one ${...} reference.

@@ -26,7 +26,8 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry}
+	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry,
+		refs: map[string]string{}}
 	if d.readFile == nil {
 		d.readFile = readSecretFile
 	}
@@ -34,7 +35,7 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()
 	}
-	c := &Config{File: name, registry: o.registry}
+	c := &Config{File: name, registry: o.registry, refs: d.refs}
 	d.config(c, root, o)
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()
@@ -88,7 +89,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "names", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "names", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for", "http"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -140,10 +141,11 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	if p, ok := f["retry_for"]; ok {
 		c.RetryFor, _ = d.positiveDuration(p)
 	}
-	c.Slack = Slack{APIURL: DefaultSlackAPIURL}
+	c.Slack = Slack{APIURL: DefaultSlackAPIURL, ResponseURLHosts: DefaultResponseURLHosts}
 	if p, ok := f["slack"]; ok {
 		c.Slack = d.slack(p)
 	}
+	c.HTTP = d.http(f["http"])
 	c.Console = d.console(f["console"])
 	c.Clouds = named(d, f["clouds"], d.cloud)
 	c.Groups = d.groups(f["groups"])
@@ -249,9 +251,13 @@ func (d *decoder) secret(f map[string]pair, key string) (Secret, pair, bool) {
 }
 
 func (d *decoder) slack(p pair) Slack {
-	s := Slack{APIURL: DefaultSlackAPIURL}
+	s := Slack{APIURL: DefaultSlackAPIURL, ResponseURLHosts: DefaultResponseURLHosts}
 	f := d.fields(p.val, p.path, p.line(),
-		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token", "webhooks", "team_id", "app_id")
+		"signing_secret", "bot_token", "app_token", "api_url", "verification_token", "allow_legacy_token", "webhooks", "team_id", "app_id",
+		"response_url_hosts")
+	if q, ok := f["response_url_hosts"]; ok {
+		s.ResponseURLHosts = d.allowList(q, "hooks.slack.com")
+	}
 
 	if q, ok := f["webhooks"]; ok {
 		s.Webhooks = map[string]Secret{}
@@ -315,6 +321,36 @@ func (d *decoder) slack(p pair) Slack {
 		}
 	}
 	return s
+}
+
+// allowList decodes a list of hosts Switchboard may send requests to
+// (switchboard.AllowList entries), each checked where it is written.
+func (d *decoder) allowList(p pair, example string) []string {
+	list, items := d.list(p, example)
+	for i, e := range list {
+		if msg := switchboard.CheckAllowEntry(e); msg != "" {
+			d.problemAt(items[i], "%s %s", d.show(items[i], e), msg)
+		}
+	}
+	if len(list) == 0 && d.problems.none(p.path) {
+		d.problemAt(p, "is empty; list at least one host, like [%s]", example)
+	}
+	return list
+}
+
+// http decodes the http section: where http steps may call.
+func (d *decoder) http(p pair) *HTTP {
+	if p.key == nil {
+		return nil
+	}
+	h := &HTTP{Line: p.key.Line}
+	f := d.fields(p.val, p.path, p.line(), "allow")
+	if q, ok := f["allow"]; ok {
+		h.Allow = d.allowList(q, "api.example.com")
+	} else {
+		d.required(p, f, "allow", "the hosts http steps may call, like allow: [api.example.com, \"http://10.0.0.5:8080\"]")
+	}
+	return h
 }
 
 // tokenHint names the kind of Slack token a value looks like, from its

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"reflect"
+
+	"github.com/switchboardhq/switchboard"
 )
 
 // redacted is what a secret prints as, anywhere.
@@ -45,3 +49,52 @@ var (
 	_ slog.LogValuer = Secret("")
 	_ json.Marshaler = Secret("")
 )
+
+// Secrets returns every secret the configuration holds (each Secret field,
+// wherever it is, the store URL's password, and the values of ${...}
+// references in workflow steps), for a run to resolve its references and
+// for everything Switchboard writes to be redacted.
+func (c *Config) Secrets() *switchboard.Secrets {
+	var values []string
+	collectSecrets(reflect.ValueOf(c).Elem(), &values)
+	if u, err := url.Parse(c.Store); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			values = append(values, pw)
+		}
+		if pw := u.Query().Get("password"); pw != "" {
+			values = append(values, pw)
+		}
+	}
+	return switchboard.NewSecrets(values, c.refs)
+}
+
+var secretType = reflect.TypeFor[Secret]()
+
+// collectSecrets appends the value of every Secret reachable from v: a
+// field added later is covered without being named here.
+func collectSecrets(v reflect.Value, out *[]string) {
+	switch v.Kind() {
+	case reflect.String:
+		if v.Type() == secretType && v.String() != "" {
+			*out = append(*out, v.String())
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			collectSecrets(v.Elem(), out)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				collectSecrets(v.Field(i), out)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			collectSecrets(v.Index(i), out)
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			collectSecrets(it.Value(), out)
+		}
+	}
+}

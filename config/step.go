@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,6 +156,9 @@ func (d *decoder) params(tp pair, t *switchboard.StepType, s *stepScope) json.Ra
 			}
 			if v, ok := d.value(q, 0); ok {
 				with[q.name] = v
+				if w, ok := d.writtenCopy().value(q, 0); ok {
+					with[q.name] = w
+				}
 			}
 		}
 		if len(ps) == 0 && d.problems.none(tp.path) {
@@ -262,7 +266,14 @@ func (d *decoder) params(tp pair, t *switchboard.StepType, s *stepScope) json.Ra
 		case prm.URL:
 			if msg := checkHTTPURL(str, "https://example.com/hook"); msg != "" {
 				d.problemAt(q, "%s", msg)
+			} else {
+				d.checkAllowed(q, str, s.cfg.HTTP)
 			}
+		}
+	}
+	for _, prm := range t.Params {
+		if q, ok := got[prm.Name]; ok && prm.URL && s.cfg.HTTP == nil && d.problems.none(q.path) {
+			d.problemAt(q, "cannot be called: the file has no http section, and http steps call only the hosts it lists; add one, like http: { allow: [api.example.com] }")
 		}
 	}
 	if t.CheckFunc != nil && d.problems.none(tp.path) {
@@ -274,7 +285,58 @@ func (d *decoder) params(tp pair, t *switchboard.StepType, s *stepScope) json.Ra
 			}
 		}
 	}
+	// Checked with the values; kept with the references, which the run
+	// resolves when the step runs, so that no plan holds a secret.
+	for _, q := range ps {
+		if prm, ok := t.Param(q.name); ok && keepsRefs(prm) && !t.Raw {
+			if _, ok := with[q.name]; ok {
+				if v, _, ok := d.writtenCopy().param(q, prm, s); ok {
+					with[q.name] = v
+				}
+			}
+		}
+	}
 	return marshalWith(with)
+}
+
+// keepsRefs reports whether a parameter's plan keeps ${...} references as
+// written: text, lists, mappings and free values, but not what config
+// turns into something else (a channel target, a cloud, a pattern whose
+// groups are outputs, one of some values).
+func keepsRefs(prm switchboard.Param) bool {
+	switch prm.Type {
+	case switchboard.TypeText, switchboard.TypeStrings, switchboard.TypeTags, switchboard.TypeAny:
+		return !prm.Channel && !prm.Pattern && prm.Name != "cloud" && len(prm.Values) == 0
+	}
+	return false
+}
+
+// writtenCopy is a copy of the decoder that decodes values as plans keep
+// them (see written); its problems were reported by d already.
+func (d *decoder) writtenCopy() *decoder {
+	w := *d
+	w.problems, w.written = nil, true
+	return &w
+}
+
+// checkAllowed reports a literal URL whose host the http section does not
+// allow, so that the refusal comes at load rather than at 3 a.m.
+func (d *decoder) checkAllowed(p pair, raw string, h *HTTP) {
+	if h == nil {
+		return // reported once for the step
+	}
+	allow, err := switchboard.NewAllowList(h.Allow...)
+	if err != nil {
+		return // reported at the entry
+	}
+	u, _ := url.Parse(raw)
+	if allow.CheckURL(u, "http.allow") != nil {
+		host := "its host"
+		if !d.hidden[p.path] {
+			host = u.Scheme + "://" + u.Host
+		}
+		d.problemAt(p, "calls %s, which http.allow (line %d) does not list; add it there, or call another host", host, h.Line)
+	}
 }
 
 func (d *decoder) checkStepInstance(p pair, id, provider string) {

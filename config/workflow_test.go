@@ -148,7 +148,7 @@ func TestParse_workflowExample(t *testing.T) {
 		t.Errorf("cleanup trigger = %+v", cleanup.Trigger.Event)
 	}
 	checkSteps(t, "cleanup.steps", cleanup.Steps, []wantStep{{kind: "http", line: line("- http:"), with: `{
-		"method":"POST","url":"https://dns.example.com/records","headers":{"Authorization":"Bearer dns-tok-77f0"},
+		"method":"POST","url":"https://dns.example.com/records","headers":{"Authorization":"Bearer ${DNS_TOKEN}"},
 		"body":{"ids":"{{ event.instances }}","force":true,"ttl":60,"note":"a <b> & c"},"expect":[200,204],"timeout":"10s"}`}})
 	if with := string(cleanup.Steps[0].With); !strings.Contains(with, "a <b> & c") {
 		t.Errorf("With escapes HTML: %s", with)
@@ -412,9 +412,16 @@ func TestSecrets_workflowsNotPrinted(t *testing.T) {
 			t.Errorf("the secret %s is printed:\n%s", secret, out)
 		}
 	}
-	// Redacted is a copy: the run still gets its header.
-	if w, _ := cfg.Workflow("cleanup"); !strings.Contains(string(w.Steps[0].With), "dns-tok-77f0") {
-		t.Errorf("Redacted changed the original: %s", w.Steps[0].With)
+	// The plan keeps the reference; the run resolves it when the step runs.
+	w, _ := cfg.Workflow("cleanup")
+	if with := string(w.Steps[0].With); !strings.Contains(with, "Bearer ${DNS_TOKEN}") || strings.Contains(with, "dns-tok-77f0") {
+		t.Errorf("the plan does not keep the reference: %s", w.Steps[0].With)
+	}
+	if got, err := cfg.Secrets().Resolve("Bearer ${DNS_TOKEN}"); err != nil || got != "Bearer dns-tok-77f0" {
+		t.Errorf("Resolve = %q, %v", got, err)
+	}
+	if got := cfg.Secrets().Redact("got dns-tok-77f0 and imap-pass-61c2"); got != "got [redacted] and [redacted]" {
+		t.Errorf("Redact = %q", got)
 	}
 	if w := cfg.Redacted().Workflows[2]; !strings.Contains(string(w.Steps[0].With), `"Authorization":"[redacted]"`) {
 		t.Errorf("redacted http step = %s", w.Steps[0].With)
@@ -551,5 +558,121 @@ func TestRetryFor(t *testing.T) {
 	}
 	if _, err = config.Parse("c.yaml", []byte(base+"retry_for: 0s\n"), nil, registry); err == nil || !strings.Contains(err.Error(), "c.yaml:2: retry_for: must be more than zero") {
 		t.Errorf("retry_for: 0s: %v", err)
+	}
+}
+
+// Where Switchboard may send requests is checked at load: the entries of
+// slack.response_url_hosts and http.allow, an http step without an http
+// section, and a literal URL whose host the section does not list.
+func TestOutboundProblems(t *testing.T) {
+	t.Parallel()
+	base := `slack:
+  signing_secret: s
+  response_url_hosts: [hooks.slack.com, "ftp://x", "a/b"]
+http:
+  allow: [api.example.com, "http://10.0.0.5:8080", "999.1.1.1:99999"]
+clouds: { main: { provider: sim } }
+workflows:
+  w:
+    trigger: { schedule: { cron: "0 3 * * *" } }
+    channel: C0OPS
+    steps:
+      - http: { url: "https://api.example.com/ok" }
+      - http: { url: "http://10.0.0.5:8080/ok" }
+      - http: { url: "https://evil.example.com/x", timeout: 10m }
+      - http: { url: "http://10.0.0.5:9090/x" }
+      - http: { url: "{{ event.text }}" }
+`
+	_, err := config.Parse("c.yaml", []byte(base), nil, registry)
+	want := []string{
+		`c.yaml:3: slack.response_url_hosts[1]: "ftp://x" has scheme "ftp"; only http:// and https:// can be allowed`,
+		`c.yaml:3: slack.response_url_hosts[2]: "a/b" is not a host, a scheme://host:port or an address range`,
+		`c.yaml:5: http.allow[2]: "999.1.1.1:99999" has port "99999"`,
+		`c.yaml:14: workflows.w.steps[2].http.timeout: is at most 2m`,
+	}
+	checkProblems(t, err, want)
+
+	fixed := strings.NewReplacer(`, "ftp://x", "a/b"`, "", `, "999.1.1.1:99999"`, "").Replace(base)
+	_, err = config.Parse("c.yaml", []byte(fixed), nil, registry)
+	checkProblems(t, err, []string{
+		`c.yaml:14: workflows.w.steps[2].http.url: calls https://evil.example.com, which http.allow (line 4) does not list`,
+		`c.yaml:14: workflows.w.steps[2].http.timeout: is at most 2m`,
+		`c.yaml:15: workflows.w.steps[3].http.url: calls http://10.0.0.5:9090, which http.allow (line 4) does not list`,
+	})
+
+	noSection := strings.Replace(fixed, "http:\n  allow: [api.example.com, \"http://10.0.0.5:8080\"]\n", "", 1)
+	_, err = config.Parse("c.yaml", []byte(noSection), nil, registry)
+	if err == nil || !strings.Contains(err.Error(), `workflows.w.steps[4].http.url: cannot be called: the file has no http section`) {
+		t.Errorf("an http step without an http section: %v", err)
+	}
+
+	cfg, err := config.Parse("c.yaml", []byte("slack: { signing_secret: s }\n"), nil, registry)
+	if err != nil || strings.Join(cfg.Slack.ResponseURLHosts, ",") != "hooks.slack.com" || cfg.HTTP != nil {
+		t.Errorf("defaults: %+v %+v %v", cfg.Slack.ResponseURLHosts, cfg.HTTP, err)
+	}
+}
+
+func checkProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no problems, want %q", want)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for i := range max(len(lines), len(want)) {
+		switch {
+		case i >= len(want):
+			t.Errorf("unexpected problem: %s", lines[i])
+		case i >= len(lines):
+			t.Errorf("missing problem: %s", want[i])
+		case !strings.HasPrefix(lines[i], want[i]):
+			t.Errorf("problem %d:\n got %s\nwant %s...", i, lines[i], want[i])
+		}
+	}
+}
+
+// ${...} references in step parameters stay references in the plan (the
+// run resolves them when the step runs), except where config turns the
+// value into something else.
+func TestStepReferencesStayInThePlan(t *testing.T) {
+	t.Parallel()
+	yaml := `http: { allow: [api.example.com] }
+clouds: { main: { provider: sim } }
+workflows:
+  w:
+    trigger: { schedule: { cron: "0 3 * * *" } }
+    channel: ${CHANNEL}
+    steps:
+      - http:
+          method: ${METHOD}
+          url: "https://api.example.com/x?key=${KEY}"
+          headers: { Authorization: "Bearer ${TOKEN}", X-Literal: "$${NOT_A_REF}" }
+          body: { nested: ["${TOKEN}"] }
+      - notify: { text: "token ${file:` + "%s" + `}", channel: "${CHANNEL}" }
+`
+	file := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(file, []byte("file-secret-7781\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"CHANNEL": "C0OPS", "METHOD": "POST", "KEY": "key-secret-1234", "TOKEN": "tok-secret-5678"}
+	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf(yaml, file)), env(vars), registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := cfg.Workflows[0].Steps
+	checkSteps(t, "w.steps", steps, []wantStep{
+		{kind: "http", line: 8, with: `{"method":"POST","url":"https://api.example.com/x?key=${KEY}",
+			"headers":{"Authorization":"Bearer ${TOKEN}","X-Literal":"$${NOT_A_REF}"},"body":{"nested":["${TOKEN}"]}}`},
+		{kind: "notify", line: 13, with: `{"text":"token ${file:` + file + `}","channel":"C0OPS"}`},
+	})
+	secrets := cfg.Secrets()
+	for in, want := range map[string]string{
+		"Bearer ${TOKEN}": "Bearer tok-secret-5678", "${file:" + file + "}": "file-secret-7781", "$${NOT_A_REF}": "${NOT_A_REF}",
+	} {
+		if got, err := secrets.Resolve(in); err != nil || got != want {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if got := secrets.Redact("key-secret-1234 tok-secret-5678 file-secret-7781 C0OPS"); got != "[redacted] [redacted] [redacted] C0OPS" {
+		t.Errorf("Redact = %q", got)
 	}
 }

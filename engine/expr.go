@@ -145,12 +145,17 @@ func compileTemplate(s string, env any) (*template, error) {
 	return t, nil
 }
 
-// render evaluates the template.
-func (t *template) render(env any) (string, error) {
+// render evaluates the template; literal passes each literal part (the
+// text the configuration wrote) through, say to resolve secret references.
+func (t *template) render(env any, literal func(string) (string, error)) (string, error) {
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.program == nil {
-			b.WriteString(p.text)
+			s, err := literal(p.text)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(s)
 			continue
 		}
 		v, err := expr.Run(p.program, env)

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,14 @@ type Runner struct {
 	// transient reason (a cloud or a system not answering) is retried
 	// before it fails. Default 30 minutes.
 	RetryFor time.Duration
+	// Secrets resolves the ${...} references plans keep in place of secret
+	// values, when a step runs, and redacts every secret value from what
+	// steps say, audit and leave as outputs. nil holds none.
+	Secrets *switchboard.Secrets
+	// HTTPClient is the client of steps that call URLs a workflow names
+	// (http): it goes only where the config allows. nil means such steps
+	// can call nothing.
+	HTTPClient *http.Client
 
 	compiled sync.Map // plan digest → *compiledPlan
 	entries  atomic.Int64
@@ -170,10 +180,10 @@ func (r *Runner) Advance(ctx context.Context, run *switchboard.Run, saver switch
 		if err := sr.runStep(ctx); err != nil {
 			var save saveError
 			if ctx.Err() != nil || errors.As(err, &save) || !sr.retryHere() {
-				return out, err
+				return out, r.redactError(err)
 			}
 			if err := sr.retryLater(err); err != nil {
-				return out, err
+				return out, r.redactError(err)
 			}
 		} else {
 			sr.retried()
@@ -212,9 +222,9 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 	if err != nil {
 		return sr.Fail(fmt.Sprintf("Step %d (%s) cannot run: %v", run.Cursor+1, step.Kind, err), false)
 	}
+	var env any
 	if cs.env != nil {
-		env, err := cs.envValue(run)
-		if err != nil {
+		if env, err = cs.envValue(run); err != nil {
 			return sr.Fail(err.Error(), false)
 		}
 		// The condition is checked once, before the step starts: a step
@@ -231,22 +241,34 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 				return nil
 			}
 		}
-		if len(cs.templates) > 0 {
-			var raw any
-			if err := json.Unmarshal(step.With, &raw); err != nil {
-				return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
-			}
-			rendered, err := renderStrings(raw, func(s string) (string, error) {
-				if t := cs.templates[s]; t != nil {
-					return t.render(env)
-				}
-				return s, nil
-			})
-			if err != nil {
-				return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
-			}
-			sr.params, _ = json.Marshal(rendered)
+	}
+	// Secret references are resolved in the text the configuration wrote,
+	// never in what an expression yields (which may be what a user typed),
+	// and not in set, whose values become outputs kept in the run.
+	resolve := !t.Free && bytes.Contains(step.With, []byte("${"))
+	if len(cs.templates) > 0 || resolve {
+		var raw any
+		if err := json.Unmarshal(step.With, &raw); err != nil {
+			return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
 		}
+		literal := func(s string) (string, error) { return s, nil }
+		if resolve {
+			literal = sr.runner.Secrets.Resolve
+		}
+		rendered, err := renderStrings(raw, func(s string) (string, error) {
+			if t := cs.templates[s]; t != nil {
+				return t.render(env, literal)
+			}
+			return literal(s)
+		})
+		if err != nil {
+			var e *switchboard.Error
+			if errors.As(err, &e) {
+				return sr.Fail(fmt.Sprintf("Step %d (%s): %s", run.Cursor+1, step.Kind, e.Message), false)
+			}
+			return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
+		}
+		sr.params, _ = json.Marshal(rendered)
 	}
 	return t.RunFunc(ctx, sr)
 }
@@ -285,6 +307,27 @@ func (r *Runner) stepEnded(run *switchboard.Run, i int, skipped, failed, waiting
 	}
 	rec.FinishedAt = r.now()
 }
+
+// redactError hides configured secrets in the text of an error Advance
+// returns (the job queue stores it, the store audits it), keeping the
+// error itself for errors.As.
+func (r *Runner) redactError(err error) error {
+	if r.Secrets.Empty() {
+		return err
+	}
+	if text := r.Secrets.Redact(err.Error()); text != err.Error() {
+		return redactedError{err, text}
+	}
+	return err
+}
+
+type redactedError struct {
+	error
+	text string
+}
+
+func (e redactedError) Error() string { return e.text }
+func (e redactedError) Unwrap() error { return e.error }
 
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -30,6 +32,10 @@ func (sr *stepRun) Step() switchboard.Step      { return sr.run.Plan[sr.run.Curs
 func (sr *stepRun) Now() time.Time              { return sr.runner.now() }
 func (sr *stepRun) PollInterval() time.Duration { return sr.runner.pollInterval() }
 func (sr *stepRun) ApprovalsAvailable() bool    { return sr.runner.Approvals != nil }
+func (sr *stepRun) HTTPClient() *http.Client    { return sr.runner.HTTPClient }
+
+// redact hides every configured secret in text that the run keeps or says.
+func (sr *stepRun) redact(text string) string { return sr.runner.Secrets.Redact(text) }
 
 func (sr *stepRun) Params(v any) bool {
 	if len(sr.params) == 0 {
@@ -58,7 +64,7 @@ func (sr *stepRun) Say(name, text string) *switchboard.Message {
 		Source:      req.Source,
 		ChannelID:   req.ChannelID,
 		ResponseURL: req.ResponseURL,
-		Text:        text,
+		Text:        sr.redact(text),
 		RequestedAt: req.ReceivedAt,
 	})
 	return &sr.out.Messages[len(sr.out.Messages)-1]
@@ -66,7 +72,7 @@ func (sr *stepRun) Say(name, text string) *switchboard.Message {
 
 func (sr *stepRun) Audit(kind, subject, outcome, detail string) {
 	sr.out.Audit = append(sr.out.Audit, switchboard.AuditEvent{Time: sr.runner.now(), Kind: kind, RunID: sr.run.ID,
-		Actor: sr.run.Request.UserID, Channel: sr.run.Request.ChannelID, Subject: subject, Outcome: outcome, Detail: detail})
+		Actor: sr.run.Request.UserID, Channel: sr.run.Request.ChannelID, Subject: sr.redact(subject), Outcome: outcome, Detail: sr.redact(detail)})
 }
 
 func (sr *stepRun) Progress(v any) error {
@@ -120,6 +126,9 @@ func (sr *stepRun) setOutputs(id string, outputs map[string]any) {
 		outputs = map[string]any{}
 	}
 	b, _ := json.Marshal(outputs)
+	if !sr.runner.Secrets.Empty() {
+		b = redactJSON(b, sr.runner.Secrets)
+	}
 	if sr.run.Vars == nil {
 		sr.run.Vars = map[string]json.RawMessage{}
 	}
@@ -127,12 +136,13 @@ func (sr *stepRun) setOutputs(id string, outputs map[string]any) {
 }
 
 func (sr *stepRun) Succeed(result string) error {
-	sr.run.Result = result
+	sr.run.Result = sr.redact(result)
 	sr.next()
 	return nil
 }
 
 func (sr *stepRun) Abort(text string) error {
+	text = sr.redact(text)
 	sr.Say("answer", text)
 	sr.run.Error = text
 	sr.run.State = switchboard.RunFailed
@@ -141,6 +151,7 @@ func (sr *stepRun) Abort(text string) error {
 }
 
 func (sr *stepRun) Fail(msg string, quiet bool) error {
+	msg = sr.redact(msg)
 	sr.Audit(switchboard.AuditAction, fmt.Sprintf("step %d %s", sr.run.Cursor+1, sr.Step().Kind), "failed", msg)
 	if sr.Step().Section != sectionOnError {
 		for i, s := range sr.run.Plan {
@@ -192,6 +203,7 @@ func (sr *stepRun) OpenApproval(ctx context.Context, id, text string, rule switc
 	if rule.OnTimeout == "" {
 		rule.OnTimeout = "deny"
 	}
+	text = sr.redact(text)
 	now := sr.runner.now()
 	ap := switchboard.Approval{ID: id, RunID: sr.run.ID, Step: sr.run.Cursor, Channel: sr.run.Request.ChannelID, Text: text,
 		Approvers: rule.Approvers, Quorum: max(rule.Quorum, 1), AllowRequester: rule.AllowRequester, Requester: sr.run.Request.UserID,
@@ -291,3 +303,38 @@ func (sr *stepRun) Emit(ctx context.Context, ev switchboard.Event) ([]string, er
 type saveError struct{ error }
 
 func (e saveError) Unwrap() error { return e.error }
+
+// redactJSON hides secrets in the strings of a JSON document, keeping it
+// JSON: a step's outputs may echo a secret (a peer that repeats a header).
+func redactJSON(b []byte, secrets *switchboard.Secrets) []byte {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return b
+	}
+	out, err := json.Marshal(redactValue(v, secrets))
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+func redactValue(v any, secrets *switchboard.Secrets) any {
+	switch v := v.(type) {
+	case string:
+		return secrets.Redact(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[secrets.Redact(k)] = redactValue(e, secrets)
+		}
+		return out
+	case []any:
+		for i, e := range v {
+			v[i] = redactValue(e, secrets)
+		}
+		return v
+	}
+	return v
+}

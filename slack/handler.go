@@ -36,6 +36,10 @@ type HandlerConfig struct {
 	// TeamID and AppID, when set, are the only Slack workspace (T…) and
 	// app (A…) whose requests are taken.
 	TeamID, AppID string
+	// ResponseURLs are where a request's response_url may point
+	// (hooks.slack.com, as the config has it); a request naming another
+	// is refused and audited. nil checks nothing.
+	ResponseURLs *switchboard.AllowList
 	// NowFunc is the clock the timestamp check and ReceivedAt use; time.Now
 	// when nil.
 	NowFunc func() time.Time
@@ -121,6 +125,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 			events:       cfg.Events,
 			teamID:       cfg.TeamID,
 			appID:        cfg.AppID,
+			responseURLs: cfg.ResponseURLs,
 		},
 		secret:      cfg.SigningSecret,
 		token:       cfg.VerificationToken,

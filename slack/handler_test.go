@@ -495,3 +495,42 @@ func TestForeignWorkspaceOrApp(t *testing.T) {
 		t.Errorf("a foreign interaction: status %d, %d handled", status, len(b.interactions.all()))
 	}
 }
+
+// A response_url off slack.response_url_hosts is refused at the request,
+// with a sentence and an audit line; the command and the button press
+// reach no handler.
+func TestResponseURLOffSlackIsRefused(t *testing.T) {
+	t.Parallel()
+	hosts, err := switchboard.NewAllowList("hooks.slack.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(c *HandlerConfig) { c.ResponseURLs = hosts })
+	for i, target := range []string{"http://169.254.169.254/latest/", "https://hooks.slack.com.evil.example/x", "http://hooks.slack.com/x", "https://hooks.slack.com/commands/T1/1/x"} {
+		body := "command=%2Fec2&text=start+tools&user_id=U1&channel_id=C1&team_id=T1&trigger_id=tr-" + strconv.Itoa(i) + "&response_url=" + url.QueryEscape(target)
+		status, got := b.postSigned(t, "/slack/commands", formType, body, nil)
+		want := textBadResponseURL
+		if strings.HasPrefix(target, "https://hooks.slack.com/") {
+			want = "Starting tools (i-0123)."
+		}
+		if status != http.StatusOK || !strings.Contains(got, want) {
+			t.Errorf("response_url %s: %d %s, want %q", target, status, got, want)
+		}
+	}
+	if n := len(b.commands.requests()); n != 1 {
+		t.Errorf("%d commands reached the handler, want 1", n)
+	}
+	payload := strings.Replace(blockActionsPayload, "https://hooks.slack.com/actions/T1/1/x", "http://10.0.0.1/x", 1)
+	if status, _ := b.postSigned(t, "/slack/interactions", formType, "payload="+url.QueryEscape(payload), nil); status != http.StatusOK || len(b.interactions.all()) != 0 {
+		t.Errorf("an interaction answering elsewhere: status %d, %d handled", status, len(b.interactions.all()))
+	}
+	refused := 0
+	for _, e := range b.audit.all() {
+		if e.Outcome == "refused" && strings.Contains(e.Detail, "its response_url points outside Slack") {
+			refused++
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d refusals audited, want 4: %+v", refused, b.audit.all())
+	}
+}

@@ -38,6 +38,10 @@ type Messenger struct {
 	// Webhooks are incoming webhook URLs by name: a message whose channel
 	// is webhook:NAME is posted there.
 	Webhooks map[string]string
+	// ResponseURLs are where a response_url may point; a message whose
+	// response_url is elsewhere is never posted there (it goes with
+	// chat.postMessage). nil checks nothing.
+	ResponseURLs *switchboard.AllowList
 
 	mu     sync.Mutex
 	paces  map[string]*rate.Limiter // per channel
@@ -221,8 +225,8 @@ func (m *Messenger) pace(channel string) error {
 var _ switchboard.Messenger = (*Messenger)(nil)
 
 // defaultHTTPClient bounds a post that Slack never answers, so the worker
-// can retry it instead of hanging.
-var defaultHTTPClient = &http.Client{Timeout: 15 * time.Second}
+// can retry it instead of hanging, and follows no redirect.
+var defaultHTTPClient = &http.Client{Timeout: 15 * time.Second, CheckRedirect: switchboard.NoRedirects}
 
 // Post sends m as it is: to its response_url when it has one (and is not a
 // reply in a thread), with chat.postMessage otherwise. The error tells the
@@ -272,6 +276,12 @@ func approvalBlocks(msg switchboard.Message) []goslack.Block {
 }
 
 func (m *Messenger) postResponseURL(ctx context.Context, msg switchboard.Message) error {
+	if m.ResponseURLs != nil {
+		u, err := url.Parse(msg.ResponseURL)
+		if err != nil || m.ResponseURLs.CheckURL(u, settingResponseURLs) != nil {
+			return switchboard.Errorf(switchboard.EINVALID, "The response_url of this request is not on Slack's hosts (slack.response_url_hosts); post with chat.postMessage instead.")
+		}
+	}
 	responseType := "in_channel"
 	if msg.Ephemeral {
 		responseType = "ephemeral"

@@ -349,3 +349,33 @@ func TestMessengerWebhook(t *testing.T) {
 		t.Errorf("unknown webhook: %v", err)
 	}
 }
+
+// The messenger never posts to a response_url off its hosts, whatever the
+// message says; and follows no redirect from Slack's.
+func TestMessengerResponseURLHosts(t *testing.T) {
+	t.Parallel()
+	srv := newResponseURLServer(t, 200, nil, "ok")
+	hosts, _ := switchboard.NewAllowList("hooks.slack.com")
+	m := &Messenger{HTTPClient: srv.Client(), ResponseURLs: hosts}
+	_, err := m.Post(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: srv.URL + "/commands/T1/1", Text: "hi"})
+	if switchboard.ErrorCode(err) != switchboard.EINVALID || !strings.Contains(switchboard.ErrorMessage(err), "not on Slack's hosts") {
+		t.Errorf("err = %v", err)
+	}
+	srv.mu.Lock()
+	if len(srv.bodies) != 0 {
+		t.Errorf("posted %+v to a response_url off Slack's hosts", srv.bodies)
+	}
+	srv.mu.Unlock()
+
+	var followed bool
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed = true }))
+	defer target.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	_, err = (&Messenger{}).Post(context.Background(), switchboard.Message{ChannelID: "C1", ResponseURL: redirect.URL + "/commands/T1/1", Text: "hi"})
+	if followed || switchboard.ErrorCode(err) != switchboard.EINVALID {
+		t.Errorf("a redirect: followed %v, err %v", followed, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,7 +32,34 @@ type receiver struct {
 	// requests are taken: a signing secret shared by mistake, or an app
 	// installed in a second workspace, is not a way in.
 	teamID, appID string
+	// responseURLs are where a response_url may point; nil checks nothing.
+	responseURLs *switchboard.AllowList
 }
+
+// settingResponseURLs names the setting a refused response_url is told
+// against.
+const settingResponseURLs = "slack.response_url_hosts"
+
+// badResponseURL says why a request's response_url is refused, or "". An
+// empty one is no answer address at all, which is not refused: the answer
+// then goes with chat.postMessage.
+func (rc *receiver) badResponseURL(raw string) string {
+	if rc.responseURLs == nil || raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "its response_url is not a URL"
+	}
+	if err := rc.responseURLs.CheckURL(u, settingResponseURLs); err != nil {
+		return "its response_url points outside Slack: " + switchboard.ErrorMessage(err)
+	}
+	return ""
+}
+
+// textBadResponseURL is what a person sees when the request's answer
+// address is refused: Switchboard did nothing.
+const textBadResponseURL = "Switchboard did nothing: this request asks for its answer at an address that is not Slack's (see slack.response_url_hosts)."
 
 // foreign says why a request from team and app is refused, or "".
 func (rc *receiver) foreign(team, app string) string {
@@ -100,6 +128,12 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: sc.UserID, Channel: sc.ChannelID,
 			Subject: sc.Command, Outcome: outcomeRefused, Detail: why})
 		return commandReply{Outcome: outcomeRefused, Text: textForeign}
+	}
+	if why := rc.badResponseURL(sc.ResponseURL); why != "" {
+		log.Warn("slash command refused", "why", why)
+		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: sc.UserID, Channel: sc.ChannelID,
+			Subject: sc.Command, Outcome: outcomeRefused, Detail: why})
+		return commandReply{Outcome: outcomeRefused, Text: textBadResponseURL}
 	}
 
 	// Slack does not retry slash commands over HTTP, but Socket Mode
@@ -220,6 +254,12 @@ func (rc *receiver) deliverInteraction(ctx context.Context, ic goslack.Interacti
 	subject := interactionSubject(ic)
 	log := rc.log.With("source", source, "interaction", subject, "user", ic.User.ID, "channel", ic.Channel.ID)
 	if why := rc.foreign(ic.Team.ID, ic.APIAppID); why != "" {
+		log.Warn("interaction refused", "why", why)
+		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: ic.User.ID, Channel: ic.Channel.ID,
+			Subject: subject, Outcome: outcomeRefused, Detail: why})
+		return outcomeRefused
+	}
+	if why := rc.badResponseURL(ic.ResponseURL); why != "" {
 		log.Warn("interaction refused", "why", why)
 		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: ic.User.ID, Channel: ic.Channel.ID,
 			Subject: subject, Outcome: outcomeRefused, Detail: why})

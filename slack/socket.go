@@ -37,6 +37,9 @@ type SocketConfig struct {
 	// TeamID and AppID, when set, are the only workspace and app whose
 	// deliveries are taken.
 	TeamID, AppID string
+	// ResponseURLs are where a delivery's response_url may point; nil
+	// checks nothing.
+	ResponseURLs *switchboard.AllowList
 }
 
 func (c SocketConfig) validate() error {
@@ -75,6 +78,7 @@ func RunSocketMode(ctx context.Context, cfg SocketConfig) error {
 		events:       cfg.Events,
 		teamID:       cfg.TeamID,
 		appID:        cfg.AppID,
+		responseURLs: cfg.ResponseURLs,
 	}
 	rc.withDefaults(cfg.Meter, cfg.Logger, cfg.NowFunc)
 

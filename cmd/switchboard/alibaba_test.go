@@ -14,6 +14,7 @@ store: {{store}}
 slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
 clouds:
   china:
     provider: alibaba

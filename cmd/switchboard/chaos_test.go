@@ -27,6 +27,7 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e-test
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
 clouds:
   main:
     provider: sim

@@ -135,7 +135,7 @@ func decommissionConfig(t *testing.T, endpoint, region, queueURL, zoneID, chefUR
 	}
 	for old, new := range map[string]string{
 		"listen: 127.0.0.1:8080":        "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}",
-		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}",
+		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}\n  response_url_hosts: [\"{{slack_origin}}\"]",
 		"region: eu-west-1":             "region: " + region + account,
 		"url: https://sqs.eu-west-1.amazonaws.com/123456789012/ec2-terminated": "url: " + queueURL + "\n    region: " + region + account,
 		"zones: [Z0123456789ABCDEFGHIJ]":                                       "zones: [" + zoneID + "]" + strings.ReplaceAll(account, "\n    ", "\n  "),

@@ -47,7 +47,7 @@ func TestCheck(t *testing.T) {
 	if err := run(context.Background(), []string{"check", "--config", bad}, env, &out, &errOut); err == nil {
 		t.Fatal("check accepted a bad config")
 	}
-	for _, want := range []string{bad + ":19: commands./ec2.clod: unknown key \"clod\"; did you mean \"cloud\"?", bad + ":21: commands./ec2.allow.users[0]: unknown group \"opz\""} {
+	for _, want := range []string{bad + ":20: commands./ec2.clod: unknown key \"clod\"; did you mean \"cloud\"?", bad + ":22: commands./ec2.allow.users[0]: unknown group \"opz\""} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("check output does not contain %q:\n%s", want, errOut.String())
 		}

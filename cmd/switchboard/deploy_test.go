@@ -318,7 +318,7 @@ func deployExampleConfig(t *testing.T, endpoint, region, github, webhook, subnet
 	cfg := exampleDeploys(t)
 	for old, new := range map[string]string{
 		"listen: 127.0.0.1:8080":                             "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}",
-		"bot_token: ${SLACK_BOT_TOKEN}":                      "bot_token: xoxb-e2e\n  api_url: {{api_url}}",
+		"bot_token: ${SLACK_BOT_TOKEN}":                      "bot_token: xoxb-e2e\n  api_url: {{api_url}}\n  response_url_hosts: [\"{{slack_origin}}\"]",
 		"deploys: ${DEPLOYS_WEBHOOK_URL}":                    "deploys: " + webhook,
 		"region: eu-west-1":                                  "region: " + region + "\n    endpoint: " + endpoint + "\n    access_key_id: testing\n    access_key_secret: testing",
 		"token: ${GITHUB_TOKEN:-}":                           "token: " + deployGitHubToken + "\n        api_url: " + github,
@@ -662,6 +662,7 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
 clouds:
   aws:
     provider: aws

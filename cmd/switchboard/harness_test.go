@@ -89,6 +89,7 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e-test
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
 clouds:
   main:
     provider: sim
@@ -117,9 +118,12 @@ type serverOptions struct {
 }
 
 // fillConfig puts a server's addresses and paths into a config template.
+// {{slack_origin}} is the fake Slack's http://127.0.0.1:PORT, which a
+// config must list in slack.response_url_hosts for its response_urls to be
+// taken (Slack's own are https://hooks.slack.com).
 func fillConfig(template, listen, dataDir, store, apiURL, pending string) string {
 	return strings.NewReplacer("{{listen}}", listen, "{{data_dir}}", dataDir, "{{store}}", store,
-		"{{api_url}}", apiURL, "{{pending}}", pending).Replace(template)
+		"{{api_url}}", apiURL, "{{pending}}", pending, "{{slack_origin}}", strings.TrimSuffix(apiURL, "/api/")).Replace(template)
 }
 
 func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
@@ -135,6 +139,11 @@ func startServer(t *testing.T, slackAPI string, opts serverOptions) *server {
 		env: append(os.Environ(), "SLACK_SIGNING_SECRET="+testSecret)}
 	if opts.config == "" {
 		opts.config = configYAML
+	}
+	if strings.Contains(opts.config, "api_url: {{api_url}}") && !strings.Contains(opts.config, "{{slack_origin}}") {
+		// Otherwise every command is refused for answering off Slack's
+		// hosts, and the test times out waiting for answers.
+		t.Fatal(`the config's slack section must let answers reach the fake Slack: add response_url_hosts: ["{{slack_origin}}"]`)
 	}
 	yaml := fillConfig(opts.config, s.addr, dir, opts.store, slackAPI+"/api/", opts.pending)
 	if err := os.WriteFile(s.config, []byte(yaml), 0o600); err != nil {

@@ -29,7 +29,7 @@ func maintenanceConfig(t *testing.T, mail testenv.MailAccount, timeout, onTimeou
 	cfg := string(example)
 	for old, new := range map[string]string{
 		"listen: 127.0.0.1:8080":        "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}",
-		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}",
+		"bot_token: ${SLACK_BOT_TOKEN}": "bot_token: xoxb-e2e\n  api_url: {{api_url}}\n  response_url_hosts: [\"{{slack_origin}}\"]",
 		"provider: sim          # provider: aws, region: us-east-1 for the real thing": "provider: sim\n    sim: { pending_duration: 300ms, stopping_duration: 300ms }",
 		"addr: imap.example.com:993":        "addr: " + mail.Addr + "\n    tls: plain",
 		"username: aws-notices@example.com": "username: " + mail.User,
@@ -95,12 +95,19 @@ var approvalValue = regexp.MustCompile(`"value":"([^"]+)"`)
 // user, and returns the path its response_url answers land on.
 func click(t *testing.T, s *server, peer *slackPeer, approvalID, user, action string) string {
 	t.Helper()
+	path := fmt.Sprintf("/actions/T1/%d", triggerSeq.Add(1))
+	clickTo(t, s, peer.URL+path, approvalID, user, action)
+	return path
+}
+
+// clickTo presses a button with its answers going to responseURL.
+func clickTo(t *testing.T, s *server, responseURL, approvalID, user, action string) {
+	t.Helper()
 	seq := triggerSeq.Add(1)
-	path := fmt.Sprintf("/actions/T1/%d", seq)
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "trigger_id": fmt.Sprintf("click.%d.%d", time.Now().UnixNano(), seq),
 		"user": map[string]any{"id": user}, "channel": map[string]any{"id": "C0OPS"}, "team": map[string]any{"id": "T1"},
-		"response_url": peer.URL + path,
+		"response_url": responseURL,
 		"actions":      []map[string]any{{"action_id": action, "block_id": "approval:" + approvalID, "value": approvalID, "type": "button"}},
 	})
 	body := url.Values{"payload": {string(payload)}}.Encode()
@@ -114,7 +121,6 @@ func click(t *testing.T, s *server, peer *slackPeer, approvalID, user, action st
 	if resp.StatusCode != 200 {
 		t.Fatalf("interaction answered %d", resp.StatusCode)
 	}
-	return path
 }
 
 func simCounts(t *testing.T, dataDir, name string) (starts, stops int) {

@@ -25,6 +25,7 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
 clouds:
   main:
     provider: aws
@@ -164,6 +165,7 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   bot_token: xoxb-e2e
   api_url: {{api_url}}
+  response_url_hosts: ["{{slack_origin}}"]
 clouds:
   main:
     provider: sim

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboardhq/switchboard/fleet"
 	"github.com/switchboardhq/switchboard/metrics"
 	"github.com/switchboardhq/switchboard/slack"
+	"github.com/switchboardhq/switchboard/steps"
 	"github.com/switchboardhq/switchboard/store"
 	"github.com/switchboardhq/switchboard/web"
 )
@@ -42,7 +43,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintln(stderr, problems.Error())
 		return problems
 	}
-	logger := newLogger(cfg.Log, stderr)
+	secrets := cfg.Secrets()
+	logger := newLogger(cfg.Log, stderr, secrets)
+	responseURLs, httpClient, err := outboundClients(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -83,14 +89,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	approvals := &engine.Approvals{Store: st}
 	inventory = st
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events,
-		RetryFor: cfg.RetryFor}
+		RetryFor: cfg.RetryFor, Secrets: secrets, HTTPClient: httpClient}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
 		fmt.Fprintln(stderr, problems.Error())
 		return problems
 	}
-	httpClient := &http.Client{Timeout: 10 * time.Second}
+	// Slack's client follows no redirect: a response_url is checked
+	// against slack.response_url_hosts, and a 3xx must not take the post
+	// elsewhere.
+	slackClient := &http.Client{Timeout: 10 * time.Second, CheckRedirect: switchboard.NoRedirects}
 	// Each platform delivers the answers to its own requests; the rest
 	// (runs started by schedules, mail, events) go to Slack when it is
 	// configured, and to the console's transcript otherwise.
@@ -98,7 +107,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for name, u := range cfg.Slack.Webhooks {
 		webhooks[name] = u.Value()
 	}
-	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient, Logger: logger, Webhooks: webhooks}
+	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: slackClient, Logger: logger, Webhooks: webhooks,
+		ResponseURLs: responseURLs}
 	messengers := map[string]switchboard.Messenger{"console": web.ConsoleMessenger{}}
 	var messenger switchboard.Messenger = web.ConsoleMessenger{}
 	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" || len(webhooks) > 0 {
@@ -121,6 +131,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AllowLegacyToken:  cfg.Slack.AllowLegacyToken,
 			TeamID:            cfg.Slack.TeamID,
 			AppID:             cfg.Slack.AppID,
+			ResponseURLs:      responseURLs,
 			Commands:          commands,
 			Deliveries:        st,
 			Auditor:           st,
@@ -184,7 +195,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
 				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
-				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID,
+				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID, ResponseURLs: responseURLs,
 			})
 			if err != nil {
 				logger.Error("slack socket mode stopped", "err", err)
@@ -224,12 +235,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+// newLogger writes the process log; every configured secret reads
+// "[redacted]" in it, whatever carried it there.
+func newLogger(c config.Log, w io.Writer, secrets *switchboard.Secrets) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel(), ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		return redactAttr(a, secrets)
+	}}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// outboundClients builds where Switchboard's own requests may go: the
+// response_url hosts Slack's answers may use, and the client of http
+// steps (nil when the config has no http section: they may call nothing).
+func outboundClients(cfg *config.Config) (*switchboard.AllowList, *http.Client, error) {
+	responseURLs, err := switchboard.NewAllowList(cfg.Slack.ResponseURLHosts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: slack.response_url_hosts: %w", cfg.File, err)
+	}
+	if cfg.HTTP == nil {
+		return responseURLs, nil, nil
+	}
+	allow, err := switchboard.NewAllowList(cfg.HTTP.Allow...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s:%d: http.allow: %w", cfg.File, cfg.HTTP.Line, err)
+	}
+	return responseURLs, allow.Client(steps.HTTPMaxTimeout, "http.allow"), nil
 }
 
 // buildProviders provisions every configured cloud through its registered

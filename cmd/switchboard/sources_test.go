@@ -212,18 +212,7 @@ func consoleToken(t *testing.T, s *server) string {
 // consoleStatus is what the console shows about the trigger sources.
 func consoleStatus(t *testing.T, s *server) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.url("/console/api/status"), nil)
-	req.Header.Set("X-Switchboard-CSRF", consoleToken(t, s))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("/console/api/status = %d %s", resp.StatusCode, body)
-	}
-	return string(body)
+	return openConsole(t, s, "").get(t, "/console/api/status")
 }
 
 // A mail server that is down when serve starts does not stop it: the
