@@ -98,3 +98,19 @@ func (c *runsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(runsDesc, prometheus.GaugeValue, float64(counts[state]), string(state))
 	}
 }
+
+// CountSQL exports the store's statement and commit counts (SQLite's:
+// River's statements and ours), read when scraped: with the requests
+// counter they give the statements and writes per command.
+func (m *Metrics) CountSQL(statements, commits func() int64) {
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "switchboard_store_statements_total",
+			Help: "SQL statements run against the SQLite store, River's included.",
+		}, func() float64 { return float64(statements()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "switchboard_store_commits_total",
+			Help: "Transactions committed to the SQLite store (each one write to its log).",
+		}, func() float64 { return float64(commits()) }),
+	)
+}

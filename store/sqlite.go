@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 )
@@ -18,8 +19,16 @@ import (
 //
 // Connections opened with the same gate take turns to write through it;
 // high marks the request path's pool, whose writers go first.
-func openSQLite(dsn string, gate *writeGate, high bool) *sql.DB {
-	return sql.OpenDB(stmtCachingConnector{dsn: dsn, driver: &sqlite.Driver{}, gate: gate, high: high})
+func openSQLite(dsn string, gate *writeGate, high bool, counts *SQLCounts) *sql.DB {
+	return sql.OpenDB(stmtCachingConnector{dsn: dsn, driver: &sqlite.Driver{}, gate: gate, high: high, counts: counts})
+}
+
+// SQLCounts counts what a SQLite store asks of the database: statements
+// (ours and River's) and committed transactions, each of which is one write
+// to the WAL. They are the per-command cost docs/BENCHMARKS.md states.
+type SQLCounts struct {
+	Statements atomic.Int64
+	Commits    atomic.Int64
 }
 
 const maxCachedStatements = 256
@@ -29,6 +38,7 @@ type stmtCachingConnector struct {
 	driver *sqlite.Driver
 	gate   *writeGate
 	high   bool
+	counts *SQLCounts
 }
 
 func (c stmtCachingConnector) Connect(context.Context) (driver.Conn, error) {
@@ -36,7 +46,7 @@ func (c stmtCachingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{inner: conn, stmts: map[string]*cachedStmt{}, gate: c.gate, high: c.high}, nil
+	return &cachingConn{inner: conn, stmts: map[string]*cachedStmt{}, gate: c.gate, high: c.high, counts: c.counts}, nil
 }
 
 func (c stmtCachingConnector) Driver() driver.Driver { return c.driver }
@@ -54,12 +64,13 @@ type innerConn interface {
 // cachingConn is used by one goroutine at a time, as database/sql
 // guarantees for a driver.Conn, so it needs no lock.
 type cachingConn struct {
-	inner driver.Conn
-	stmts map[string]*cachedStmt
-	order []string // oldest first, for eviction
-	gate  *writeGate
-	high  bool
-	inTx  bool // holds the gate for a transaction
+	inner  driver.Conn
+	stmts  map[string]*cachedStmt
+	order  []string // oldest first, for eviction
+	gate   *writeGate
+	high   bool
+	inTx   bool // holds the gate for a transaction
+	counts *SQLCounts
 }
 
 type cachedStmt struct {
@@ -149,6 +160,7 @@ func (c *cachingConn) cached(ctx context.Context, query string) (*cachedStmt, er
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.counts.Statements.Add(1)
 	cs, err := c.cached(ctx, query)
 	if err != nil {
 		return nil, err
@@ -167,6 +179,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	c.counts.Statements.Add(1)
 	cs, err := c.cached(ctx, query)
 	if err != nil {
 		return nil, err
@@ -280,6 +293,7 @@ type gatedTx struct {
 
 func (t *gatedTx) Commit() error {
 	defer t.conn.endTx()
+	t.conn.counts.Commits.Add(1)
 	return t.Tx.Commit()
 }
 

@@ -47,6 +47,8 @@ type Store struct {
 	// stopAlive ends the replica heartbeat; aliveDone closes when it has.
 	stopAlive context.CancelFunc
 	aliveDone chan struct{}
+	// sqlCounts counts SQLite's statements and commits; nil on Postgres.
+	sqlCounts *SQLCounts
 	// health remembers write failures for readiness.
 	health writeHealth
 	// inventory gathers what describes show before it is written.
@@ -91,11 +93,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// riversqlite recommends. A process crash loses nothing committed.
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 		gate := &writeGate{}
-		db := openSQLite(dsn, gate, false)
+		s.sqlCounts = &SQLCounts{}
+		db := openSQLite(dsn, gate, false, s.sqlCounts)
 		db.SetMaxOpenConns(1)
 		s.db = db
 		s.driver = riversqlite.New(db)
-		req := openSQLite(dsn, gate, true)
+		req := openSQLite(dsn, gate, true, s.sqlCounts)
 		req.SetMaxOpenConns(1)
 		s.req = req
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -142,6 +145,10 @@ func (s *Store) Close() error {
 	}
 	return err
 }
+
+// SQLCounts returns the statement and commit counts of a SQLite store, nil
+// for Postgres.
+func (s *Store) SQLCounts() *SQLCounts { return s.sqlCounts }
 
 // Postgres reports whether the store is Postgres (and so may be shared by
 // several replicas).

@@ -84,6 +84,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 
 	meter := metrics.New(st, logger)
+	if c := st.SQLCounts(); c != nil {
+		meter.CountSQL(c.Statements.Load, c.Commits.Load)
+	}
 	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs(), Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# cost.sh measures what one command costs Switchboard on SQLite: SQL
+# statements (River's and ours), committed transactions, bytes written to
+# storage, write and fsync system calls, and cloud calls, averaged over N
+# signed `/ec2 status tools` commands (closed loop, CONCURRENCY workers),
+# each answered at its response_url. The server runs under strace to count
+# fsyncs; the other figures come from /metrics and /proc/PID/io.
+#
+#   bash bench/cost.sh            # N=1000 CONCURRENCY=8
+#
+# It prints one Markdown table row set; docs/BENCHMARKS.md keeps the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000}
+CONCURRENCY=${CONCURRENCY:-8}
+work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-cost.XXXXXX")
+pid=""
+cleanup() {
+	[[ -n "$pid" ]] && pkill -TERM -f "^$work/switchboard serve" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/slackload" ./cmd/slackload
+export SLACK_SIGNING_SECRET=8f742231b10e8888abcd99yyyzzz85a5
+{ echo "data_dir: $work/data"; cat bench/switchboard.yaml; } >"$work/switchboard.yaml"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+addr="127.0.0.1:$port"
+strace -f -qq -c -e trace=fsync,fdatasync -o "$work/strace.txt" \
+	"$work/switchboard" serve --config "$work/switchboard.yaml" --addr "$addr" >"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://$addr/healthz" && break; sleep 0.1; done
+server=$(pgrep -f "^$work/switchboard serve" | head -1) # the server, not strace
+
+metric() { curl -s "http://$addr/metrics" | awk -v m="$1" '$1 ~ "^"m { s += $2 } END { printf "%d\n", s }'; }
+io() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server/io"; }
+
+# Warm up (statement caches, first pages), then measure.
+"$work/slackload" -url "http://$addr/slack/commands" -secret "$SLACK_SIGNING_SECRET" -n 100 -concurrency "$CONCURRENCY" -text "status tools" >/dev/null
+sleep 1
+s0=$(metric switchboard_store_statements_total); c0=$(metric switchboard_store_commits_total)
+w0=$(io write_bytes); sc0=$(io syscw)
+"$work/slackload" -url "http://$addr/slack/commands" -secret "$SLACK_SIGNING_SECRET" -n "$N" -concurrency "$CONCURRENCY" -text "status tools" >"$work/load.txt"
+sleep 1 # idle work (River's polling) in this second is counted too
+s1=$(metric switchboard_store_statements_total); c1=$(metric switchboard_store_commits_total)
+w1=$(io write_bytes); sc1=$(io syscw)
+kill -TERM "$server"; wait "$pid" 2>/dev/null || true; pid="" # strace ends with its child
+fsyncs=$(awk '$NF == "fsync" || $NF == "fdatasync" { s += $4 } END { printf "%d\n", s }' "$work/strace.txt")
+per() { python3 -c "print(f'{($2 - $1) / $N:.1f}')"; }
+echo "commands: $N (after 100 to warm up), closed loop, $CONCURRENCY workers, under strace (slow: only the counts mean anything)"
+echo "| per command | |"
+echo "|---|---|"
+echo "| SQL statements | $(per "$s0" "$s1") |"
+echo "| committed transactions | $(per "$c0" "$c1") |"
+echo "| bytes written to storage | $(per "$w0" "$w1") |"
+echo "| write system calls | $(per "$sc0" "$sc1") |"
+echo "| fsyncs (whole run, warm-up included, $((N + 100)) commands) | $fsyncs |"
+grep -E "answered|acks/s|answers" "$work/load.txt" | head -5 || true
