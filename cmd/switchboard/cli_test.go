@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/switchboardhq/switchboard"
 )
 
 func getenv(env map[string]string) func(string) string {
@@ -101,6 +104,111 @@ func TestAuditCommand(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("audit output lacks %q:\n%s", want, out)
 		}
+	}
+
+	// Filters narrow it, and the table fits the width it is given.
+	cmd = exec.Command(binary, "audit", "--config", s.config, "--outcome", "refused", "--width", "80")
+	cmd.Env = s.env
+	out, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("switchboard audit --outcome refused: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "U0INTRUDER") || strings.Contains(string(out), "U0OPS1") {
+		t.Errorf("audit --outcome refused shows more or less than the refusal:\n%s", out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("a line of %d characters in an 80-column audit:\n%s", n, out)
+		}
+	}
+
+	// --json has every field whole, newest first.
+	cmd = exec.Command(binary, "audit", "--config", s.config, "--json", "--actor", "U0OPS1")
+	cmd.Env = s.env
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("switchboard audit --json: %v\n%s", err, out)
+	}
+	var last time.Time
+	var runID string
+	for i, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var ev struct {
+			Time  time.Time `json:"time"`
+			Actor string    `json:"actor"`
+			RunID string    `json:"run_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("audit --json line %q: %v", l, err)
+		}
+		if ev.Actor != "U0OPS1" || (i > 0 && ev.Time.After(last)) {
+			t.Errorf("audit --json --actor U0OPS1 is not U0OPS1's lines newest first:\n%s", out)
+		}
+		last = ev.Time
+		if ev.RunID != "" {
+			runID = ev.RunID
+		}
+	}
+	if len(runID) < 20 {
+		t.Errorf("audit --json does not carry whole run ids:\n%s", out)
+	}
+}
+
+// Run where there is no database, audit says where it looked and how to
+// point it elsewhere, fails, and creates nothing.
+func TestAuditWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "audit")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("audit without a database succeeded:\n%s", out)
+	}
+	want := "switchboard audit: there is no database at " + filepath.Join(dir, "data", "switchboard.db") + " (store sqlite://./data/switchboard.db of the built-in config): run it where serve runs, or pass --config FILE (its store:) or --data-dir DIR (for the built-in config)\n"
+	if string(out) != want {
+		t.Errorf("audit without a database said\n%s\nwant\n%s", out, want)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("audit left %v behind in %s", entries, dir)
+	}
+}
+
+func TestAuditTableFitsWidth(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 2, 9, 15, 41, 0, time.UTC)
+	evs := []switchboard.AuditEvent{
+		{Time: at, Kind: "run", Actor: "U0OPS1", Channel: "C0OPS", Subject: "restart", Outcome: "failed", RunID: "r-019ade5c0a1xk2m3n4p5q6r7s8t",
+			Detail: "stop i-0123456789abcdef0: InvalidInstanceID.Malformed: Invalid id: \"tools\" (expecting \"i-...\")\n(the request id is 4f1c2a)"},
+		{Time: at, Kind: "request", Actor: "U0OTHER", Subject: "/ec2 start tools with a very long subject that goes on", Outcome: "refused"},
+	}
+	for _, width := range []int{160, 100, 80, 60} {
+		var b strings.Builder
+		if err := writeAuditTable(&b, evs, width, time.UTC); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if n := utf8.RuneCountInString(l); n > width {
+				t.Errorf("width %d: a line of %d characters:\n%s", width, n, out)
+			}
+		}
+		// Every word of the detail is there, in order; only a word longer
+		// than the column is broken.
+		if got := strings.Join(strings.Fields(out), " "); !strings.Contains(got, "InvalidInstanceID.Malformed: Invalid id:") || !strings.Contains(got, "(the request id is 4f1c2a)") {
+			t.Errorf("width %d: the detail is not all there:\n%s", width, out)
+		}
+		for _, want := range []string{"12-02 09:15:41", "U0OTHER", "/ec2 start"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("width %d: no %q in\n%s", width, want, out)
+			}
+		}
+	}
+	var b strings.Builder
+	if err := writeAuditTable(&b, evs, 0, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(b.String(), "\n"); lines != 3 || !strings.Contains(b.String(), "r-019ade5c0a1xk2m3n4p5q6r7s8t") || !strings.Contains(b.String(), "with a very long subject that goes on") {
+		t.Errorf("width 0 is not one whole row a line:\n%s", b.String())
 	}
 }
 
