@@ -239,3 +239,12 @@ type Event struct {
 type EventHandler interface {
 	HandleEvent(ctx context.Context, ev Event) (runIDs []string, err error)
 }
+
+// CommandHelp says what a slash command does in its users' words, for the
+// Slack app manifest and help texts: "Start, stop, reboot, list or check
+// instances: tools, web", used as "status | start | stop [target]".
+type CommandHelp struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Usage       string `json:"usage,omitempty"`
+}

@@ -22,6 +22,9 @@ import (
 type decoder struct {
 	file     string
 	getenv   func(string) string
+	// withoutSecrets lets a ${VAR} or ${file:} that cannot be resolved
+	// stand for an empty value (LoadWithoutSecrets).
+	withoutSecrets bool
 	readFile func(string) ([]byte, error)
 	problems Problems
 
@@ -429,6 +432,9 @@ func (d *decoder) lookup(ref string, p pair) (string, bool) {
 			return "", false
 		}
 		data, err := d.readFile(path)
+		if err != nil && d.withoutSecrets {
+			return "", true
+		}
 		if err != nil {
 			d.problemAt(p, "cannot read secret file: %v", err)
 			return "", false
@@ -443,7 +449,7 @@ func (d *decoder) lookup(ref string, p pair) (string, bool) {
 	if v := d.getenv(name); v != "" {
 		return v, true
 	}
-	if hasDef {
+	if hasDef || d.withoutSecrets {
 		return def, true
 	}
 	d.problemAt(p, "environment variable %s is not set (write ${%s:-} to allow it to be empty)", name, name)

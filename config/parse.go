@@ -26,7 +26,7 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry}
+	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry, withoutSecrets: o.withoutSecrets}
 	if d.readFile == nil {
 		d.readFile = readSecretFile
 	}
@@ -36,6 +36,10 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	}
 	c := &Config{File: name, registry: o.registry}
 	d.config(c, root, o)
+	if d.withoutSecrets {
+		// What comes from the environment or a file is not there to check.
+		d.problems = slices.DeleteFunc(d.problems, func(p Problem) bool { return d.hidden[p.Key] })
+	}
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()
 	}

@@ -206,6 +206,76 @@ func (c *Commands) Names() []string {
 	return names
 }
 
+// Help says what each command does, in the order Names lists them, for the
+// Slack app manifest: a workflow's own description, or one made from what
+// the command may do.
+func (c *Commands) Help() []switchboard.CommandHelp {
+	var out []switchboard.CommandHelp
+	for _, s := range c.Specs {
+		out = append(out, instanceCommandHelp(s))
+	}
+	for _, wf := range c.Workflows {
+		if wf.Trigger.Command == "" {
+			continue
+		}
+		h := switchboard.CommandHelp{Name: wf.Trigger.Command, Description: wf.Description, Usage: wf.Usage}
+		if h.Description == "" {
+			h.Description = "Run the " + wf.Name + " workflow"
+			if slices.ContainsFunc(wf.Steps, func(st switchboard.StepSpec) bool { return st.Kind == "approval" }) {
+				h.Description += " (it asks for an approval first)"
+			}
+		}
+		out = append(out, h)
+	}
+	for _, d := range c.Deploys {
+		out = append(out, switchboard.CommandHelp{Name: d.Command,
+			Description: "Deploy a branch to a fresh instance; list, pin or terminate what is up",
+			Usage:       "<branch, ticket or #PR> | list | pin <branch> [for 4h] | unpin <branch> | terminate <branch|all>"})
+		if d.TerminateCommand != "" {
+			out = append(out, switchboard.CommandHelp{Name: d.TerminateCommand,
+				Description: "Terminate a branch's deploy (" + d.Command + " terminate)", Usage: "<branch|all>"})
+		}
+	}
+	return out
+}
+
+// instanceCommandHelp describes an instance command by its actions and
+// the aliases it may touch: "Start, stop, reboot, check or list instances:
+// tools, web".
+func instanceCommandHelp(s switchboard.CommandSpec) switchboard.CommandHelp {
+	actions := s.Actions
+	if len(actions) == 0 {
+		actions = switchboard.AllActions
+	}
+	verbs := map[string]string{switchboard.ActionStart: "start", switchboard.ActionStop: "stop", switchboard.ActionReboot: "reboot",
+		switchboard.ActionStatus: "check", switchboard.ActionList: "list"}
+	var words []string
+	for _, a := range []string{switchboard.ActionStart, switchboard.ActionStop, switchboard.ActionReboot, switchboard.ActionStatus, switchboard.ActionList} {
+		if slices.Contains(actions, a) {
+			words = append(words, verbs[a])
+		}
+	}
+	desc := "Act on instances"
+	if n := len(words); n > 0 {
+		desc = strings.Join(words[:n-1], ", ")
+		if n > 1 {
+			desc += " or "
+		}
+		desc += words[n-1] + " instances"
+		desc = strings.ToUpper(desc[:1]) + desc[1:]
+	}
+	var aliases []string
+	for _, t := range s.Instances {
+		if t.Alias != "" {
+			aliases = append(aliases, t.Alias)
+		}
+	}
+	if with := desc + ": " + strings.Join(aliases, ", "); len(aliases) > 0 && len(with) <= 100 {
+		desc = with
+	}
+	return switchboard.CommandHelp{Name: s.Name, Description: desc, Usage: strings.Join(actions, " | ") + " [target]"}
+}
+
 func (c *Commands) commandNames() string {
 	if names := c.Names(); len(names) > 0 {
 		return strings.Join(names, ", ")

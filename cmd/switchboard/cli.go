@@ -24,6 +24,7 @@ import (
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/aws"
 	"github.com/switchboardhq/switchboard/config"
+	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/slack"
 	"github.com/switchboardhq/switchboard/store"
 )
@@ -384,27 +385,40 @@ func wrapWords(s string, n int) []string {
 	return lines
 }
 
+// slackManifest prints the manifest to create the Slack app from. It runs
+// before the app exists, so it needs none of the config's secrets.
 func slackManifest(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("slack-manifest", stderr)
-	url := fs.String("url", "", "the public https:// base URL Slack will call (required)")
+	url := fs.String("url", "", "the public https:// base URL Slack will call (required unless --socket-mode)")
 	path := fs.String("config", "", "config file whose commands to list (default: the built-in one)")
 	socket := fs.Bool("socket-mode", false, "use Socket Mode (no public URL needed for requests)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *url == "" {
-		fmt.Fprintln(stderr, "switchboard slack-manifest: --url https://HOST is required")
+	if *url == "" && !*socket {
+		fmt.Fprintln(stderr, "switchboard slack-manifest: --url https://HOST is required (or --socket-mode, which needs no public URL)")
 		return errUsage
 	}
-	cfg, _, err := loadConfig(*path, "", getenv, stderr)
+	var cfg *config.Config
+	if *path == "" {
+		cfg, _, _ = loadConfig("", "", getenv, stderr)
+	} else {
+		reg, _ := newRegistry()
+		var err error
+		if cfg, err = config.LoadWithoutSecrets(*path, getenv, reg); err != nil {
+			var problems config.Problems
+			if errors.As(err, &problems) {
+				fmt.Fprintln(stderr, problems.Error())
+			}
+			return err
+		}
+	}
+	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs()}
+	b, err := slack.Manifest(*url, *socket, commands.Help())
 	if err != nil {
 		return err
 	}
-	b, err := slack.Manifest(*url, *socket, cfg.Commands)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = stdout.Write(b)
 	return err
 }
 

@@ -77,8 +77,56 @@ func TestVersionAndManifest(t *testing.T) {
 	if !strings.Contains(out.String(), "https://chatops.example.com/slack/commands") || !strings.Contains(out.String(), `"/ec2"`) {
 		t.Errorf("manifest lacks the /ec2 command URL:\n%s", out.String())
 	}
+	// Every command of the built-in config, with what it does in users' words.
+	for _, want := range []string{
+		`"description": "Start, stop, reboot, check or list instances: tools, web, dev"`,
+		`"command": "/restart"`, `"description": "Restart an instance (stop, then start) once another ops person approves"`,
+		`"usage_hint": "<instance> (tools, or an instance id)"`,
+		`"command": "/deploy"`, `"usage_hint": "<branch, ticket or #PR> | list | pin <branch> [for 4h] | unpin <branch> | terminate <branch|all>"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("manifest lacks %s:\n%s", want, out.String())
+		}
+	}
 	if err := run(context.Background(), []string{"frobnicate"}, getenv(nil), io.Discard, io.Discard); err == nil {
 		t.Error("an unknown subcommand was accepted")
+	}
+}
+
+// The manifest comes before the Slack app, so before its secrets: a config
+// whose secrets are not set yet (or set empty with ${VAR:-}) still prints it.
+func TestManifestWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "switchboard.yaml")
+	yaml := fillConfig(configYAML, "127.0.0.1:8080", dir, "sqlite://"+dir+"/sb.db", "http://127.0.0.1:9/api/", "1s")
+	yaml = strings.Replace(yaml, "bot_token: xoxb-e2e-test", "bot_token: ${SLACK_BOT_TOKEN:-}\n  app_token: ${file:"+dir+"/no-such-secret}", 1)
+	yaml += `workflows:
+  restart:
+    trigger: { command: /restart }
+    allow: { users: [group:ops] }
+    steps:
+      - approval: { text: "restart?", approvers: [group:ops] }
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []map[string]string{nil, {"SLACK_SIGNING_SECRET": ""}} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{"slack-manifest", "--config", path, "--socket-mode"}, getenv(env), &out, &errOut); err != nil {
+			t.Fatalf("slack-manifest with %v: %v\n%s", env, err, errOut.String())
+		}
+		for _, want := range []string{`"command": "/ec2"`, `"command": "/restart"`, `"description": "Run the restart workflow (it asks for an approval first)"`, `"socket_mode_enabled": true`} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("manifest lacks %s:\n%s", want, out.String())
+			}
+		}
+	}
+	// serve still wants the secret.
+	var errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "--config", path}, getenv(nil), io.Discard, &errOut); err == nil ||
+		!strings.Contains(errOut.String(), "environment variable SLACK_SIGNING_SECRET is not set") {
+		t.Errorf("check without the signing secret: %v\n%s", err, errOut.String())
 	}
 }
 
