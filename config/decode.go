@@ -20,13 +20,13 @@ import (
 // that every problem keeps its line and key path, and so that decoding goes
 // on after the first problem.
 type decoder struct {
-	file     string
-	getenv   func(string) string
+	file   string
+	getenv func(string) string
 	// withoutSecrets lets a ${VAR} or ${file:} that cannot be resolved
 	// stand for an empty value (LoadWithoutSecrets).
 	withoutSecrets bool
-	readFile func(string) ([]byte, error)
-	problems Problems
+	readFile       func(string) ([]byte, error)
+	problems       Problems
 
 	// hidden holds the key paths whose value must not be echoed in a
 	// problem: secret keys, and values that came from ${...} (an
