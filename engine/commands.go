@@ -387,6 +387,56 @@ func parseTarget(spec switchboard.CommandSpec, f string, isID func(string) bool)
 	return switchboard.Target{}, switchboard.Errorf(switchboard.EINVALID, "I don't know the target %q. Targets: %s, an instance id, or a tag selector like env=dev.", f, targetNames(spec))
 }
 
+// resolveInstance lets a workflow step's instance: name what /ec2 takes:
+// an instance id as it is, an alias of the instance commands on the
+// step's cloud (tools: its id; web: its tag selector, when the step takes
+// tags), or a tag selector (role=web,env=prod). Anything else is refused
+// with the sentence /ec2 gives, not sent to the cloud as a malformed id.
+func (r *Runner) resolveInstance(run *switchboard.Run, params json.RawMessage, takesTags bool) (json.RawMessage, *switchboard.Error) {
+	var p map[string]any
+	if len(params) == 0 || json.Unmarshal(params, &p) != nil {
+		return params, nil
+	}
+	text, _ := p["instance"].(string)
+	if text == "" {
+		return params, nil
+	}
+	cloud, _ := p["cloud"].(string)
+	if cloud == "" {
+		cloud = run.Cloud
+	}
+	isID := isInstanceID
+	if r.InstanceIDFunc != nil {
+		isID = func(s string) bool { return r.InstanceIDFunc(cloud, s) }
+	}
+	if isID(text) {
+		return params, nil
+	}
+	scope := switchboard.CommandSpec{}
+	for _, c := range r.Commands {
+		if c.Cloud == cloud {
+			scope.Instances = append(scope.Instances, c.Instances...)
+		}
+	}
+	t, perr := parseTarget(scope, strings.TrimSpace(text), isID)
+	switch {
+	case perr != nil:
+		return nil, perr
+	case t.ID != "":
+		p["instance"] = t.ID
+	case len(t.Tags) > 0 && takesTags:
+		delete(p, "instance")
+		p["tags"] = t.Tags
+	default:
+		return nil, switchboard.Errorf(switchboard.EINVALID, "%s names several instances (%s); this step takes one instance id.", text, switchboard.TagText(t.Tags))
+	}
+	out, err := json.Marshal(p)
+	if err != nil {
+		return params, nil
+	}
+	return out, nil
+}
+
 func hasTagScope(spec switchboard.CommandSpec) bool {
 	for _, s := range spec.Instances {
 		if len(s.Tags) > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,13 @@ type Runner struct {
 	// transient reason (a cloud or a system not answering) is retried
 	// before it fails. Default 30 minutes.
 	RetryFor time.Duration
+	// Commands are the instance commands: a workflow step's instance:
+	// takes their aliases (tools) and tag selectors (role=web) on its
+	// cloud, as /ec2 does, besides instance ids. InstanceIDFunc says
+	// what is an id on a cloud (default: i- and 8 or more letters or
+	// digits).
+	Commands       []switchboard.CommandSpec
+	InstanceIDFunc func(cloud, s string) bool
 
 	compiled sync.Map // plan digest → *compiledPlan
 	entries  atomic.Int64
@@ -234,6 +242,13 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 			}
 			sr.params, _ = json.Marshal(rendered)
 		}
+	}
+	if slices.Contains(t.Targets, "instance") {
+		params, perr := sr.runner.resolveInstance(run, sr.params, slices.Contains(t.Targets, "tags"))
+		if perr != nil {
+			return sr.Fail(fmt.Sprintf("Step %d (%s): %s", run.Cursor+1, step.Kind, perr.Message), false)
+		}
+		sr.params = params
 	}
 	return t.RunFunc(ctx, sr)
 }

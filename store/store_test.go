@@ -150,7 +150,7 @@ func TestStartReportsAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "Starting tools (i-0123456789abcdef0) — I'll report back here."; ack.Text != want {
+		if want := "Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here."; ack.Text != want {
 			t.Errorf("ack = %q, want %q", ack.Text, want)
 		}
 		waitFor(t, "the answer", func() bool { return len(answers(t, b.store, "C0OPS")) > 0 })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -363,6 +364,42 @@ workflows:
 			if !strings.Contains(errOut.String(), path+want) {
 				t.Errorf("%s: check output lacks %q:\n%s", c.name, path+want, errOut.String())
 			}
+		}
+	}
+}
+
+// The console opens on a user and a channel the first command allows, as
+// the README's walk-through says (U0OPS1 in C0OPS).
+func TestPlaygroundPickersFollowTheConfig(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := loadConfig("", t.TempDir(), getenv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, channels := playgroundPickers(cfg)
+	if strings.Join(users, " ") != "U0OPS1 U0OPS2 U0DEV1" || strings.Join(channels, " ") != "C0OPS C0DEV" {
+		t.Errorf("pickers: users %v, channels %v; want U0OPS1 first and C0OPS first", users, channels)
+	}
+}
+
+func TestBanner(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		addr  string
+		token bool
+		want  string
+	}{
+		{"127.0.0.1:8080", false, "Switchboard is running. Open http://127.0.0.1:8080/ to try it (try /ec2 status in the playground)."},
+		{"[::]:8082", false, "Switchboard is running on [::]:8082. The console is off: it listens beyond loopback without console.admin_token (set one, or listen on 127.0.0.1). Slack requests go to /slack/commands."},
+		{"0.0.0.0:8082", true, "Switchboard is running on 0.0.0.0:8082. Open http://localhost:8082/ and log in with console.admin_token to try it."},
+		{"10.0.0.5:8082", true, "Switchboard is running on 10.0.0.5:8082. Open http://10.0.0.5:8082/ and log in with console.admin_token to try it."},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := banner(addr, c.token); got != c.want {
+			t.Errorf("banner(%s, token %v) = %q, want %q", c.addr, c.token, got, c.want)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func TestConsoleStartsAnInstance(t *testing.T) {
 	}
 	for _, want := range []string{
 		"U0OPS1: /ec2 start tools",
-		"Starting tools (i-0123456789abcdef0) — I'll report back here.",
+		"Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here.",
 		"tools (i-0123456789abcdef0) is now running at 107.20.248.29.",
 	} {
 		if !strings.Contains(transcript, want) {

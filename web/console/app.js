@@ -156,6 +156,7 @@
         break;
       case "error":
         li.appendChild(span("who", "Console"));
+        li.appendChild(span("sep", ": "));
         text.textContent = line.text;
         break;
       default: // answer
