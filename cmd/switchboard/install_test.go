@@ -102,7 +102,9 @@ func TestDockerfile(t *testing.T) {
 	}
 	// The data directory is the image user's, or the volume starts out
 	// unwritable.
-	if !slices.ContainsFunc(copies(final), func(c string) bool { return strings.Contains(c, "--chown="+got["USER"]) && strings.HasSuffix(c, " /data") }) {
+	if !slices.ContainsFunc(copies(final), func(c string) bool {
+		return strings.Contains(c, "--chown="+got["USER"]) && strings.HasSuffix(c, " /data")
+	}) {
 		t.Errorf("nothing gives /data to %s: %q", got["USER"], copies(final))
 	}
 }

@@ -102,12 +102,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		webhooks[name] = u.Value()
 	}
 	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient, Logger: logger, Webhooks: webhooks}
-	messengers := map[string]switchboard.Messenger{"console": web.ConsoleMessenger{}}
-	var messenger switchboard.Messenger = web.ConsoleMessenger{}
+	messengers := map[string]switchboard.Messenger{"console": logMessages(web.ConsoleMessenger{}, logger)}
+	messenger := messengers["console"]
 	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" || len(webhooks) > 0 {
-		messengers["slack"], messengers["socket"] = slackMessenger, slackMessenger
-		messenger = slackMessenger
+		messenger = logMessages(slackMessenger, logger)
+		messengers["slack"], messengers["socket"] = messenger, messenger
 	}
+	handler := logCommands(commands, logger)
 
 	var slackHandlers web.SlackHandlers
 	if cfg.Slack.Enabled() || cfg.Slack.AllowLegacyToken {
@@ -117,7 +118,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AllowLegacyToken:  cfg.Slack.AllowLegacyToken,
 			TeamID:            cfg.Slack.TeamID,
 			AppID:             cfg.Slack.AppID,
-			Commands:          commands,
+			Commands:          handler,
 			Deliveries:        st,
 			Auditor:           st,
 			Interactions:      &slack.ApprovalButtons{Approver: approvals, Messenger: slackMessenger, Logger: logger},
@@ -133,7 +134,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	server := web.NewServer(web.Config{
 		Addr:         cfg.Listen,
 		AdminToken:   cfg.Console.AdminToken.Value(),
-		Commands:     commands,
+		Commands:     handler,
 		Store:        st,
 		Auditor:      st,
 		Slack:        slackHandlers,
@@ -163,7 +164,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if err := st.Start(ctx, store.Work{Advancer: runner, Messengers: messengers, Messenger: messenger, Meter: meter, Events: events}); err != nil {
+	if err := st.Start(ctx, store.Work{Advancer: logRuns(runner, logger), Messengers: messengers, Messenger: messenger, Meter: meter, Events: events}); err != nil {
 		ln.Close()
 		return err
 	}
@@ -176,7 +177,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			defer close(socketDone)
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
-				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+				Commands: handler, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
 				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID,
 			})
 			if err != nil {
