@@ -415,11 +415,7 @@ func TestListAuditFilters(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		s, err := store.Open(ctx, url, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s := setup(t, url).store
 		at := time.Now().Add(-time.Minute)
 		for i, ev := range []switchboard.AuditEvent{
 			{Kind: "request", Actor: "U0OPS1", Subject: "/ec2 start tools", Outcome: "allowed", RunID: "run_abc_1"},
