@@ -112,10 +112,18 @@ func TestManifestWithoutSecrets(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, env := range []map[string]string{nil, {"SLACK_SIGNING_SECRET": ""}} {
+	// The signing secret allowed to be empty, as the README's step 1 may write it.
+	emptyOK := filepath.Join(dir, "empty-ok.yaml")
+	if err := os.WriteFile(emptyOK, []byte(strings.Replace(yaml, "${SLACK_SIGNING_SECRET}", "${SLACK_SIGNING_SECRET:-}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		env  map[string]string
+	}{{path, nil}, {path, map[string]string{"SLACK_SIGNING_SECRET": ""}}, {emptyOK, nil}} {
 		var out, errOut bytes.Buffer
-		if err := run(context.Background(), []string{"slack-manifest", "--config", path, "--socket-mode"}, getenv(env), &out, &errOut); err != nil {
-			t.Fatalf("slack-manifest with %v: %v\n%s", env, err, errOut.String())
+		if err := run(context.Background(), []string{"slack-manifest", "--config", c.path, "--socket-mode"}, getenv(c.env), &out, &errOut); err != nil {
+			t.Fatalf("slack-manifest of %s with %v: %v\n%s", c.path, c.env, err, errOut.String())
 		}
 		for _, want := range []string{`"command": "/ec2"`, `"command": "/restart"`, `"description": "Run the restart workflow (it asks for an approval first)"`, `"socket_mode_enabled": true`} {
 			if !strings.Contains(out.String(), want) {
