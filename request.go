@@ -107,20 +107,30 @@ type InstanceCommand struct {
 	Policy []PolicyRule `json:"policy,omitempty"`
 }
 
-// AckText is the immediate answer: what is about to happen.
+// AckText is the immediate answer. It is written before anything was
+// looked at, so it promises nothing the run may not do: the instances may
+// already be where the command wants them, a policy may hold them back,
+// and a dry run changes nothing.
 func (c InstanceCommand) AckText() string {
 	labels := make([]string, len(c.Targets))
 	for i, t := range c.Targets {
 		labels[i] = t.Label()
 	}
 	what := strings.Join(labels, ", ")
+	if c.DryRun {
+		switch c.Action {
+		case ActionStart, ActionStop, ActionReboot:
+			return "Dry run, nothing will change: checking whether " + what + " could be " + map[string]string{
+				ActionStart: "started", ActionStop: "stopped", ActionReboot: "rebooted"}[c.Action] + " — I'll report back here."
+		}
+	}
 	switch c.Action {
 	case ActionStart:
-		return "Starting " + what + " — I'll report back here."
+		return "Checking " + what + " to start what is stopped — I'll report back here."
 	case ActionStop:
-		return "Stopping " + what + " — I'll report back here."
+		return "Checking " + what + " to stop what is running — I'll report back here."
 	case ActionReboot:
-		return "Rebooting " + what + " — I'll report back here."
+		return "Checking " + what + " to reboot what is running — I'll report back here."
 	case ActionList:
 		return "Listing the instances " + c.Command + " may touch — I'll report back here."
 	}
@@ -238,4 +248,13 @@ type Event struct {
 // returns the runs the first one started.
 type EventHandler interface {
 	HandleEvent(ctx context.Context, ev Event) (runIDs []string, err error)
+}
+
+// CommandHelp says what a slash command does in its users' words, for the
+// Slack app manifest and help texts: "Start, stop, reboot, list or check
+// instances: tools, web", used as "status | start | stop [target]".
+type CommandHelp struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Usage       string `json:"usage,omitempty"`
 }

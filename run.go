@@ -183,6 +183,18 @@ type AuditEvent struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
+// AuditQuery selects audit lines: those at or after Since that match every
+// field set (RunID matches a run id or its beginning, as the console shows
+// it shortened), newest first, at most Limit of them.
+type AuditQuery struct {
+	Since   time.Time
+	Actor   string
+	Kind    string
+	Outcome string
+	RunID   string
+	Limit   int
+}
+
 // Audit kinds.
 const (
 	AuditRequest  = "request"

@@ -12,6 +12,11 @@ import (
 type WorkflowSpec struct {
 	Name    string      `json:"name"`
 	Trigger TriggerSpec `json:"trigger"`
+	// Description and Usage say, in users' words, what its command does
+	// and what it takes ("Restart an instance once ops approves",
+	// "instance"); Slack shows them beside the command.
+	Description string `json:"description,omitempty"`
+	Usage       string `json:"usage,omitempty"`
 	// Cloud is the cloud instance steps act on unless a step names another.
 	Cloud string `json:"cloud,omitempty"`
 	// Channel is where the run talks when its trigger is not a command

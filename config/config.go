@@ -268,6 +268,20 @@ func Parse(name string, data []byte, getenv func(string) string, reg *switchboar
 	return parse(name, data, getenv, options{registry: reg})
 }
 
+// LoadWithoutSecrets reads the file for what it declares (its commands,
+// workflows and deploys) where its secrets may not exist yet, as for a
+// Slack app manifest printed before the app is created: a ${VAR} that is
+// not set or a ${file:PATH} that cannot be read stands for an empty value,
+// and a value that comes from one (a secret, a URL) is not checked. The
+// result is for reading declarations only, never for serving.
+func LoadWithoutSecrets(path string, getenv func(string) string, reg *switchboard.Registry) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(path, data, getenv, options{registry: reg, withoutSecrets: true})
+}
+
 // Default returns the built-in configuration (DefaultYAML) with its data in
 // dataDir ("" means DefaultDataDir).
 func Default(dataDir string, reg *switchboard.Registry) *Config {
@@ -286,6 +300,8 @@ type options struct {
 	registry *switchboard.Registry
 	dataDir  string
 	readFile func(string) ([]byte, error)
+	// withoutSecrets: see LoadWithoutSecrets.
+	withoutSecrets bool
 }
 
 // Registry returns the step types the configuration was checked against.

@@ -20,10 +20,13 @@ import (
 // that every problem keeps its line and key path, and so that decoding goes
 // on after the first problem.
 type decoder struct {
-	file     string
-	getenv   func(string) string
-	readFile func(string) ([]byte, error)
-	problems Problems
+	file   string
+	getenv func(string) string
+	// withoutSecrets lets a ${VAR} or ${file:} that cannot be resolved
+	// stand for an empty value (LoadWithoutSecrets).
+	withoutSecrets bool
+	readFile       func(string) ([]byte, error)
+	problems       Problems
 
 	// hidden holds the key paths whose value must not be echoed in a
 	// problem: secret keys, and values that came from ${...} (an
@@ -426,6 +429,9 @@ func (d *decoder) lookup(ref string, p pair) (string, bool) {
 			return "", false
 		}
 		data, err := d.readFile(path)
+		if err != nil && d.withoutSecrets {
+			return "", true
+		}
 		if err != nil {
 			d.problemAt(p, "cannot read secret file: %v", err)
 			return "", false
@@ -440,7 +446,7 @@ func (d *decoder) lookup(ref string, p pair) (string, bool) {
 	if v := d.getenv(name); v != "" {
 		return v, true
 	}
-	if hasDef {
+	if hasDef || d.withoutSecrets {
 		return def, true
 	}
 	d.problemAt(p, "environment variable %s is not set (write ${%s:-} to allow it to be empty)", name, name)

@@ -27,7 +27,7 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 		getenv = func(string) string { return "" }
 	}
 	d := &decoder{file: name, getenv: getenv, readFile: o.readFile, hidden: map[string]bool{}, registry: o.registry,
-		refs: map[string]string{}}
+		refs: map[string]string{}, withoutSecrets: o.withoutSecrets}
 	if d.readFile == nil {
 		d.readFile = readSecretFile
 	}
@@ -37,6 +37,10 @@ func parse(name string, data []byte, getenv func(string) string, o options) (*Co
 	}
 	c := &Config{File: name, registry: o.registry, refs: d.refs}
 	d.config(c, root, o)
+	if d.withoutSecrets {
+		// What comes from the environment or a file is not there to check.
+		d.problems = slices.DeleteFunc(d.problems, func(p Problem) bool { return d.hidden[p.Key] })
+	}
 	if len(d.problems) > 0 {
 		return nil, d.problems.sorted()
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
@@ -332,13 +333,27 @@ func (d *decoder) workflows(p pair, c *Config) []switchboard.WorkflowSpec {
 func (d *decoder) workflow(p pair, c *Config, commands map[string]pair) switchboard.WorkflowSpec {
 	w := switchboard.WorkflowSpec{Name: p.name, Line: p.key.Line}
 	d.checkName(p, "workflow", "maintenance")
-	f := d.fields(p.val, p.path, p.line(), "trigger", "cloud", "channel", "allow", "policy", "steps", "on_error")
+	f := d.fields(p.val, p.path, p.line(), "trigger", "description", "usage", "cloud", "channel", "allow", "policy", "steps", "on_error")
 
 	kind := ""
 	if q, ok := f["trigger"]; ok {
 		w.Trigger, kind = d.trigger(q, c, commands)
 	} else {
 		d.add(p.key.Line, childPath(p.path, "trigger"), "is required: what starts this workflow, one of %s", strings.Join(triggerKinds, ", "))
+	}
+	for key, to := range map[string]*string{"description": &w.Description, "usage": &w.Usage} {
+		q, ok := f[key]
+		if !ok {
+			continue
+		}
+		if kind != "command" && kind != "" {
+			d.problemAt(q, "applies only to a command trigger: Slack shows it beside the command")
+		} else if v, ok := d.str(q); ok {
+			if n := utf8.RuneCountInString(v); n > maxHelp[key] {
+				d.problemAt(q, "is %d characters; keep it to %d, Slack shows it on one line beside the command", n, maxHelp[key])
+			}
+			*to = v
+		}
 	}
 
 	// The workflow's cloud decides how literal instance ids in its steps
@@ -395,6 +410,10 @@ func (d *decoder) workflow(p pair, c *Config, commands map[string]pair) switchbo
 	}
 	return w
 }
+
+// maxHelp is the longest description and usage hint of a command, as
+// Slack's command menu shows them on one line.
+var maxHelp = map[string]int{"description": 100, "usage": 100}
 
 // trigger decodes a workflow's trigger and returns the kind it is, or ""
 // when it has none.

@@ -230,6 +230,10 @@ workflows:
 		yaml string
 		want []string
 	}{
+		{"description without a command", edit("    channel: C0OPS\n", "    channel: C0OPS\n    description: Restart what AWS retires\n"),
+			[]string{`c.yaml:17: workflows.maint.description: applies only to a command trigger: Slack shows it beside the command`}},
+		{"description too long", edit(trigger, "trigger: { command: /maint }\n    allow: { users: [group:ops] }\n    description: "+strings.Repeat("x", 101), "    channel: C0OPS\n", ""),
+			[]string{`c.yaml:17: workflows.maint.description: is 101 characters; keep it to 100, Slack shows it on one line beside the command`}},
 		{"unknown step type with suggestion", edit("- stop:", "- restart:"),
 			[]string{`c.yaml:21: workflows.maint.steps[2].restart: unknown step type "restart"; step types: ` + types + `; did you mean "start"?`}},
 		{"unknown step type", edit("- stop:", "- shutdown:"),

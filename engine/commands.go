@@ -206,6 +206,76 @@ func (c *Commands) Names() []string {
 	return names
 }
 
+// Help says what each command does, in the order Names lists them, for the
+// Slack app manifest: a workflow's own description, or one made from what
+// the command may do.
+func (c *Commands) Help() []switchboard.CommandHelp {
+	var out []switchboard.CommandHelp
+	for _, s := range c.Specs {
+		out = append(out, instanceCommandHelp(s))
+	}
+	for _, wf := range c.Workflows {
+		if wf.Trigger.Command == "" {
+			continue
+		}
+		h := switchboard.CommandHelp{Name: wf.Trigger.Command, Description: wf.Description, Usage: wf.Usage}
+		if h.Description == "" {
+			h.Description = "Run the " + wf.Name + " workflow"
+			if slices.ContainsFunc(wf.Steps, func(st switchboard.StepSpec) bool { return st.Kind == "approval" }) {
+				h.Description += " (it asks for an approval first)"
+			}
+		}
+		out = append(out, h)
+	}
+	for _, d := range c.Deploys {
+		out = append(out, switchboard.CommandHelp{Name: d.Command,
+			Description: "Deploy a branch to a fresh instance; list, pin or terminate what is up",
+			Usage:       "<branch, ticket or #PR> | list | pin <branch> [for 4h] | unpin <branch> | terminate <branch|all>"})
+		if d.TerminateCommand != "" {
+			out = append(out, switchboard.CommandHelp{Name: d.TerminateCommand,
+				Description: "Terminate a branch's deploy (" + d.Command + " terminate)", Usage: "<branch|all>"})
+		}
+	}
+	return out
+}
+
+// instanceCommandHelp describes an instance command by its actions and
+// the aliases it may touch: "Start, stop, reboot, check or list instances:
+// tools, web".
+func instanceCommandHelp(s switchboard.CommandSpec) switchboard.CommandHelp {
+	actions := s.Actions
+	if len(actions) == 0 {
+		actions = switchboard.AllActions
+	}
+	verbs := map[string]string{switchboard.ActionStart: "start", switchboard.ActionStop: "stop", switchboard.ActionReboot: "reboot",
+		switchboard.ActionStatus: "check", switchboard.ActionList: "list"}
+	var words []string
+	for _, a := range []string{switchboard.ActionStart, switchboard.ActionStop, switchboard.ActionReboot, switchboard.ActionStatus, switchboard.ActionList} {
+		if slices.Contains(actions, a) {
+			words = append(words, verbs[a])
+		}
+	}
+	desc := "Act on instances"
+	if n := len(words); n > 0 {
+		desc = strings.Join(words[:n-1], ", ")
+		if n > 1 {
+			desc += " or "
+		}
+		desc += words[n-1] + " instances"
+		desc = strings.ToUpper(desc[:1]) + desc[1:]
+	}
+	var aliases []string
+	for _, t := range s.Instances {
+		if t.Alias != "" {
+			aliases = append(aliases, t.Alias)
+		}
+	}
+	if with := desc + ": " + strings.Join(aliases, ", "); len(aliases) > 0 && len(with) <= 100 {
+		desc = with
+	}
+	return switchboard.CommandHelp{Name: s.Name, Description: desc, Usage: strings.Join(actions, " | ") + " [target]"}
+}
+
 func (c *Commands) commandNames() string {
 	if names := c.Names(); len(names) > 0 {
 		return strings.Join(names, ", ")
@@ -315,6 +385,56 @@ func parseTarget(spec switchboard.CommandSpec, f string, isID func(string) bool)
 		return switchboard.Target{Text: f, Tags: tags}, nil
 	}
 	return switchboard.Target{}, switchboard.Errorf(switchboard.EINVALID, "I don't know the target %q. Targets: %s, an instance id, or a tag selector like env=dev.", f, targetNames(spec))
+}
+
+// resolveInstance lets a workflow step's instance: name what /ec2 takes:
+// an instance id as it is, an alias of the instance commands on the
+// step's cloud (tools: its id; web: its tag selector, when the step takes
+// tags), or a tag selector (role=web,env=prod). Anything else is refused
+// with the sentence /ec2 gives, not sent to the cloud as a malformed id.
+func (r *Runner) resolveInstance(run *switchboard.Run, params json.RawMessage, takesTags bool) (json.RawMessage, *switchboard.Error) {
+	var p map[string]any
+	if len(params) == 0 || json.Unmarshal(params, &p) != nil {
+		return params, nil
+	}
+	text, _ := p["instance"].(string)
+	if text == "" {
+		return params, nil
+	}
+	cloud, _ := p["cloud"].(string)
+	if cloud == "" {
+		cloud = run.Cloud
+	}
+	isID := isInstanceID
+	if r.InstanceIDFunc != nil {
+		isID = func(s string) bool { return r.InstanceIDFunc(cloud, s) }
+	}
+	if isID(text) {
+		return params, nil
+	}
+	scope := switchboard.CommandSpec{}
+	for _, c := range r.Commands {
+		if c.Cloud == cloud {
+			scope.Instances = append(scope.Instances, c.Instances...)
+		}
+	}
+	t, perr := parseTarget(scope, strings.TrimSpace(text), isID)
+	switch {
+	case perr != nil:
+		return nil, perr
+	case t.ID != "":
+		p["instance"] = t.ID
+	case len(t.Tags) > 0 && takesTags:
+		delete(p, "instance")
+		p["tags"] = t.Tags
+	default:
+		return nil, switchboard.Errorf(switchboard.EINVALID, "%s names several instances (%s); this step takes one instance id.", text, switchboard.TagText(t.Tags))
+	}
+	out, err := json.Marshal(p)
+	if err != nil {
+		return params, nil
+	}
+	return out, nil
 }
 
 func hasTagScope(spec switchboard.CommandSpec) bool {

@@ -167,13 +167,13 @@ func TestAckText(t *testing.T) {
 		text string
 		want string
 	}{
-		{"start tools", "Starting tools (i-0123456789abcdef0) — I'll report back here."},
-		{"stop web", "Stopping web (role=web) — I'll report back here."},
-		{"reboot role=web,env=prod", "Rebooting env=prod,role=web — I'll report back here."},
+		{"start tools", "Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here."},
+		{"stop web", "Checking web (role=web) to stop what is running — I'll report back here."},
+		{"reboot role=web,env=prod", "Checking env=prod,role=web to reboot what is running — I'll report back here."},
 		{"status " + idWeb1, "Checking i-0fedcba9876543210 — I'll report back here."},
 		{"status", "Checking tools (i-0123456789abcdef0), web (role=web) — I'll report back here."},
 		{"list", "Listing the instances /ec2 may touch — I'll report back here."},
-		{"start tools --dry-run", "Starting tools (i-0123456789abcdef0) — I'll report back here."},
+		{"start tools --dry-run", "Dry run, nothing will change: checking whether tools (i-0123456789abcdef0) could be started — I'll report back here."},
 	}
 	for _, tt := range tests {
 		cmd, err := engine.ParseCommand(ec2, tt.text)
@@ -303,7 +303,7 @@ func TestHandleCommandCreatesRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "Starting tools (i-0123456789abcdef0) — I'll report back here."; ack.Text != want {
+	if want := "Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here."; ack.Text != want {
 		t.Errorf("ack = %q, want %q", ack.Text, want)
 	}
 	if len(book.runs) != 1 {
@@ -359,7 +359,7 @@ func TestHandleCommandRepeatedDelivery(t *testing.T) {
 	if ack.RunID != "r-first" {
 		t.Errorf("ack run id = %q, want the existing run r-first", ack.RunID)
 	}
-	if want := "Stopping tools (i-0123456789abcdef0) — I'll report back here."; ack.Text != want {
+	if want := "Checking tools (i-0123456789abcdef0) to stop what is running — I'll report back here."; ack.Text != want {
 		t.Errorf("ack = %q, want %q", ack.Text, want)
 	}
 }

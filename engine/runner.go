@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,13 @@ type Runner struct {
 	// (http): it goes only where the config allows. nil means such steps
 	// can call nothing.
 	HTTPClient *http.Client
+	// Commands are the instance commands: a workflow step's instance:
+	// takes their aliases (tools) and tag selectors (role=web) on its
+	// cloud, as /ec2 does, besides instance ids. InstanceIDFunc says
+	// what is an id on a cloud (default: i- and 8 or more letters or
+	// digits).
+	Commands       []switchboard.CommandSpec
+	InstanceIDFunc func(cloud, s string) bool
 
 	compiled sync.Map // plan digest → *compiledPlan
 	entries  atomic.Int64
@@ -269,6 +277,13 @@ func (sr *stepRun) runStep(ctx context.Context) error {
 			return sr.Fail(fmt.Sprintf("Step %d (%s): %v", run.Cursor+1, step.Kind, err), false)
 		}
 		sr.params, _ = json.Marshal(rendered)
+	}
+	if slices.Contains(t.Targets, "instance") {
+		params, perr := sr.runner.resolveInstance(run, sr.params, slices.Contains(t.Targets, "tags"))
+		if perr != nil {
+			return sr.Fail(fmt.Sprintf("Step %d (%s): %s", run.Cursor+1, step.Kind, perr.Message), false)
+		}
+		sr.params = params
 	}
 	return t.RunFunc(ctx, sr)
 }

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -29,7 +30,10 @@ var botEvents = []string{"app_mention"}
 // baseURL+"/slack/commands", interactivity at "/slack/interactions" and
 // events at "/slack/events". With socketMode the URLs are left out, since
 // Slack then delivers over the WebSocket, and baseURL may be empty.
-func Manifest(baseURL string, socketMode bool, commands []switchboard.CommandSpec) ([]byte, error) {
+//
+// Each command carries its description and usage hint in its users' words
+// (engine.Commands.Help makes them from the config).
+func Manifest(baseURL string, socketMode bool, commands []switchboard.CommandHelp) ([]byte, error) {
 	base, err := manifestBaseURL(baseURL, socketMode)
 	if err != nil {
 		return nil, err
@@ -68,16 +72,20 @@ func Manifest(baseURL string, socketMode bool, commands []switchboard.CommandSpe
 		seen[c.Name] = true
 		m.Features.SlashCommands = append(m.Features.SlashCommands, goslack.ManifestSlashCommand{
 			Command:     c.Name,
-			Description: commandDescription(c),
+			Description: c.Description,
 			Url:         at("/slack/commands"),
-			UsageHint:   usageHint(c),
+			UsageHint:   c.Usage,
 		})
 	}
-	out, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	// Usage hints hold <placeholders>: keep them readable in the JSON.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
-	return append(out, '\n'), nil
+	return out.Bytes(), nil
 }
 
 // manifestBaseURL checks that Slack could reach baseURL: it only calls
@@ -114,20 +122,4 @@ func checkCommandName(name string) error {
 		return fmt.Errorf("manifest: command name %q is not a Slack slash command: use a leading slash, lower case, no spaces, at most 32 characters, e.g. /ec2", name)
 	}
 	return nil
-}
-
-func commandDescription(c switchboard.CommandSpec) string {
-	if c.Cloud == "" {
-		return "Run " + c.Name + " with Switchboard"
-	}
-	return "Control " + c.Cloud + " instances with Switchboard"
-}
-
-// usageHint shows the actions the command offers: "status | start | stop [target]".
-func usageHint(c switchboard.CommandSpec) string {
-	actions := c.Actions
-	if len(actions) == 0 {
-		actions = switchboard.AllActions
-	}
-	return strings.Join(actions, " | ") + " [target]"
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/switchboardhq/switchboard"
 )
 
-var manifestCommands = []switchboard.CommandSpec{
-	{Name: "/ec2", Cloud: "aws", Actions: []string{"status", "start", "stop"}},
-	{Name: "/ecs", Cloud: "alibaba"},
+var manifestCommands = []switchboard.CommandHelp{
+	{Name: "/ec2", Description: "Start, stop or check instances: web", Usage: "status | start | stop [target]"},
+	{Name: "/restart", Description: "Restart an instance once ops approves", Usage: "instance"},
 }
 
 func TestManifestHTTP(t *testing.T) {
@@ -28,7 +28,8 @@ func TestManifestHTTP(t *testing.T) {
 	}
 	cmds := m.Features.SlashCommands
 	if len(cmds) != 2 || cmds[0].Command != "/ec2" || cmds[0].Url != "https://switchboard.example.com/slack/commands" ||
-		cmds[0].UsageHint != "status | start | stop [target]" || cmds[1].UsageHint != "status | start | stop | reboot | list [target]" {
+		cmds[0].UsageHint != "status | start | stop [target]" || cmds[0].Description != "Start, stop or check instances: web" ||
+		cmds[1].Command != "/restart" || cmds[1].Url != cmds[0].Url || cmds[1].Description != "Restart an instance once ops approves" || cmds[1].UsageHint != "instance" {
 		t.Errorf("slash commands = %+v", cmds)
 	}
 	if m.Settings.Interactivity == nil || !m.Settings.Interactivity.IsEnabled ||
@@ -71,16 +72,16 @@ func TestManifestRejects(t *testing.T) {
 	tests := []struct {
 		name     string
 		baseURL  string
-		commands []switchboard.CommandSpec
+		commands []switchboard.CommandHelp
 		want     string
 	}{
 		{"plain http", "http://switchboard.example.com", nil, "https"},
 		{"no scheme", "switchboard.example.com", nil, "absolute"},
 		{"empty without socket mode", "", nil, "absolute"},
 		{"query", "https://x.example.com/?a=b", nil, "query"},
-		{"command without slash", "https://x.example.com", []switchboard.CommandSpec{{Name: "ec2"}}, "leading slash"},
-		{"command with capitals", "https://x.example.com", []switchboard.CommandSpec{{Name: "/EC2"}}, "lower case"},
-		{"command twice", "https://x.example.com", []switchboard.CommandSpec{{Name: "/ec2"}, {Name: "/ec2"}}, "twice"},
+		{"command without slash", "https://x.example.com", []switchboard.CommandHelp{{Name: "ec2"}}, "leading slash"},
+		{"command with capitals", "https://x.example.com", []switchboard.CommandHelp{{Name: "/EC2"}}, "lower case"},
+		{"command twice", "https://x.example.com", []switchboard.CommandHelp{{Name: "/ec2"}, {Name: "/ec2"}}, "twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

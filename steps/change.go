@@ -117,6 +117,9 @@ type changeProgress struct {
 	// wanted them (or on their way): not acted on, but waited for and
 	// reported in its outputs.
 	Settled []switchboard.Instance `json:"settled,omitempty"`
+	// ApprovedBy says who approved what the policy held back ("approved
+	// by <@U0OPS2>"), so the action right after says so at once.
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // change is one pass of the lifecycle.
@@ -296,6 +299,7 @@ func (c *change) approved(ctx context.Context) error {
 	acting, outs := c.p.Acting, c.p.Outcomes
 	if ok {
 		acting = append(acting, c.p.Pending...)
+		c.p.ApprovedBy = ap.Decided()
 	} else if c.workflow {
 		return c.s.Fail(fmt.Sprintf("Not %s %s: %s.", gerund(c.cmd.Action), strings.Join(idsOf(c.p.Pending), ", "), ap.Decided()), false)
 	} else {
@@ -407,6 +411,11 @@ func (c *change) act(ctx context.Context) error {
 		return nil
 	}
 	c.s.Audit(switchboard.AuditAction, subject, "ok", "")
+	if by := c.approvedJustBefore(); by != "" {
+		// The people waiting on the decision hear at once that it goes on,
+		// rather than nothing until the instances get there.
+		c.s.Say("approved", fmt.Sprintf("%s — %s %s…", strings.ToUpper(by[:1])+by[1:], gerund(c.cmd.Action), labels(c.p.Acting)))
+	}
 	if c.cmd.Action == switchboard.ActionReboot && !c.workflow {
 		outs := c.p.Outcomes
 		for _, inst := range c.p.Acting {
@@ -416,6 +425,37 @@ func (c *change) act(ctx context.Context) error {
 		return c.report(outs)
 	}
 	return c.waitOrDone(ctx, c.p.Acting)
+}
+
+// approvedJustBefore says who approved this change ("approved by
+// <@U0OPS2>") when an approval came right before it: the policy's, or in a
+// workflow an approval step with no other change between it and this step.
+func (c *change) approvedJustBefore() string {
+	if c.p.ApprovedBy != "" || !c.workflow {
+		return c.p.ApprovedBy
+	}
+	run := c.s.Run()
+	for i := run.Cursor - 1; i >= 0 && i < len(run.Plan); i-- {
+		st := run.Plan[i]
+		switch st.Kind {
+		case switchboard.ActionStart, switchboard.ActionStop, switchboard.ActionReboot, actionTerminate:
+			return ""
+		case Approval.Kind:
+			var out struct {
+				Approved bool     `json:"approved"`
+				By       []string `json:"by"`
+			}
+			if st.ID == "" || json.Unmarshal(run.Vars[st.ID], &out) != nil || !out.Approved || len(out.By) == 0 {
+				return ""
+			}
+			mentions := make([]string, len(out.By))
+			for j, u := range out.By {
+				mentions[j] = switchboard.Mention(u)
+			}
+			return "approved by " + strings.Join(mentions, ", ")
+		}
+	}
+	return ""
 }
 
 // waitOrDone parks the run until the instances reach the end state, or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -28,14 +29,26 @@ func (s *Store) insertAudit(ctx context.Context, db execer, evs []switchboard.Au
 	return nil
 }
 
-// ListAudit returns audit lines since a time, oldest first, at most limit
-// (the newest ones when there are more).
-func (s *Store) ListAudit(ctx context.Context, since time.Time, limit int) ([]switchboard.AuditEvent, error) {
-	if limit <= 0 || limit > 10000 {
-		limit = 1000
+// ListAudit returns the audit lines q selects, newest first.
+func (s *Store) ListAudit(ctx context.Context, q switchboard.AuditQuery) ([]switchboard.AuditEvent, error) {
+	if q.Limit <= 0 || q.Limit > 10000 {
+		q.Limit = 1000
 	}
+	where := []string{"at >= ?"}
+	args := []any{q.Since.UnixNano()}
+	for _, f := range []struct{ column, value string }{{"actor", q.Actor}, {"kind", q.Kind}, {"outcome", q.Outcome}} {
+		if f.value != "" {
+			where = append(where, f.column+" = ?")
+			args = append(args, f.value)
+		}
+	}
+	if q.RunID != "" {
+		where = append(where, `run_id LIKE ? ESCAPE '\'`)
+		args = append(args, likePrefix(q.RunID))
+	}
+	args = append(args, q.Limit)
 	rows, err := s.req.QueryContext(ctx, s.q(`SELECT id, at, run_id, kind, actor, channel, subject, outcome, detail FROM sb_audit
-		WHERE at >= ? ORDER BY id DESC LIMIT ?`), since.UnixNano(), limit)
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
@@ -77,6 +90,12 @@ func (s *Store) RunAudit(ctx context.Context, runID string) ([]switchboard.Audit
 		return nil, fmt.Errorf("list audit of run %s: %w", runID, err)
 	}
 	return evs, nil
+}
+
+// likePrefix is a LIKE pattern matching what begins with s.
+func likePrefix(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+	return r.Replace(s) + "%"
 }
 
 // AppendTranscript adds a line to a channel's transcript and returns its id.

@@ -150,7 +150,7 @@ func TestStartReportsAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "Starting tools (i-0123456789abcdef0) — I'll report back here."; ack.Text != want {
+		if want := "Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here."; ack.Text != want {
 			t.Errorf("ack = %q, want %q", ack.Text, want)
 		}
 		waitFor(t, "the answer", func() bool { return len(answers(t, b.store, "C0OPS")) > 0 })
@@ -393,7 +393,7 @@ func TestUnreadableCommandTextIsRefusedAndAudited(t *testing.T) {
 				t.Errorf("%q: %v, want the sentence", text, err)
 			}
 		}
-		lines, err := b.store.ListAudit(context.Background(), time.Time{}, 100)
+		lines, err := b.store.ListAudit(context.Background(), switchboard.AuditQuery{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,6 +405,57 @@ func TestUnreadableCommandTextIsRefusedAndAudited(t *testing.T) {
 		}
 		if refused != 2 {
 			t.Errorf("%d refusals audited, want 2: %+v", refused, lines)
+		}
+	})
+}
+
+// The audit log reads newest first and narrows by actor, kind, outcome and
+// run (a run id's beginning is enough, as the console shows ids shortened).
+func TestListAuditFilters(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := setup(t, url).store
+		at := time.Now().Add(-time.Minute)
+		for i, ev := range []switchboard.AuditEvent{
+			{Kind: "request", Actor: "U0OPS1", Subject: "/ec2 start tools", Outcome: "allowed", RunID: "run_abc_1"},
+			{Kind: "action", Actor: "U0OPS1", Subject: "start i-1", Outcome: "ok", RunID: "run_abc_1"},
+			{Kind: "request", Actor: "U0OTHER", Subject: "/ec2 stop tools", Outcome: "refused"},
+			{Kind: "request", Actor: "U0OPS2", Subject: "/ec2 stop web", Outcome: "allowed", RunID: "run_xyz_2"},
+		} {
+			ev.Time = at.Add(time.Duration(i) * time.Second)
+			if err := s.Audit(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		subjects := func(q switchboard.AuditQuery) []string {
+			t.Helper()
+			evs, err := s.ListAudit(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, ev := range evs {
+				out = append(out, ev.Subject)
+			}
+			return out
+		}
+		for _, c := range []struct {
+			name string
+			q    switchboard.AuditQuery
+			want string
+		}{
+			{"all, newest first", switchboard.AuditQuery{}, "/ec2 stop web|/ec2 stop tools|start i-1|/ec2 start tools"},
+			{"limit keeps the newest", switchboard.AuditQuery{Limit: 2}, "/ec2 stop web|/ec2 stop tools"},
+			{"actor", switchboard.AuditQuery{Actor: "U0OPS1"}, "start i-1|/ec2 start tools"},
+			{"kind and outcome", switchboard.AuditQuery{Kind: "request", Outcome: "allowed"}, "/ec2 stop web|/ec2 start tools"},
+			{"run prefix", switchboard.AuditQuery{RunID: "run_abc"}, "start i-1|/ec2 start tools"},
+			{"run prefix is not a pattern", switchboard.AuditQuery{RunID: "run_%"}, ""},
+			{"since", switchboard.AuditQuery{Since: at.Add(2500 * time.Millisecond)}, "/ec2 stop web"},
+		} {
+			if got := strings.Join(subjects(c.q), "|"); got != c.want {
+				t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+			}
 		}
 	})
 }

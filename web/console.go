@@ -407,8 +407,9 @@ func handleRuns(store Store, logger *slog.Logger) http.Handler {
 	})
 }
 
-// handleAudit answers the audit log since a while ago (?since=1h) or since
-// a time (?since=2024-05-01T10:00:00Z).
+// handleAudit answers the audit log, newest first, since a while ago
+// (?since=1h) or since a time (?since=2024-05-01T10:00:00Z), narrowed by
+// ?actor=, ?kind=, ?outcome= and ?run= (a run id or its beginning).
 func handleAudit(store Store, logger *slog.Logger, nowFunc func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -422,7 +423,9 @@ func handleAudit(store Store, logger *slog.Logger, nowFunc func() time.Time) htt
 			writeError(w, r, logger, err)
 			return
 		}
-		events, err := store.ListAudit(r.Context(), since, limit)
+		query := switchboard.AuditQuery{Since: since, Limit: limit, Actor: strings.TrimSpace(q.Get("actor")), Kind: strings.TrimSpace(q.Get("kind")),
+			Outcome: strings.TrimSpace(q.Get("outcome")), RunID: strings.TrimSpace(q.Get("run"))}
+		events, err := store.ListAudit(r.Context(), query)
 		if err != nil {
 			writeError(w, r, logger, fmt.Errorf("list audit events: %w", err))
 			return

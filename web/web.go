@@ -25,7 +25,7 @@ import (
 type Store interface {
 	Ping(ctx context.Context) error
 	ListRuns(ctx context.Context, limit int) ([]switchboard.Run, error)
-	ListAudit(ctx context.Context, since time.Time, limit int) ([]switchboard.AuditEvent, error)
+	ListAudit(ctx context.Context, q switchboard.AuditQuery) ([]switchboard.AuditEvent, error)
 	Transcript(ctx context.Context, channel string, afterID int64, limit int) ([]switchboard.TranscriptLine, error)
 	AppendTranscript(ctx context.Context, line switchboard.TranscriptLine) (int64, error)
 }

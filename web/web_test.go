@@ -38,10 +38,7 @@ type fakeStore struct {
 	runs      []switchboard.Run
 	audit     []switchboard.AuditEvent
 	runsLimit int
-	auditArgs struct {
-		since time.Time
-		limit int
-	}
+	auditArgs switchboard.AuditQuery
 	// onAppend is called after a line is stored, outside the lock.
 	onAppend func(switchboard.TranscriptLine)
 }
@@ -55,10 +52,10 @@ func (s *fakeStore) ListRuns(_ context.Context, limit int) ([]switchboard.Run, e
 	return append([]switchboard.Run(nil), s.runs...), nil
 }
 
-func (s *fakeStore) ListAudit(_ context.Context, since time.Time, limit int) ([]switchboard.AuditEvent, error) {
+func (s *fakeStore) ListAudit(_ context.Context, q switchboard.AuditQuery) ([]switchboard.AuditEvent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.auditArgs.since, s.auditArgs.limit = since, limit
+	s.auditArgs = q
 	return append([]switchboard.AuditEvent(nil), s.audit...), nil
 }
 
@@ -901,10 +898,22 @@ func TestRunsAndAudit(t *testing.T) {
 			if strings.Contains(tt.path, "/runs") && b.store.runsLimit != tt.wantLimit {
 				t.Errorf("ListRuns limit = %d, want %d", b.store.runsLimit, tt.wantLimit)
 			}
-			if strings.Contains(tt.path, "/audit") && (b.store.auditArgs.limit != tt.wantLimit || !b.store.auditArgs.since.Equal(tt.wantSince)) {
-				t.Errorf("ListAudit(since %v, limit %d), want (since %v, limit %d)", b.store.auditArgs.since, b.store.auditArgs.limit, tt.wantSince, tt.wantLimit)
+			if strings.Contains(tt.path, "/audit") && (b.store.auditArgs.Limit != tt.wantLimit || !b.store.auditArgs.Since.Equal(tt.wantSince)) {
+				t.Errorf("ListAudit(since %v, limit %d), want (since %v, limit %d)", b.store.auditArgs.Since, b.store.auditArgs.Limit, tt.wantSince, tt.wantLimit)
 			}
+
 		})
+	}
+	// The audit log's filters reach the store as they were given.
+	resp, body := b.api(t, "GET", "/console/api/audit?actor=U0OPS1&kind=request&outcome=refused&run=run_ab", token, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("filtered audit: %d %s", resp.StatusCode, body)
+	}
+	b.store.mu.Lock()
+	defer b.store.mu.Unlock()
+	want := switchboard.AuditQuery{Since: now.Add(-time.Hour), Limit: 200, Actor: "U0OPS1", Kind: "request", Outcome: "refused", RunID: "run_ab"}
+	if got := b.store.auditArgs; !got.Since.Equal(want.Since) || got.Actor != want.Actor || got.Kind != want.Kind || got.Outcome != want.Outcome || got.RunID != want.RunID || got.Limit != want.Limit {
+		t.Errorf("ListAudit(%+v), want %+v", got, want)
 	}
 }
 

@@ -82,12 +82,12 @@ func TestSlashCommandsOnAWS(t *testing.T) {
 	label := "tools (" + tools + ")"
 
 	steps := []struct{ text, ack, answer string }{
-		{"start tools", "Starting " + label + " — I'll report back here.", label + " is now running at " + ip + "."},
-		{"start tools", "Starting " + label + " — I'll report back here.", label + " is already running at " + ip + "."},
+		{"start tools", "Checking " + label + " to start what is stopped — I'll report back here.", label + " is now running at " + ip + "."},
+		{"start tools", "Checking " + label + " to start what is stopped — I'll report back here.", label + " is already running at " + ip + "."},
 		{"status web", "Checking web (role=web) — I'll report back here.", "is running at "},
-		{"stop tools", "Stopping " + label + " — I'll report back here.", label + " is now stopped."},
-		{"stop tools", "Stopping " + label + " — I'll report back here.", label + " is already stopped."},
-		{"stop web --dry-run", "Stopping web (role=web) — I'll report back here.", "and the cloud says that is allowed; nothing was changed."},
+		{"stop tools", "Checking " + label + " to stop what is running — I'll report back here.", label + " is now stopped."},
+		{"stop tools", "Checking " + label + " to stop what is running — I'll report back here.", label + " is already stopped."},
+		{"stop web --dry-run", "Dry run, nothing will change: checking whether web (role=web) could be stopped — I'll report back here.", "and the cloud says that is allowed; nothing was changed."},
 	}
 	for _, step := range steps {
 		req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", step.text)

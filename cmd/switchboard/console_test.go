@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +42,7 @@ func TestConsoleStartsAnInstance(t *testing.T) {
 	}
 	for _, want := range []string{
 		"U0OPS1: /ec2 start tools",
-		"Starting tools (i-0123456789abcdef0) — I'll report back here.",
+		"Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here.",
 		"tools (i-0123456789abcdef0) is now running at 107.20.248.29.",
 	} {
 		if !strings.Contains(transcript, want) {
@@ -73,18 +71,11 @@ func TestConsoleApproval(t *testing.T) {
 	t.Parallel()
 	browser := testenv.Browser(t)
 	peer := newSlackPeer(t)
-	demo, err := os.ReadFile(filepath.Join("..", "..", "config", "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(demo), "listen: 127.0.0.1:8080", "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}", 1)
-	cfg = strings.Replace(cfg, "pending_duration: 3s", "pending_duration: 300ms", 1)
-	cfg = strings.Replace(cfg, "stopping_duration: 3s", "stopping_duration: 300ms", 1)
-	s := startServer(t, peer.URL, serverOptions{config: cfg})
+	s := startServer(t, peer.URL, serverOptions{config: demoConfig(t)})
 
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(s.url("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
@@ -128,20 +119,14 @@ func TestConsoleDeploysABranch(t *testing.T) {
 	t.Parallel()
 	browser := testenv.Browser(t)
 	peer := newSlackPeer(t)
-	demo, err := os.ReadFile(filepath.Join("..", "..", "config", "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(demo), "listen: 127.0.0.1:8080", "listen: {{listen}}\ndata_dir: {{data_dir}}\nstore: {{store}}", 1)
-	cfg = strings.Replace(cfg, "pending_duration: 3s", "pending_duration: 300ms", 1)
-	s := startServer(t, peer.URL, serverOptions{config: cfg})
+	s := startServer(t, peer.URL, serverOptions{config: demoConfig(t)})
 
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	send := func(text string) chromedp.Action[chromedp.Void] {
 		return chromedp.SendKeys(chromedp.ID("input"), text+kb.Enter)
 	}
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(s.url("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		chromedp.SetValue(chromedp.ID("user"), "U0DEV1"),
@@ -184,11 +169,5 @@ func TestConsoleDeploysABranch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := os.Getenv("SWITCHBOARD_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.WriteFile(filepath.Join(dir, "console-deploy.png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeArtifact(t, "console-deploy.png", png)
 }

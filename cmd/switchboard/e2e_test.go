@@ -27,7 +27,7 @@ func TestSlashCommandEndToEnd(t *testing.T) {
 
 			req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "start tools")
 			status, ack := send(t, req)
-			if status != 200 || ack != "Starting tools (i-0123456789abcdef0) — I'll report back here." {
+			if status != 200 || ack != "Checking tools (i-0123456789abcdef0) to start what is stopped — I'll report back here." {
 				t.Fatalf("ack = %d %q", status, ack)
 			}
 			got := peer.waitAnswers(t, path, 1)
@@ -165,7 +165,7 @@ func TestKillBetweenAckAndAnswer(t *testing.T) {
 	s := startServer(t, peer.URL, serverOptions{pending: "2s"})
 	req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "start tools")
 	status, ack := send(t, req)
-	if status != 200 || !strings.HasPrefix(ack, "Starting tools") {
+	if status != 200 || !strings.HasPrefix(ack, "Checking tools (i-0123456789abcdef0) to start") {
 		t.Fatalf("ack = %d %q", status, ack)
 	}
 	s.kill9()

@@ -38,9 +38,10 @@ const usage = `Switchboard runs your cloud fleet from chat.
 Usage:
   switchboard serve [--config FILE] [--addr HOST:PORT]   run the server (no --config: built-in demo on the simulated cloud)
   switchboard check --config FILE                        validate a config file
-  switchboard audit [--config FILE] [--since 1h] [--json] print the audit log
-  switchboard slack-manifest --url https://HOST [--config FILE] [--socket-mode]
-                                                          print a Slack app manifest for this config
+  switchboard audit [--config FILE] [--since 1h] [--actor U] [--kind K] [--outcome O] [--run ID] [--json]
+                                                          print the audit log, newest first
+  switchboard slack-manifest (--url https://HOST | --socket-mode) [--config FILE]
+                                                          print a Slack app manifest for this config (needs no secret)
   switchboard aws-policy --config FILE                   print the least-privilege IAM policy for the config's aws clouds
   switchboard version                                    print the version
 `

@@ -187,6 +187,8 @@ func TestMaintenanceStoryApproved(t *testing.T) {
 	if got := peer.waitAnswers(t, approved, 1); !strings.Contains(got[0], "Approved by <@U0OPS1>") {
 		t.Errorf("the request was updated to %q", got)
 	}
+	// The channel hears at once that the approval goes on.
+	peer.posted(t, "Approved by <@U0OPS1> — stopping tools (i-0123456789abcdef0)…")
 	peer.posted(t, "done: tools (i-0123456789abcdef0) was stopped and started.")
 	if starts, stops := simCounts(t, s.dataDir, "tools"); starts != 1 || stops != 1 {
 		t.Errorf("tools was started %d and stopped %d times, want once each", starts, stops)

@@ -76,8 +76,8 @@ func TestPolicy(t *testing.T) {
 	if got := peer.waitAnswers(t, ok, 1); !strings.Contains(got[0], "Approved by <@U0OPS2>") {
 		t.Errorf("the approval answered %q", got)
 	}
-	got := peer.waitAnswers(t, path, 2)
-	if got[1] != "web-1 (i-0fedcba9876543210) is now stopped." {
+	got := peer.waitAnswers(t, path, 3)
+	if got[1] != "Approved by <@U0OPS2> — stopping web-1 (i-0fedcba9876543210)…" || got[2] != "web-1 (i-0fedcba9876543210) is now stopped." {
 		t.Errorf("after the approval: %q", got)
 	}
 }

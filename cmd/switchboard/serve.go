@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboardhq/switchboard"
@@ -92,7 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	approvals := &engine.Approvals{Store: st}
 	inventory = st
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events,
-		RetryFor: cfg.RetryFor, Secrets: secrets, HTTPClient: httpClient}
+		RetryFor: cfg.RetryFor, Secrets: secrets, HTTPClient: httpClient, Commands: cfg.Commands, InstanceIDFunc: instanceIDFunc(cfg)}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
@@ -112,12 +115,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	slackMessenger := &slack.Messenger{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: slackClient, Logger: logger, Webhooks: webhooks,
 		ResponseURLs: responseURLs}
-	messengers := map[string]switchboard.Messenger{"console": web.ConsoleMessenger{}}
-	var messenger switchboard.Messenger = web.ConsoleMessenger{}
+	messengers := map[string]switchboard.Messenger{"console": logMessages(web.ConsoleMessenger{}, logger)}
+	messenger := messengers["console"]
 	if cfg.Slack.Enabled() || cfg.Slack.BotToken != "" || len(webhooks) > 0 {
-		messengers["slack"], messengers["socket"] = slackMessenger, slackMessenger
-		messenger = slackMessenger
+		messenger = logMessages(slackMessenger, logger)
+		messengers["slack"], messengers["socket"] = messenger, messenger
 	}
+	handler := logCommands(commands, logger)
 
 	// A decided approval's request is rewritten where it was posted, so
 	// the channel sees who decided and when.
@@ -135,7 +139,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			TeamID:            cfg.Slack.TeamID,
 			AppID:             cfg.Slack.AppID,
 			ResponseURLs:      responseURLs,
-			Commands:          commands,
+			Commands:          handler,
 			Deliveries:        st,
 			Auditor:           st,
 			Interactions:      &slack.ApprovalButtons{Approver: approvals, Messenger: slackMessenger, Logger: logger},
@@ -151,7 +155,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	server := web.NewServer(web.Config{
 		Addr:         cfg.Listen,
 		AdminToken:   cfg.Console.AdminToken.Value(),
-		Commands:     commands,
+		Commands:     handler,
 		Store:        st,
 		Auditor:      st,
 		Slack:        slackHandlers,
@@ -184,7 +188,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if err := st.Start(ctx, store.Work{Advancer: runner, Messengers: messengers, Messenger: messenger, Meter: meter, Events: events}); err != nil {
+	if err := st.Start(ctx, store.Work{Advancer: logRuns(runner, logger), Messengers: messengers, Messenger: messenger, Meter: meter, Events: events}); err != nil {
 		ln.Close()
 		return err
 	}
@@ -197,7 +201,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			defer close(socketDone)
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
-				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+				Commands: handler, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
 				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID, ResponseURLs: responseURLs,
 			})
 			if err != nil {
@@ -210,10 +214,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	pollersDone := sources.start(ctx, st, logger)
 
-	url := "http://" + ln.Addr().String() + "/"
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
 		"store", cfg.Redacted().Store, "config", cfg.File, "startup", time.Since(started).Round(time.Millisecond))
-	fmt.Fprintf(stdout, "Switchboard is running. Open %s to try it (try /ec2 status in the playground).\n", url)
+	fmt.Fprintln(stdout, banner(ln.Addr().(*net.TCPAddr), cfg.Console.AdminToken != ""))
 
 	select {
 	case <-ctx.Done():
@@ -236,6 +239,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	<-pollersDone
 	logger.Info("stopped")
 	return nil
+}
+
+// banner is the line serve prints once it listens: where to open the
+// console, or why it is off (on a public address without an admin token).
+func banner(addr *net.TCPAddr, adminToken bool) string {
+	if addr.IP.IsLoopback() {
+		return fmt.Sprintf("Switchboard is running. Open http://%s/ to try it (try /ec2 status in the playground).", addr)
+	}
+	if !adminToken {
+		return fmt.Sprintf("Switchboard is running on %s. The console is off: it listens beyond loopback without console.admin_token (set one, or listen on 127.0.0.1). Slack requests go to /slack/commands.", addr)
+	}
+	host := addr.String()
+	if addr.IP.IsUnspecified() {
+		host = net.JoinHostPort("localhost", strconv.Itoa(addr.Port))
+	}
+	return fmt.Sprintf("Switchboard is running on %s. Open http://%s/ and log in with console.admin_token to try it.", addr, host)
 }
 
 // newLogger writes the process log; every configured secret reads
@@ -302,26 +321,56 @@ func buildProviders(ctx context.Context, cfg *config.Config, getenv func(string)
 }
 
 // playgroundPickers lists the users and channels the console offers: every
-// user named in groups or allow lists, every allowed channel.
+// user named in groups or allow lists, every allowed channel, in the order
+// the config names them (groups expanded), so the first of each is one
+// the first command allows, as the README's walk-through expects.
 func playgroundPickers(cfg *config.Config) (users, channels []string) {
-	for _, members := range cfg.Groups {
-		users = append(users, members...)
+	addUser := func(u string) {
+		if group, ok := strings.CutPrefix(u, "group:"); ok {
+			users = append(users, cfg.Groups[group]...)
+			return
+		}
+		users = append(users, u)
 	}
 	for _, c := range cfg.Commands {
-		users = append(users, c.Access.Users...)
+		for _, u := range c.Access.Users {
+			addUser(u)
+		}
 		channels = append(channels, c.Access.Channels...)
 	}
+	for _, wf := range cfg.Workflows {
+		for _, u := range wf.Access.Users {
+			addUser(u)
+		}
+		channels = append(channels, wf.Access.Channels...)
+	}
 	for _, d := range cfg.Deploys {
-		users = append(users, d.Access.Users...)
+		for _, u := range d.Access.Users {
+			addUser(u)
+		}
 		channels = append(channels, d.Access.Channels...)
 	}
-	slices.Sort(users)
-	slices.Sort(channels)
-	users, channels = slices.Compact(users), slices.Compact(channels)
+	groups := slices.Sorted(maps.Keys(cfg.Groups))
+	for _, g := range groups {
+		users = append(users, cfg.Groups[g]...)
+	}
+	users, channels = firstOfEach(users), firstOfEach(channels)
 	if len(channels) == 0 {
 		channels = []string{"C0GENERAL"}
 	}
 	return users, channels
+}
+
+// firstOfEach keeps the first of each value, in order.
+func firstOfEach(s []string) []string {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(s, func(v string) bool {
+		if seen[v] {
+			return true
+		}
+		seen[v] = true
+		return false
+	})
 }
 
 // updateApproval rewrites a decided approval's request in Slack, when Slack
@@ -338,6 +387,9 @@ func updateApproval(ctx context.Context, st *store.Store, ap *switchboard.Approv
 	m, ok := messengers[posted.Source]
 	if !ok {
 		m = fallback
+	}
+	if ml, ok := m.(messageLog); ok {
+		m = ml.next // the log around it
 	}
 	if m != switchboard.Messenger(sm) {
 		return

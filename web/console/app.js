@@ -21,7 +21,7 @@
     composer: $("composer"), input: $("input"), send: $("send"),
     status: $("status"), help: $("help"),
     runs: $("runs"), runsEmpty: $("runs-empty"), runList: $("run-list"), runDetail: $("run-detail"),
-    audit: $("audit"), auditEmpty: $("audit-empty"),
+    audit: $("audit"), auditEmpty: $("audit-empty"), auditFilters: $("audit-filters"),
     fleet: $("fleet"), approvalsPending: $("approvals-pending"), approvalsDecided: $("approvals-decided"),
     approvalsCount: $("approvals-count"),
     sources: $("sources"),
@@ -283,6 +283,7 @@
         break;
       case "error":
         li.appendChild(span("who", "Console"));
+        li.appendChild(span("sep", ": "));
         text.textContent = line.text;
         break;
       default: // answer
@@ -731,15 +732,51 @@
 
   // --- audit ---
 
+  // The audit log, newest first, narrowed by the filters above it. The run
+  // sits under the time and the channel under the actor, so Detail keeps
+  // room to be read; a run id narrows the log to that run.
   function renderAudit(tr, ev) {
-    cell(tr, formatTime(ev.time), "time", ev.time);
-    cell(tr, ev.kind);
-    cell(tr, ev.actor);
-    cell(tr, ev.channel);
-    cell(tr, ev.subject);
+    tr.dataset.kind = ev.kind || "";
+    tr.dataset.actor = ev.actor || "";
+    tr.dataset.outcome = ev.outcome || "";
+    tr.dataset.run = ev.run_id || "";
+    const when = cell(tr, formatTime(ev.time), "time", ev.time);
+    if (ev.run_id) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "link run mono";
+      b.textContent = ev.run_id.slice(0, 12);
+      b.title = "Only this run: " + ev.run_id;
+      b.addEventListener("click", () => { el.auditFilters.elements.run.value = ev.run_id; refreshTables(); });
+      when.appendChild(b);
+    }
+    cell(tr, ev.kind, "kind");
+    const who = cell(tr, ev.actor, "id");
+    if (ev.channel) who.appendChild(span("channel", "#" + ev.channel));
+    keepIDsWhole(cell(tr, "", "subject"), ev.subject);
     const out = cell(tr, ev.outcome, "outcome");
     out.dataset.outcome = ev.outcome || "";
-    cell(tr, ev.detail, "detail");
+    keepIDsWhole(cell(tr, "", "detail"), ev.detail);
+  }
+
+  // keepIDsWhole writes text into node so that a line never breaks inside
+  // an id such as i-0123456789abcdef0 or r-1a2369a2109 (at its hyphen).
+  function keepIDsWhole(node, text) {
+    for (const part of String(text || "").split(/(\s+)/)) {
+      if (/[-_]/.test(part) && /\d/.test(part)) node.appendChild(span("nobr", part));
+      else if (part) node.appendChild(document.createTextNode(part));
+    }
+  }
+
+  function auditPath() {
+    const q = new URLSearchParams({ since: "24h", limit: "200" });
+    let filtered = false;
+    for (const name of ["actor", "kind", "outcome", "run"]) {
+      const v = el.auditFilters.elements[name].value.trim();
+      if (v) { q.set(name, v); filtered = true; }
+    }
+    el.auditEmpty.textContent = filtered ? "Nothing in the last 24 hours matches these filters." : "Nothing in the audit log for the last 24 hours.";
+    return "/console/api/audit?" + q;
   }
 
   // --- fleet ---
@@ -873,15 +910,17 @@
 
   // refreshTables reads what the open views show: the runs (or the open
   // run), the audit log, the fleet while it is shown, the approvals inbox
-  // and the trigger sources.
-  let refreshing = false;
+  // and the trigger sources. A refresh asked for while one is under way (a
+  // changed audit filter) runs after it, so the tables never stay on what
+  // the old filters chose.
+  let refreshing = false, refreshAgain = false;
   async function refreshTables() {
-    if (refreshing) return;
+    if (refreshing) { refreshAgain = true; return; }
     refreshing = true;
     try {
       const [runs, audit, status, fleet] = await Promise.all([
         api("GET", "/console/api/runs?limit=50"),
-        api("GET", "/console/api/audit?since=24h&limit=200"),
+        api("GET", auditPath()),
         api("GET", "/console/api/status"),
         state.tab === "fleet" ? api("GET", "/console/api/fleet") : null,
         refreshInbox(),
@@ -896,6 +935,7 @@
       showStatus(e.message);
     } finally {
       refreshing = false;
+      if (refreshAgain) { refreshAgain = false; refreshTables(); }
     }
   }
 
@@ -952,6 +992,9 @@
   });
   for (const t of TABS) $("tab-" + t).addEventListener("click", () => { location.hash = "#" + t; });
   window.addEventListener("hashchange", route);
+  el.auditFilters.addEventListener("submit", (e) => { e.preventDefault(); refreshTables(); });
+  el.auditFilters.addEventListener("change", () => refreshTables());
+  el.auditFilters.addEventListener("reset", () => setTimeout(refreshTables));
 
   syncOther(el.user, el.userOther);
   syncOther(el.channel, el.channelOther);
