@@ -56,9 +56,6 @@ func (s *Store) ListAudit(ctx context.Context, q switchboard.AuditQuery) ([]swit
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
-	}
 	return evs, nil
 }
 
