@@ -352,7 +352,8 @@ func TestConsoleDecisionUpdatesSlack(t *testing.T) {
 		t.Fatal("the approval request has no buttons")
 	}
 	decide(m[1], "U0OPS2")
-	got := peer.waitAnswers(t, path, 3)
+	// The request, its decision in place, "Approved by … — stopping…", then the answer.
+	got := peer.waitAnswers(t, path, 4)
 	peer.mu.Lock()
 	raw := append([]string(nil), peer.raw[path]...)
 	peer.mu.Unlock()
