@@ -19,6 +19,9 @@ type stepRun struct {
 	// params are the step's parameters with templates rendered.
 	params json.RawMessage
 	key    *planKey
+	// cloud is the cloud the step last asked for, named in what the
+	// channel is told when it does not answer.
+	cloud string
 }
 
 var _ switchboard.StepRun = (*stepRun)(nil)
@@ -45,6 +48,7 @@ func (sr *stepRun) Cloud(name string) (switchboard.Provider, string, bool) {
 		name = sr.run.Cloud
 	}
 	p, ok := sr.runner.Providers[name]
+	sr.cloud = name
 	return p, name, ok
 }
 

@@ -136,6 +136,16 @@ type runWorker struct {
 	s *Store
 }
 
+// NextRetry retries a run after 1, 2, 4... seconds, at most a minute
+// apart, instead of River's default (the attempt to the fourth power in
+// seconds: hours by the tenth). A step's own failures are parked and told
+// in the channel by the engine until the config's retry_for; what still
+// comes here (the run's progress could not be saved) is given up on within
+// minutes, and the channel told.
+func (w *runWorker) NextRetry(job *river.Job[RunArgs]) time.Time {
+	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), time.Minute))
+}
+
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	s := w.s
 	run, err := s.GetRun(ctx, job.Args.RunID)

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	approvals := &engine.Approvals{Store: st}
 	inventory = st
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events,
-		RetryFor: cfg.RetryFor}
+		RetryFor: cfg.RetryFor, CloudTitles: cloudTitles(cfg)}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
