@@ -78,6 +78,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer st.Close()
 
 	meter := metrics.New(st, logger)
+	// One sampler for every endpoint anyone can call unverified: a flood of
+	// bad signatures adds a bounded number of audit and log lines a minute.
+	rejections := &switchboard.RejectSampler{Auditor: st, Logger: logger, CountFunc: meter.RequestRejected}
+	defer rejections.Close()
 	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs(), Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
@@ -117,6 +121,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Commands:          commands,
 			Deliveries:        st,
 			Auditor:           st,
+			Rejections:        rejections,
 			Interactions:      &slack.ApprovalButtons{Approver: approvals, Messenger: slackMessenger, Logger: logger},
 			Meter:             meter,
 			Logger:            logger,
@@ -133,13 +138,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Commands:     commands,
 		Store:        st,
 		Auditor:      st,
+		Rejections:   rejections,
 		Slack:        slackHandlers,
 		Metrics:      meter.Handler(),
 		Users:        users,
 		Channels:     channels,
 		CommandNames: commands.Names(),
 		Approvals:    approvals,
-		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
+		AWSEvents:    awsEventsHandler(cfg, events, logger, rejections),
 		Hooks:        hookSecrets(cfg),
 		Events:       events,
 		Sources:      sources.health,
@@ -173,7 +179,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			defer close(socketDone)
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
-				Commands: commands, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+				Commands: commands, Deliveries: st, Auditor: st, Rejections: rejections, Meter: meter, Logger: logger,
 				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID,
 			})
 			if err != nil {
