@@ -66,6 +66,13 @@ func (s *Store) newRiver(opts Options) error {
 	if err := river.AddWorkerSafely(workers, &scheduleWorker{s: s}); err != nil {
 		return err
 	}
+	if err := river.AddWorkerSafely(workers, &pruneWorker{s: s, r: opts.Retention}); err != nil {
+		return err
+	}
+	periodic := periodicJobs(opts.Schedules)
+	if prune := pruneJob(opts.Retention); prune != nil {
+		periodic = append(periodic, prune)
+	}
 	n := opts.Workers
 	if n <= 0 {
 		n = 20
@@ -79,7 +86,7 @@ func (s *Store) newRiver(opts Options) error {
 		// it to another replica after this long.
 		RescueStuckJobsAfter: 3 * time.Minute,
 		FetchCooldown:        10 * time.Millisecond,
-		PeriodicJobs:         periodicJobs(opts.Schedules),
+		PeriodicJobs:         periodic,
 		ID:                   opts.ClientID,
 	}
 	if !s.postgres {

@@ -71,7 +71,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if len(clientID) > 100 {
 		clientID = clientID[:100]
 	}
-	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules, ClientID: clientID})
+	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules, ClientID: clientID,
+		Retention: store.Retention(cfg.Retention)})
 	if err != nil {
 		return err
 	}
