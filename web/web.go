@@ -63,9 +63,10 @@ type Config struct {
 	Store      Store
 	// Auditor records failed logins; nil records nothing.
 	Auditor Auditor
-	// Rejections counts webhook calls refused before they were verified
-	// (wrong signature, body over the limit) and samples them into the
-	// audit log and the log. Nil: a RejectSampler over Auditor and Logger.
+	// Rejections counts webhook calls and console logins refused before
+	// they were verified (wrong signature or admin token, body over the
+	// limit, too many attempts) and samples them into the audit log and
+	// the log. Nil: a RejectSampler over Auditor and Logger.
 	Rejections switchboard.Rejecter
 	Slack      SlackHandlers
 	// Metrics serves /metrics; nil answers 404.
