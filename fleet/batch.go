@@ -150,11 +150,12 @@ func (e *allFailed) Unwrap() []error { return []error{e.partial, e.first} }
 // throttling or unavailable, up to MaxAttempts. A call that may have taken
 // effect before failing is made again only when idempotent.
 func attempt[T any](ctx context.Context, p *Provider, action string, idempotent bool, call func(context.Context) ([]T, error)) ([]T, error) {
+	first := p.opts.NowFunc()
 	for n := 1; ; n++ {
 		if err := p.take(ctx, action); err != nil {
 			return nil, err
 		}
-		out, err := call(ctx)
+		out, err := within(ctx, p.opts.CallTimeout, action, call)
 		code := switchboard.ErrorCode(err)
 		p.count(func(s *Stats) {
 			s.Calls[action]++
@@ -168,7 +169,8 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 		if code == switchboard.ETHROTTLED {
 			p.drain(action)
 		}
-		retry := code == switchboard.ETHROTTLED || code == switchboard.EUNAVAILABLE && idempotent
+		retry := code == switchboard.ETHROTTLED ||
+			code == switchboard.EUNAVAILABLE && idempotent && p.opts.NowFunc().Sub(first) < p.opts.OutageFor
 		if !retry || n >= p.opts.MaxAttempts || ctx.Err() != nil {
 			return out, err
 		}
@@ -178,6 +180,19 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 			return nil, fmt.Errorf("%s: gave up waiting to retry (%w): %w", action, serr, err)
 		}
 	}
+}
+
+// within makes one call, for at most timeout: a call the cloud leaves
+// unanswered that long is an outage (EUNAVAILABLE), like a refused
+// connection, rather than a wait as long as the caller's.
+func within[T any](ctx context.Context, timeout time.Duration, action string, call func(context.Context) ([]T, error)) ([]T, error) {
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := call(callCtx)
+	if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		return out, &switchboard.CloudError{Code: "Timeout", Message: fmt.Sprintf("%s got no answer within %s", action, timeout), Kind: switchboard.EUNAVAILABLE}
+	}
+	return out, err
 }
 
 // backoff is how long to wait after attempt n failed with err: a random

@@ -84,6 +84,14 @@ type Options struct {
 	// RetryAfter when that is longer. Defaults 200ms and 20s.
 	BaseDelay time.Duration
 	MaxDelay  time.Duration
+	// CallTimeout is how long one call may go unanswered before it counts
+	// as the cloud not answering (EUNAVAILABLE, code Timeout); default
+	// 20s. OutageFor is how long a call the cloud does not answer is
+	// retried before that is returned; default 30s. Together they bound
+	// how long a silent cloud keeps a run from telling its channel: the
+	// engine parks the run, says so and tries again until its deadline.
+	CallTimeout time.Duration
+	OutageFor   time.Duration
 
 	// NowFunc is the clock the token buckets are measured against; nil means
 	// time.Now. SleepFunc waits for d or until ctx is done, returning ctx's
@@ -121,6 +129,9 @@ func (o Options) Validate() error {
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("fleet: Options.MaxAttempts is %d; want at least 1 (0 means 6)", o.MaxAttempts))
 	}
+	if o.CallTimeout < 0 || o.OutageFor < 0 {
+		errs = append(errs, errors.New("fleet: Options.CallTimeout and OutageFor cannot be negative (0 means 20s and 30s)"))
+	}
 	if o.BaseDelay < 0 || o.MaxDelay < 0 {
 		errs = append(errs, errors.New("fleet: Options.BaseDelay and MaxDelay cannot be negative (0 means 200ms and 20s)"))
 	}
@@ -146,6 +157,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDelay == 0 {
 		o.MaxDelay = 20 * time.Second
+	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 20 * time.Second
+	}
+	if o.OutageFor == 0 {
+		o.OutageFor = 30 * time.Second
 	}
 	if o.NowFunc == nil {
 		o.NowFunc = time.Now
