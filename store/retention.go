@@ -19,7 +19,9 @@ type Retention struct {
 	// Audit is how long audit lines are kept.
 	Audit time.Duration
 	// Runs is how long a finished run is kept, with its messages,
-	// approvals and channel transcript lines.
+	// approvals and channel transcript lines; and how long the inventory
+	// remembers an instance that left and was cleaned up after (settled)
+	// and has not been seen since.
 	Runs time.Duration
 	// Deliveries is how long the keys that deduplicate deliveries (Slack
 	// event ids and interactions, mail and queue message ids) are kept;
@@ -65,14 +67,15 @@ func (w *pruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return 15 *
 func (w *pruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
 	pruned, err := w.s.Prune(ctx, w.r, time.Now())
 	if pruned.Any() {
-		w.s.logger.Info("pruned the store", "audit", pruned.Audit, "runs", pruned.Runs, "transcript", pruned.Transcript, "deliveries", pruned.Deliveries)
+		w.s.logger.Info("pruned the store", "audit", pruned.Audit, "runs", pruned.Runs, "transcript", pruned.Transcript,
+			"instances", pruned.Instances, "deliveries", pruned.Deliveries)
 	}
 	return err
 }
 
 // Pruned counts what one prune removed.
 type Pruned struct {
-	Audit, Runs, Transcript, Deliveries int
+	Audit, Runs, Transcript, Instances, Deliveries int
 }
 
 // Any reports whether anything was removed.
@@ -80,7 +83,8 @@ func (p Pruned) Any() bool { return p != (Pruned{}) }
 
 // Prune removes what is older than r keeps, as of now, in batches: audit
 // lines, finished runs whose messages are all delivered or given up (with
-// their messages and approvals), transcript lines, delivery keys.
+// their messages and approvals), transcript lines, settled instances,
+// delivery keys.
 func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (Pruned, error) {
 	var p Pruned
 	if err := s.retentionIndexes(ctx); err != nil {
@@ -101,6 +105,11 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (Pruned, 
 		p.Transcript, err = s.pruneBatches(ctx, `DELETE FROM sb_transcript WHERE id IN (SELECT id FROM sb_transcript WHERE at < ? ORDER BY id LIMIT ?)`, cutoff(r.Runs))
 		if err != nil {
 			return p, fmt.Errorf("prune transcript: %w", err)
+		}
+		p.Instances, err = s.pruneBatches(ctx, `DELETE FROM sb_instances WHERE (cloud, id) IN (SELECT cloud, id FROM sb_instances
+			WHERE settled_at > 0 AND settled_at < ? AND seen_at < settled_at LIMIT ?)`, cutoff(r.Runs))
+		if err != nil {
+			return p, fmt.Errorf("prune instances: %w", err)
 		}
 	}
 	if r.Deliveries > 0 {

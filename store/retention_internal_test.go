@@ -52,6 +52,13 @@ func TestPrune(t *testing.T) {
 				run("r-old-unsent", "failed", ago(40), 0)  // its message is still on its way
 				run("r-waiting", "waiting", 0, ago(40))    // not finished
 				run("r-new", "succeeded", ago(2), ago(2))  // finished recently
+				inst := func(id string, seen, settled int64) {
+					exec(tx, `INSERT INTO sb_instances (cloud, id, body, seen_at, settled_at) VALUES ('main', ?, '{}', ?, ?)`, id, seen, settled)
+				}
+				inst("i-gone", ago(50), ago(40))         // terminated and cleaned up long ago
+				inst("i-seen-again", ago(1), ago(40))    // seen since
+				inst("i-unsettled", ago(50), 0)          // never cleaned up
+				inst("i-settled-lately", ago(5), ago(3)) // cleaned up recently
 				exec(tx, `INSERT INTO sb_deliveries (delivery_key, seen_at) VALUES ('slack/event/old', ?), ('slack/event/new', ?)`, ago(8), ago(1))
 				return nil
 			})
@@ -65,7 +72,7 @@ func TestPrune(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (Pruned{Audit: 2500, Runs: 2, Transcript: 4, Deliveries: 1}); pruned != want {
+			if want := (Pruned{Audit: 2500, Runs: 2, Transcript: 4, Instances: 1, Deliveries: 1}); pruned != want {
 				t.Errorf("pruned %+v, want %+v", pruned, want)
 			}
 			count := func(query string) int {
@@ -84,6 +91,8 @@ func TestPrune(t *testing.T) {
 				`SELECT COUNT(*) FROM sb_messages`:                                           3,
 				`SELECT COUNT(*) FROM sb_approvals`:                                          3,
 				`SELECT COUNT(*) FROM sb_deliveries`:                                         1,
+				`SELECT COUNT(*) FROM sb_instances WHERE id = 'i-gone'`:                      0,
+				`SELECT COUNT(*) FROM sb_instances`:                                          3,
 				`SELECT COUNT(*) FROM sb_transcript WHERE run_id = 'r-new'`:                  1,
 			} {
 				if got := count(query); got != want {
