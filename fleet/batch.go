@@ -150,7 +150,6 @@ func (e *allFailed) Unwrap() []error { return []error{e.partial, e.first} }
 // throttling or unavailable, up to MaxAttempts. A call that may have taken
 // effect before failing is made again only when idempotent.
 func attempt[T any](ctx context.Context, p *Provider, action string, idempotent bool, call func(context.Context) ([]T, error)) ([]T, error) {
-	first := p.opts.NowFunc()
 	for n := 1; ; n++ {
 		if err := p.take(ctx, action); err != nil {
 			return nil, err
@@ -169,8 +168,10 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 		if code == switchboard.ETHROTTLED {
 			p.drain(action)
 		}
+		// A call the cloud left unanswered is made twice at most: the
+		// caller hears of a silent cloud within two CallTimeouts.
 		retry := code == switchboard.ETHROTTLED ||
-			code == switchboard.EUNAVAILABLE && idempotent && p.opts.NowFunc().Sub(first) < p.opts.OutageFor
+			code == switchboard.EUNAVAILABLE && idempotent && (n < 2 || !unanswered(err))
 		if !retry || n >= p.opts.MaxAttempts || ctx.Err() != nil {
 			return out, err
 		}
@@ -182,6 +183,9 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 	}
 }
 
+// codeTimeout is the code of a call the cloud left unanswered.
+const codeTimeout = "Timeout"
+
 // within makes one call, for at most timeout: a call the cloud leaves
 // unanswered that long is an outage (EUNAVAILABLE), like a refused
 // connection, rather than a wait as long as the caller's.
@@ -190,9 +194,14 @@ func within[T any](ctx context.Context, timeout time.Duration, action string, ca
 	defer cancel()
 	out, err := call(callCtx)
 	if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
-		return out, &switchboard.CloudError{Code: "Timeout", Message: fmt.Sprintf("%s got no answer within %s", action, timeout), Kind: switchboard.EUNAVAILABLE}
+		return out, &switchboard.CloudError{Code: codeTimeout, Message: fmt.Sprintf("%s got no answer within %s", action, timeout), Kind: switchboard.EUNAVAILABLE}
 	}
 	return out, err
+}
+
+func unanswered(err error) bool {
+	var ce *switchboard.CloudError
+	return errors.As(err, &ce) && ce.Code == codeTimeout
 }
 
 // backoff is how long to wait after attempt n failed with err: a random

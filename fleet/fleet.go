@@ -86,12 +86,10 @@ type Options struct {
 	MaxDelay  time.Duration
 	// CallTimeout is how long one call may go unanswered before it counts
 	// as the cloud not answering (EUNAVAILABLE, code Timeout); default
-	// 20s. OutageFor is how long a call the cloud does not answer is
-	// retried before that is returned; default 30s. Together they bound
-	// how long a silent cloud keeps a run from telling its channel: the
-	// engine parks the run, says so and tries again until its deadline.
+	// 20s. Such a call is made twice at most, which bounds how long a
+	// silent cloud keeps a run from telling its channel: the engine parks
+	// the run, says so and tries again until its deadline.
 	CallTimeout time.Duration
-	OutageFor   time.Duration
 
 	// NowFunc is the clock the token buckets are measured against; nil means
 	// time.Now. SleepFunc waits for d or until ctx is done, returning ctx's
@@ -129,8 +127,8 @@ func (o Options) Validate() error {
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("fleet: Options.MaxAttempts is %d; want at least 1 (0 means 6)", o.MaxAttempts))
 	}
-	if o.CallTimeout < 0 || o.OutageFor < 0 {
-		errs = append(errs, errors.New("fleet: Options.CallTimeout and OutageFor cannot be negative (0 means 20s and 30s)"))
+	if o.CallTimeout < 0 {
+		errs = append(errs, errors.New("fleet: Options.CallTimeout cannot be negative (0 means 20s)"))
 	}
 	if o.BaseDelay < 0 || o.MaxDelay < 0 {
 		errs = append(errs, errors.New("fleet: Options.BaseDelay and MaxDelay cannot be negative (0 means 200ms and 20s)"))
@@ -152,17 +150,14 @@ func (o Options) withDefaults() Options {
 	o.Batch.Terminate = intOr(o.Batch.Terminate, maxIDs)
 	o.Batch.Tag = intOr(o.Batch.Tag, defaultTagBatch)
 	o.MaxAttempts = intOr(o.MaxAttempts, 6)
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 20 * time.Second
+	}
 	if o.BaseDelay == 0 {
 		o.BaseDelay = 200 * time.Millisecond
 	}
 	if o.MaxDelay == 0 {
 		o.MaxDelay = 20 * time.Second
-	}
-	if o.CallTimeout == 0 {
-		o.CallTimeout = 20 * time.Second
-	}
-	if o.OutageFor == 0 {
-		o.OutageFor = 30 * time.Second
 	}
 	if o.NowFunc == nil {
 		o.NowFunc = time.Now
