@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,26 +14,14 @@ import (
 	"github.com/switchboardhq/switchboard"
 )
 
-type auditLog struct {
-	mu  sync.Mutex
-	evs []switchboard.AuditEvent
-}
+// auditFunc is an Auditor made of a function.
+type auditFunc func(context.Context, switchboard.AuditEvent) error
 
-func (a *auditLog) Audit(_ context.Context, e switchboard.AuditEvent) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.evs = append(a.evs, e)
-	return nil
-}
-
-func (a *auditLog) lines() []switchboard.AuditEvent {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]switchboard.AuditEvent(nil), a.evs...)
-}
+func (f auditFunc) Audit(ctx context.Context, e switchboard.AuditEvent) error { return f(ctx, e) }
 
 type sampled struct {
-	audit   *auditLog
+	mu      sync.Mutex
+	audited []switchboard.AuditEvent
 	logs    *bytes.Buffer
 	counted map[string]int
 	clock   time.Time
@@ -40,15 +29,16 @@ type sampled struct {
 }
 
 func newSampled(t *testing.T) *sampled {
-	h := &sampled{audit: &auditLog{}, logs: &bytes.Buffer{}, counted: map[string]int{}, clock: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)}
-	var mu sync.Mutex
-	h.s = &switchboard.RejectSampler{Auditor: h.audit, Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
-		CountFunc: func(endpoint, outcome string) {
-			mu.Lock()
-			h.counted[endpoint+" "+outcome]++
-			mu.Unlock()
-		},
-		NowFunc: func() time.Time { return h.clock }}
+	h := &sampled{logs: &bytes.Buffer{}, counted: map[string]int{}, clock: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)}
+	audit := auditFunc(func(_ context.Context, e switchboard.AuditEvent) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.audited = append(h.audited, e)
+		return nil
+	})
+	h.s = &switchboard.RejectSampler{Auditor: audit, Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
+		CountFunc: func(endpoint, outcome string) { h.counted[endpoint+" "+outcome]++ },
+		NowFunc:   func() time.Time { return h.clock }}
 	t.Cleanup(h.s.Close)
 	return h
 }
@@ -57,6 +47,12 @@ func (h *sampled) reject(remote string) {
 	h.s.Reject(context.Background(), switchboard.Rejection{Endpoint: "slack", Outcome: "unauthorized", Remote: remote,
 		Audit: switchboard.AuditEvent{Subject: "POST /slack/commands", Detail: "signature does not match the body"},
 		Log:   "slack request rejected", LogAttrs: []any{"remote", remote}})
+}
+
+func (h *sampled) lines() []switchboard.AuditEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.audited)
 }
 
 func (h *sampled) logLines() int { return strings.Count(h.logs.String(), "\n") }
@@ -69,11 +65,11 @@ func TestRejectSamplerOneSource(t *testing.T) {
 	for range 20000 {
 		h.reject("127.0.0.1:50000")
 	}
-	if got := len(h.audit.lines()); got != switchboard.DefaultRejectsPerSource {
+	if got := len(h.lines()); got != switchboard.DefaultRejectsPerSource {
 		t.Errorf("%d audit lines during the minute, want %d", got, switchboard.DefaultRejectsPerSource)
 	}
 	h.s.Flush()
-	lines := h.audit.lines()
+	lines := h.lines()
 	if len(lines) != switchboard.DefaultRejectsPerSource+1 {
 		t.Fatalf("%d audit lines, want %d and a summary", len(lines), switchboard.DefaultRejectsPerSource)
 	}
@@ -100,12 +96,12 @@ func TestRejectSamplerManySources(t *testing.T) {
 	for i := range 5000 {
 		h.reject(fmt.Sprintf("[2001:db8::%x]:443", i))
 	}
-	if got := len(h.audit.lines()); got != switchboard.DefaultRejectsPerWindow {
+	if got := len(h.lines()); got != switchboard.DefaultRejectsPerWindow {
 		t.Errorf("%d audit lines, want the window's %d", got, switchboard.DefaultRejectsPerWindow)
 	}
 	h.clock = h.clock.Add(time.Minute)
 	h.reject("192.0.2.7:1")
-	lines := h.audit.lines()
+	lines := h.lines()
 	if len(lines) != switchboard.DefaultRejectsPerWindow+2 {
 		t.Fatalf("%d audit lines, want %d, a summary and the new minute's first", len(lines), switchboard.DefaultRejectsPerWindow)
 	}
@@ -125,7 +121,7 @@ func TestRejectSamplerQuiet(t *testing.T) {
 	h := newSampled(t)
 	h.reject("127.0.0.1:1")
 	h.s.Flush()
-	if got := len(h.audit.lines()); got != 1 {
+	if got := len(h.lines()); got != 1 {
 		t.Errorf("%d audit lines, want 1", got)
 	}
 }
