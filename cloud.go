@@ -21,6 +21,9 @@ import (
 type CloudType struct {
 	// Name is what `provider:` says.
 	Name string
+	// Title is what a sentence to people calls the cloud: "AWS",
+	// "Alibaba Cloud", "the simulated cloud" ("AWS is not answering").
+	Title string
 	// Params are the provider's options besides name and provider.
 	Params []Param
 	// CheckFunc checks the decoded options beyond their types; each

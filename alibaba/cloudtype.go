@@ -10,7 +10,8 @@ import (
 // Type declares Alibaba Cloud ECS for the registry: `provider: alibaba` with
 // a region and the credentials to use.
 var Type = switchboard.CloudType{
-	Name: "alibaba",
+	Name:  "alibaba",
+	Title: "Alibaba Cloud",
 	Params: append([]switchboard.Param{
 		{Name: "region"},
 		{Name: "endpoint", URL: true, Example: "http://127.0.0.1:5000"},

@@ -10,7 +10,8 @@ import (
 // Type declares AWS EC2 for the registry: `provider: aws` with a region and
 // the credentials to use.
 var Type = switchboard.CloudType{
-	Name: "aws",
+	Name:  "aws",
+	Title: "AWS",
 	Params: append([]switchboard.Param{
 		{Name: "region"},
 		{Name: "endpoint", URL: true, Example: "http://127.0.0.1:5000"},

@@ -1,7 +1,6 @@
 package awsevents
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -26,11 +25,6 @@ const SecretHeader = "X-Switchboard-Secret"
 // HTTPTrigger is the Trigger of events received by Handler.
 const HTTPTrigger = "http"
 
-// Auditor writes a line of the audit log.
-type Auditor interface {
-	Audit(ctx context.Context, e switchboard.AuditEvent) error
-}
-
 // Handler serves POST /events/aws, the target of an EventBridge API
 // destination. A request must carry secret in the X-Switchboard-Secret
 // header or as "Authorization: Bearer <secret>"; the body is the event, as
@@ -44,21 +38,27 @@ type Auditor interface {
 // 400 for a body that is not an event), which EventBridge does not retry.
 //
 // An empty secret refuses every request, so the endpoint is never open by
-// mistake. auditor and logger may be nil.
-func Handler(secret string, h switchboard.EventHandler, logger *slog.Logger, auditor Auditor) http.Handler {
+// mistake. A request without the secret is counted and sampled into the
+// audit log and the log by rejections (anyone can send them, as fast as
+// they like). rejections and logger may be nil; a nil rejections logs
+// through a switchboard.RejectSampler of its own and audits nothing.
+func Handler(secret string, h switchboard.EventHandler, logger *slog.Logger, rejections switchboard.Rejecter) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{secret: []byte(secret), events: h, log: logger, auditor: auditor}
+	if rejections == nil {
+		rejections = &switchboard.RejectSampler{Logger: logger}
+	}
+	return &handler{secret: []byte(secret), events: h, log: logger, rejections: rejections}
 }
 
 var _ http.Handler = (*handler)(nil)
 
 type handler struct {
-	secret  []byte
-	events  switchboard.EventHandler
-	log     *slog.Logger
-	auditor Auditor
+	secret     []byte
+	events     switchboard.EventHandler
+	log        *slog.Logger
+	rejections switchboard.Rejecter
 }
 
 // runsBody is the answer to an event that was handled.
@@ -81,14 +81,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.authorized(r) {
-		h.log.WarnContext(ctx, "refused an AWS event without the shared secret", "remote", r.RemoteAddr)
-		h.audit(ctx, switchboard.AuditEvent{
-			Kind:    switchboard.AuditRequest,
-			Actor:   r.RemoteAddr,
-			Subject: "POST /events/aws",
-			Outcome: "unauthorized",
-			Detail:  "missing or wrong shared secret",
-		})
+		h.rejections.Reject(ctx, switchboard.Rejection{Endpoint: "aws_events", Outcome: "unauthorized", Remote: r.RemoteAddr,
+			Audit: switchboard.AuditEvent{Time: time.Now().UTC(), Kind: switchboard.AuditRequest, Actor: r.RemoteAddr,
+				Subject: "POST /events/aws", Detail: "missing or wrong shared secret"},
+			Log: "refused an AWS event without the shared secret", LogAttrs: []any{"remote", r.RemoteAddr}})
 		writeError(w, http.StatusUnauthorized, switchboard.Errorf(switchboard.EUNAUTHORIZED,
 			"The request does not carry the shared secret in the %s header or as a bearer token.", SecretHeader))
 		return
@@ -147,16 +143,6 @@ func (h *handler) authorized(r *http.Request) bool {
 	// Comparing digests keeps the secret's length out of the timing too.
 	g, want := sha256.Sum256([]byte(given)), sha256.Sum256(h.secret)
 	return given != "" && subtle.ConstantTimeCompare(g[:], want[:]) == 1
-}
-
-func (h *handler) audit(ctx context.Context, e switchboard.AuditEvent) {
-	if h.auditor == nil {
-		return
-	}
-	e.Time = time.Now().UTC()
-	if err := h.auditor.Audit(ctx, e); err != nil {
-		h.log.ErrorContext(ctx, "audit failed", "err", err)
-	}
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

@@ -57,7 +57,7 @@ func TestHandler(t *testing.T) {
 			t.Parallel()
 			events := &fakeEvents{fail: tt.fail}
 			auditor := &fakeAuditor{}
-			srv := httptest.NewServer(awsevents.Handler(testSecret, events, nil, auditor))
+			srv := httptest.NewServer(awsevents.Handler(testSecret, events, nil, &switchboard.RejectSampler{Auditor: auditor}))
 			defer srv.Close()
 
 			method := tt.method

@@ -68,9 +68,12 @@ type Config struct {
 	// HTTP is where http workflow steps may call; nil when the file has
 	// no http section, and then they may call nothing.
 	HTTP *HTTP `json:"http,omitempty"`
-	// RetryFor is how long a workflow step whose cloud or system does not
-	// answer is retried (the channel told once) before it fails; 30m.
+	// RetryFor is how long a step whose cloud or system does not answer
+	// (a workflow step or a built-in command's) is retried (the channel
+	// told once) before it fails; 30m.
 	RetryFor time.Duration `json:"retry_for"`
+	// Retention is how long the store keeps what nobody needs any more.
+	Retention Retention `json:"retention"`
 
 	// registry holds the step types workflows may use.
 	registry *switchboard.Registry
@@ -133,6 +136,21 @@ func (s Slack) SocketMode() bool { return s.AppToken != "" }
 type AWSEvents struct {
 	Secret Secret `json:"secret,omitempty"`
 }
+
+// Retention is how long the store keeps audit lines, finished runs and
+// delivery keys before the leader prunes them; zero keeps them forever.
+type Retention struct {
+	Audit      time.Duration `json:"audit"`      // default 90 days
+	Runs       time.Duration `json:"runs"`       // default 30 days
+	Deliveries time.Duration `json:"deliveries"` // default 7 days
+}
+
+// Defaults of Retention.
+const (
+	DefaultAuditRetention    = 90 * 24 * time.Hour
+	DefaultRunRetention      = 30 * 24 * time.Hour
+	DefaultDeliveryRetention = 7 * 24 * time.Hour
+)
 
 // Console configures the web console.
 type Console struct {

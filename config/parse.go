@@ -93,7 +93,7 @@ func (d *decoder) yamlError(err error) {
 	d.add(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "names", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for", "http"}
+var topKeys = []string{"listen", "store", "data_dir", "log", "slack", "console", "clouds", "groups", "names", "commands", "mailboxes", "queues", "hooks", "aws_events", "chef", "consul", "dns", "deploys", "workflows", "retry_for", "http", "retention"}
 
 func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	// Top-level keys starting with "x-" are ignored, as in Compose files:
@@ -145,6 +145,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, o options) {
 	if p, ok := f["retry_for"]; ok {
 		c.RetryFor, _ = d.positiveDuration(p)
 	}
+	c.Retention = d.retention(f["retention"])
 	c.Slack = Slack{APIURL: DefaultSlackAPIURL, ResponseURLHosts: DefaultResponseURLHosts}
 	if p, ok := f["slack"]; ok {
 		c.Slack = d.slack(p)
@@ -369,6 +370,46 @@ func tokenHint(s string) string {
 		return "; this is a user token (xoxp-): use the Bot User OAuth Token instead"
 	}
 	return ""
+}
+
+func (d *decoder) retention(p pair) Retention {
+	r := Retention{Audit: DefaultAuditRetention, Runs: DefaultRunRetention, Deliveries: DefaultDeliveryRetention}
+	if p.key == nil {
+		return r
+	}
+	f := d.fields(p.val, p.path, p.line(), "audit", "runs", "deliveries")
+	for _, k := range []struct {
+		name string
+		to   *time.Duration
+	}{{"audit", &r.Audit}, {"runs", &r.Runs}, {"deliveries", &r.Deliveries}} {
+		if q, ok := f[k.name]; ok {
+			if v, ok := d.days(q); ok {
+				*k.to = v
+			}
+		}
+	}
+	if q := f["deliveries"]; q.key != nil && r.Deliveries > 0 && r.Deliveries < 24*time.Hour {
+		d.problemAt(q, "must be at least 24h (or 0 to keep them forever): EventBridge redelivers an event for up to 24 hours, and a key forgotten sooner would start its workflows twice")
+	}
+	return r
+}
+
+// days decodes a retention: a number of days (90d), a duration (36h), or 0
+// for forever.
+func (d *decoder) days(p pair) (time.Duration, bool) {
+	s, ok := d.str(p)
+	if !ok {
+		return 0, false
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v >= 0 && v <= 100000 {
+			return time.Duration(v) * 24 * time.Hour, true
+		}
+	} else if v, err := time.ParseDuration(s); err == nil && v >= 0 {
+		return v, true
+	}
+	d.problemAt(p, "expected a number of days like 90d, a duration like 36h, or 0 to keep forever, got %s", d.show(p, s))
+	return 0, false
 }
 
 func (d *decoder) console(p pair) Console {

@@ -680,3 +680,28 @@ workflows:
 		t.Errorf("Redact = %q", got)
 	}
 }
+
+// retention says how long the store keeps audit lines, finished runs and
+// delivery keys: days, a duration, or 0 for forever.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	const base = "clouds: { main: { provider: sim } }\n"
+	const day = 24 * time.Hour
+	cfg, err := config.Parse("c.yaml", []byte(base), nil, registry)
+	if want := (config.Retention{Audit: 90 * day, Runs: 30 * day, Deliveries: 7 * day}); err != nil || cfg.Retention != want {
+		t.Fatalf("default retention = %+v, %v", cfg.Retention, err)
+	}
+	cfg, err = config.Parse("c.yaml", []byte(base+"retention: { audit: 365d, runs: 0, deliveries: 36h }\n"), nil, registry)
+	if want := (config.Retention{Audit: 365 * day, Runs: 0, Deliveries: 36 * time.Hour}); err != nil || cfg.Retention != want {
+		t.Errorf("retention = %+v, %v", cfg.Retention, err)
+	}
+	for text, want := range map[string]string{
+		"retention: { audit: 3 months }\n": `c.yaml:2: retention.audit: expected a number of days like 90d, a duration like 36h, or 0 to keep forever, got "3 months"`,
+		"retention: { deliveries: 1h }\n":  "c.yaml:2: retention.deliveries: must be at least 24h",
+		"retention: { events: 1d }\n":      "retention.events",
+	} {
+		if _, err := config.Parse("c.yaml", []byte(base+text), nil, registry); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", text, err, want)
+		}
+	}
+}

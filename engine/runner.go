@@ -57,9 +57,10 @@ type Runner struct {
 	// PollInterval is how long a run parks between checks of an instance
 	// state. Default 2s.
 	PollInterval time.Duration
-	// RetryFor is how long a workflow step that keeps failing for a
-	// transient reason (a cloud or a system not answering) is retried
-	// before it fails. Default 30 minutes.
+	// RetryFor is how long a step that keeps failing for a transient
+	// reason (a cloud or a system not answering) is retried before it
+	// fails, for workflow steps and the built-in commands alike. Default
+	// 30 minutes.
 	RetryFor time.Duration
 	// Secrets resolves the ${...} references plans keep in place of secret
 	// values, when a step runs, and redacts every secret value from what
@@ -76,6 +77,10 @@ type Runner struct {
 	// digits).
 	Commands       []switchboard.CommandSpec
 	InstanceIDFunc func(cloud, s string) bool
+	// CloudTitles names each configured cloud (by its name in the config)
+	// as a sentence does: prod → "AWS". A cloud missing here is "the
+	// cloud NAME".
+	CloudTitles map[string]string
 
 	compiled sync.Map // plan digest → *compiledPlan
 	entries  atomic.Int64
@@ -365,19 +370,23 @@ type retryState struct {
 
 const retryVar = "_retry"
 
-// retryHere reports whether the engine retries the step itself: a workflow
-// step's transient failure is told in the channel and retried until a
-// deadline; the built-in commands' steps (Raw) leave retries to the job
-// queue, as they always have.
+// retryHere reports whether the engine retries the step itself: a step's
+// transient failure (a workflow step's or a built-in command's alike) is
+// told in the channel and retried until a deadline. Only what cannot be
+// parked (the run could not be saved) is left to the job queue.
 func (sr *stepRun) retryHere() bool {
-	t, ok := sr.runner.Steps.Step(sr.Step().Kind)
-	return ok && !t.Raw
+	_, ok := sr.runner.Steps.Step(sr.Step().Kind)
+	return ok
 }
 
 // retryLater parks the run after a transient failure of its step, backing
 // off from 2 seconds to a minute, and says once in the channel what failed
 // and until when it will be tried; at the deadline the step fails. It
 // returns an error only when the run cannot be parked.
+//
+// A workflow step is named ("Step 2 (describe) failed: ..."); a built-in
+// command's step speaks of the cloud ("AWS is not answering; I'll keep
+// trying until 14:05 UTC.").
 func (sr *stepRun) retryLater(cause error) error {
 	run := sr.run
 	var st retryState
@@ -395,16 +404,36 @@ func (sr *stepRun) retryLater(cause error) error {
 	deadline := st.Since.Add(limit)
 	step := sr.Step()
 	what := fmt.Sprintf("Step %d (%s)", run.Cursor+1, step.Kind)
+	t, _ := sr.runner.Steps.Step(step.Kind)
+	silent := sr.silentCloud(cause)
 	if !now.Before(deadline) {
 		delete(run.Vars, retryVar)
-		return sr.Fail(fmt.Sprintf("%s kept failing for %s: %s", what, limit, switchboard.ErrorMessage(cause)), false)
+		text := fmt.Sprintf("%s kept failing for %s: %s", what, limit, switchboard.ErrorMessage(cause))
+		switch {
+		case t.Internal && silent != "":
+			text = fmt.Sprintf("%s did not answer for %s, so I gave up: %s", upperFirst(silent), spell(limit), switchboard.ErrorMessage(cause))
+		case t.Internal:
+			text = fmt.Sprintf("This kept failing for %s, so I gave up: %s", spell(limit), switchboard.ErrorMessage(cause))
+		}
+		sr.Audit(switchboard.AuditAction, fmt.Sprintf("step %d %s", run.Cursor+1, step.Kind), "gave up", cause.Error())
+		return sr.Fail(text, false)
 	}
 	st.Attempts++
 	if st.Attempts == 1 {
 		// The whole error goes to the audit log (the channel gets the
 		// sentence), so "the error is in its log" holds for an internal one.
 		sr.Audit(switchboard.AuditAction, fmt.Sprintf("step %d %s", run.Cursor+1, step.Kind), "retrying", cause.Error())
-		sr.Say("retry", fmt.Sprintf("%s failed: %s I'll keep trying until %s.", what, sentence(switchboard.ErrorMessage(cause)), deadline.UTC().Format("15:04 UTC")))
+		until := deadline.UTC().Format("15:04 UTC")
+		text := fmt.Sprintf("%s failed: %s I'll keep trying until %s.", what, sentence(switchboard.ErrorMessage(cause)), until)
+		switch {
+		case t.Internal && silent != "":
+			text = fmt.Sprintf("%s is not answering; I'll keep trying until %s.", upperFirst(silent), until)
+		case t.Internal:
+			text = fmt.Sprintf("%s I'll keep trying until %s.", sentence(switchboard.ErrorMessage(cause)), until)
+		}
+		// Keyed by when the failures began: a step that got through and
+		// later fails again says so again.
+		sr.Say(fmt.Sprintf("retry.%d", st.Since.UnixNano()), text)
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -418,14 +447,51 @@ func (sr *stepRun) retryLater(cause error) error {
 	return nil
 }
 
-// retried forgets the retries of a step that has moved on.
+// retried forgets the retries of a step that got through: the deadline
+// of its next failure counts from then.
 func (sr *stepRun) retried() {
-	if raw, ok := sr.run.Vars[retryVar]; ok {
-		var st retryState
-		if json.Unmarshal(raw, &st) != nil || st.Step != sr.run.Cursor {
-			delete(sr.run.Vars, retryVar)
-		}
+	delete(sr.run.Vars, retryVar)
+}
+
+// silentCloud names the cloud that did not answer, as a sentence calls it
+// ("AWS"), when err is a cloud not answering, or returns "".
+func (sr *stepRun) silentCloud(err error) string {
+	var ce *switchboard.CloudError
+	if sr.cloud == "" || switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE || !errors.As(err, &ce) {
+		return ""
 	}
+	if title := sr.runner.CloudTitles[sr.cloud]; title != "" {
+		return title
+	}
+	return "the cloud " + sr.cloud
+}
+
+// upperFirst capitalizes the first letter of s, for a name that starts a
+// sentence.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// spell says a duration as people do: "5 minutes", "1 hour", "90 seconds".
+func spell(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return d.String()
 }
 
 // sentence ends s with a full stop unless it ends a sentence already.

@@ -662,23 +662,28 @@ func TestCloudRefuses(t *testing.T) {
 	}
 }
 
-// An outage is transient: Advance returns an error, decides nothing, and a
-// later Advance carries on.
+// An outage is transient: Advance parks the run, decides nothing, tells the
+// channel at once that the cloud is not answering and until when it will
+// be tried, and a later Advance carries on.
 func TestCloudUnavailable(t *testing.T) {
 	t.Parallel()
 	for _, action := range []string{"DescribeInstances", "StartInstances"} {
 		t.Run(action, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, fleet(), nil)
+			h.runner.CloudTitles = map[string]string{"main": "the simulated cloud"}
 			h.cloud.InjectFault(sim.Fault{Action: action, Times: 1})
 			run := h.run("start tools")
 			out, err := h.advance(run)
-			if switchboard.ErrorCode(err) != switchboard.EUNAVAILABLE {
-				t.Fatalf("Advance error = %v, want an unavailable cloud", err)
+			if err != nil || out.Wait <= 0 {
+				t.Fatalf("Advance = wait %v, error %v; want the run parked", out.Wait, err)
 			}
-			if run.State.Finished() || run.Error != "" || len(out.Messages) != 0 {
-				t.Errorf("run is %s (%q), said %q; want it undecided", run.State, run.Error, texts(out.Messages))
+			until := h.clock.Now().Add(30 * time.Minute).UTC().Format("15:04 UTC")
+			want := "The simulated cloud is not answering; I'll keep trying until " + until + "."
+			if got := texts(out.Messages); run.State.Finished() || run.Error != "" || len(got) != 1 || got[0] != want {
+				t.Errorf("run is %s (%q), said %q; want it undecided and %q", run.State, run.Error, got, want)
 			}
+			h.clock.Advance(out.Wait)
 			got := texts(h.finish(run))
 			if want := "tools (i-0123456789abcdef0) is now running at 107.20.248.29."; len(got) != 1 || got[0] != want {
 				t.Errorf("answers = %q, want [%q]", got, want)
@@ -702,8 +707,8 @@ func TestResumeAfterActing(t *testing.T) {
 			h := newHarness(t, fleet(), nil)
 			h.cloud.InjectFault(sim.Fault{Action: "StartInstances", Times: 1, Applied: applied})
 			first := h.run("start tools")
-			if _, err := h.advance(first); err == nil {
-				t.Fatal("Advance succeeded through an injected fault")
+			if out, err := h.advance(first); err != nil || out.Wait <= 0 || first.State.Finished() {
+				t.Fatalf("Advance through an injected fault: %s, wait %v, error %v; want it parked", first.State, out.Wait, err)
 			}
 			// What a new worker reads back: the last checkpoint.
 			run := h.saver.last()
@@ -849,5 +854,27 @@ func TestTerminatedWhileWaiting(t *testing.T) {
 	}
 	if run.State != switchboard.RunFailed {
 		t.Errorf("run is %s, want failed", run.State)
+	}
+}
+
+// A cloud that never comes back ends a built-in command at the deadline,
+// with the cloud named and the reason, not after the job queue's attempts.
+func TestCloudNeverBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleet(), nil)
+	h.runner.RetryFor = 2 * time.Minute
+	h.cloud.InjectFault(sim.Fault{Action: "DescribeInstances"})
+	run := h.run("start tools")
+	start := h.clock.Now()
+	got := texts(h.finish(run))
+	if len(got) != 2 || got[0] != "The cloud main is not answering; I'll keep trying until "+start.Add(2*time.Minute).UTC().Format("15:04 UTC")+"." ||
+		!strings.HasPrefix(got[1], "The cloud main did not answer for 2 minutes, so I gave up: The cloud answered InternalError") {
+		t.Errorf("said %q", got)
+	}
+	if took := h.clock.Now().Sub(start); run.State != switchboard.RunFailed || took < 2*time.Minute || took > 3*time.Minute {
+		t.Errorf("run %s after %s", run.State, took)
+	}
+	if run.Error != got[len(got)-1] {
+		t.Errorf("run error %q", run.Error)
 	}
 }

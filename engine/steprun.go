@@ -23,6 +23,9 @@ type stepRun struct {
 	key    *planKey
 	// skipped is set when the step's condition did not hold.
 	skipped bool
+	// cloud is the cloud the step last asked for, named in what the
+	// channel is told when it does not answer.
+	cloud string
 }
 
 var _ switchboard.StepRun = (*stepRun)(nil)
@@ -53,6 +56,7 @@ func (sr *stepRun) Cloud(name string) (switchboard.Provider, string, bool) {
 		name = sr.run.Cloud
 	}
 	p, ok := sr.runner.Providers[name]
+	sr.cloud = name
 	return p, name, ok
 }
 

@@ -160,7 +160,7 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 		if err := p.take(ctx, action); err != nil {
 			return nil, err
 		}
-		out, err := call(ctx)
+		out, err := within(ctx, p.opts.CallTimeout, action, call)
 		code := switchboard.ErrorCode(err)
 		p.count(func(s *Stats) {
 			s.Calls[action]++
@@ -174,7 +174,10 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 		if code == switchboard.ETHROTTLED {
 			p.drain(action)
 		}
-		retry := code == switchboard.ETHROTTLED || code == switchboard.EUNAVAILABLE && idempotent
+		// A call the cloud left unanswered is made twice at most: the
+		// caller hears of a silent cloud within two CallTimeouts.
+		retry := code == switchboard.ETHROTTLED ||
+			code == switchboard.EUNAVAILABLE && idempotent && (n < 2 || !unanswered(err))
 		if !retry || n >= p.opts.MaxAttempts || ctx.Err() != nil {
 			return out, err
 		}
@@ -184,6 +187,27 @@ func attempt[T any](ctx context.Context, p *Provider, action string, idempotent 
 			return nil, fmt.Errorf("%s: gave up waiting to retry (%w): %w", action, serr, err)
 		}
 	}
+}
+
+// codeTimeout is the code of a call the cloud left unanswered.
+const codeTimeout = "Timeout"
+
+// within makes one call, for at most timeout: a call the cloud leaves
+// unanswered that long is an outage (EUNAVAILABLE), like a refused
+// connection, rather than a wait as long as the caller's.
+func within[T any](ctx context.Context, timeout time.Duration, action string, call func(context.Context) ([]T, error)) ([]T, error) {
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := call(callCtx)
+	if err != nil && ctx.Err() == nil && errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		return out, &switchboard.CloudError{Code: codeTimeout, Message: fmt.Sprintf("%s got no answer within %s", action, timeout), Kind: switchboard.EUNAVAILABLE}
+	}
+	return out, err
+}
+
+func unanswered(err error) bool {
+	var ce *switchboard.CloudError
+	return errors.As(err, &ce) && ce.Code == codeTimeout
 }
 
 // backoff is how long to wait after attempt n failed with err: a random

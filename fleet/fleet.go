@@ -84,6 +84,12 @@ type Options struct {
 	// RetryAfter when that is longer. Defaults 200ms and 20s.
 	BaseDelay time.Duration
 	MaxDelay  time.Duration
+	// CallTimeout is how long one call may go unanswered before it counts
+	// as the cloud not answering (EUNAVAILABLE, code Timeout); default
+	// 20s. Such a call is made twice at most, which bounds how long a
+	// silent cloud keeps a run from telling its channel: the engine parks
+	// the run, says so and tries again until its deadline.
+	CallTimeout time.Duration
 
 	// NowFunc is the clock the token buckets are measured against; nil means
 	// time.Now. SleepFunc waits for d or until ctx is done, returning ctx's
@@ -125,6 +131,9 @@ func (o Options) Validate() error {
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("fleet: Options.MaxAttempts is %d; want at least 1 (0 means 6)", o.MaxAttempts))
 	}
+	if o.CallTimeout < 0 {
+		errs = append(errs, errors.New("fleet: Options.CallTimeout cannot be negative (0 means 20s)"))
+	}
 	if o.BaseDelay < 0 || o.MaxDelay < 0 {
 		errs = append(errs, errors.New("fleet: Options.BaseDelay and MaxDelay cannot be negative (0 means 200ms and 20s)"))
 	}
@@ -145,6 +154,9 @@ func (o Options) withDefaults() Options {
 	o.Batch.Terminate = intOr(o.Batch.Terminate, maxIDs)
 	o.Batch.Tag = intOr(o.Batch.Tag, defaultTagBatch)
 	o.MaxAttempts = intOr(o.MaxAttempts, 6)
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 20 * time.Second
+	}
 	if o.BaseDelay == 0 {
 		o.BaseDelay = 200 * time.Millisecond
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -685,4 +686,36 @@ func TestTags(t *testing.T) {
 			}
 		}
 	})
+}
+
+// silent is a cloud that takes every describe and never answers it.
+type silent struct {
+	*sim.Cloud
+	calls atomic.Int32
+}
+
+func (s *silent) DescribeInstances(ctx context.Context, _ switchboard.Filter) ([]switchboard.Instance, error) {
+	s.calls.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A call the cloud leaves unanswered is an outage after CallTimeout, not a
+// wait as long as the caller's, and is made twice at most: the engine hears
+// of a silent cloud, and tells the channel, within a minute.
+func TestSilentCloud(t *testing.T) {
+	t.Parallel()
+	var s *silent
+	b := setup(t, sim.Options{}, fleet.Options{CallTimeout: 20 * time.Millisecond}, func(c *sim.Cloud) switchboard.Provider {
+		s = &silent{Cloud: c}
+		return s
+	})
+	_, err := b.fleet.DescribeInstances(t.Context(), switchboard.Filter{})
+	var ce *switchboard.CloudError
+	if !errors.As(err, &ce) || ce.Code != "Timeout" || ce.Kind != switchboard.EUNAVAILABLE || ce.Message != "DescribeInstances got no answer within 20ms" {
+		t.Errorf("err = %v, want a Timeout outage", err)
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Errorf("%d calls, want 2", n)
+	}
 }

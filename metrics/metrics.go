@@ -26,6 +26,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	ack      *prometheus.HistogramVec
 	messages *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 }
 
 var _ switchboard.Meter = (*Metrics)(nil)
@@ -48,8 +49,12 @@ func New(runs RunCounter, logger *slog.Logger) *Metrics {
 			Name: "switchboard_messages_total",
 			Help: "Outgoing chat messages by result (sent, retry, throttled, failed).",
 		}, []string{"result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_requests_rejected_total",
+			Help: "Requests refused before they were verified (bad or stale signature, wrong secret, body over the limit, another Slack workspace), by endpoint and outcome; only a sample of them is audited and logged.",
+		}, []string{"endpoint", "outcome"}),
 	}
-	m.registry.MustRegister(m.requests, m.ack, m.messages,
+	m.registry.MustRegister(m.requests, m.ack, m.messages, m.rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if runs != nil {
 		m.registry.MustRegister(&runsCollector{runs: runs, logger: logger})
@@ -66,6 +71,12 @@ func (m *Metrics) RequestServed(source, outcome string, d time.Duration) {
 // MessageSent counts an outgoing message result.
 func (m *Metrics) MessageSent(result string) {
 	m.messages.WithLabelValues(result).Inc()
+}
+
+// RequestRejected counts a request refused before it was verified; it is
+// the CountFunc of switchboard.RejectSampler.
+func (m *Metrics) RequestRejected(endpoint, outcome string) {
+	m.rejected.WithLabelValues(endpoint, outcome).Inc()
 }
 
 // Handler serves /metrics.

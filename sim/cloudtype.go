@@ -14,7 +14,8 @@ import (
 // Type declares the simulated cloud for the registry: `provider: sim`, its
 // fleet under instances and its timings under sim.
 var Type = switchboard.CloudType{
-	Name: "sim",
+	Name:  "sim",
+	Title: "the simulated cloud",
 	Params: []switchboard.Param{
 		{Name: "region"},
 		{Name: "instances", Type: switchboard.TypeObjects, Example: "- { id: i-0123456789abcdef0, name: tools, state: stopped }", Fields: []switchboard.Param{

@@ -47,6 +47,12 @@ type HandlerConfig struct {
 	Commands   switchboard.CommandHandler // required
 	Deliveries Deduper                    // required
 	Auditor    Auditor                    // optional; rejected requests are only logged without it
+	// Rejections counts the requests refused before they were verified
+	// (bad or stale signatures, bodies over the limit, other workspaces)
+	// and samples them into the audit log and the log; one shared by every
+	// endpoint bounds them all together. Nil: a RejectSampler of its own
+	// over Auditor and Logger.
+	Rejections switchboard.Rejecter
 	// Interactions acts on button presses; when nil they are acked and audited.
 	Interactions InteractionHandler
 	// Events acts on Events API events; when nil they are acked and dropped.
@@ -80,6 +86,9 @@ func (rc *receiver) withDefaults(m switchboard.Meter, l *slog.Logger, now func()
 	}
 	if rc.now == nil {
 		rc.now = time.Now
+	}
+	if rc.rejections == nil {
+		rc.rejections = &switchboard.RejectSampler{Auditor: rc.auditor, Logger: rc.log}
 	}
 }
 
@@ -121,6 +130,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 			commands:     cfg.Commands,
 			deliveries:   cfg.Deliveries,
 			auditor:      cfg.Auditor,
+			rejections:   cfg.Rejections,
 			interactions: cfg.Interactions,
 			events:       cfg.Events,
 			teamID:       cfg.TeamID,
@@ -159,15 +169,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.reject(w, r, start, http.StatusRequestEntityTooLarge, outcomeTooLarge,
+			h.refuse(w, r, start, http.StatusRequestEntityTooLarge, outcomeTooLarge,
 				"The request body is over "+strconv.Itoa(MaxBodyBytes>>10)+" KiB.", "body over "+strconv.Itoa(MaxBodyBytes)+" bytes")
 			return
 		}
-		h.reject(w, r, start, http.StatusBadRequest, outcomeInvalid, "The request body could not be read.", "read body: "+err.Error())
+		h.refuse(w, r, start, http.StatusBadRequest, outcomeInvalid, "The request body could not be read.", "read body: "+err.Error())
 		return
 	}
 	if reason := h.authenticate(r, body, receivedAt); reason != "" {
-		h.reject(w, r, start, http.StatusUnauthorized, outcomeUnauthorized, "The request could not be verified as coming from Slack.", reason)
+		h.refuse(w, r, start, http.StatusUnauthorized, outcomeUnauthorized, "The request could not be verified as coming from Slack.", reason)
 		return
 	}
 	// The body was consumed above; the parsers read it again from memory.
@@ -221,19 +231,30 @@ func legacyToken(endpoint string, body []byte) string {
 	return js.Token
 }
 
-// reject answers a request that is not served, audits why and counts it.
-// detail goes to the audit log and the log; sentence goes to the caller.
+// reject answers a verified request that is not served, audits why and
+// counts it. detail goes to the audit log and the log; sentence goes to
+// the caller.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, outcome, sentence, detail string) {
 	http.Error(w, sentence, status)
-	subject := r.Method + " " + r.URL.Path
-	h.rc.log.Warn("slack request rejected", "path", r.URL.Path, "status", status, "reason", detail, "remote", r.RemoteAddr)
-	h.rc.audit(r.Context(), switchboard.AuditEvent{
-		Kind:    switchboard.AuditRequest,
-		Subject: subject,
-		Outcome: outcome,
-		Detail:  detail,
-	})
+	rej := h.rejection(r, status, outcome, detail)
+	h.rc.log.Warn(rej.Log, rej.LogAttrs...)
+	h.rc.audit(r.Context(), rej.Audit)
 	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(start))
+}
+
+// refuse answers a request that could not be verified as Slack's. Anyone
+// can send those, as fast as they like: they are counted, and sampled
+// into the audit log and the log.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, start time.Time, status int, outcome, sentence, detail string) {
+	http.Error(w, sentence, status)
+	h.rc.rejections.Reject(r.Context(), h.rejection(r, status, outcome, detail))
+	h.rc.meter.RequestServed(sourceHTTP, outcome, time.Since(start))
+}
+
+func (h *Handler) rejection(r *http.Request, status int, outcome, detail string) switchboard.Rejection {
+	return switchboard.Rejection{Endpoint: sourceHTTP, Outcome: outcome, Remote: r.RemoteAddr,
+		Audit: switchboard.AuditEvent{Time: h.rc.now(), Kind: switchboard.AuditRequest, Subject: r.Method + " " + r.URL.Path, Outcome: outcome, Detail: detail},
+		Log:   "slack request rejected", LogAttrs: []any{"path", r.URL.Path, "status", status, "reason", detail, "remote", r.RemoteAddr}}
 }
 
 func (h *Handler) serveCommand(w http.ResponseWriter, r *http.Request, in inbound) {

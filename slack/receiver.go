@@ -23,6 +23,7 @@ type receiver struct {
 	commands     switchboard.CommandHandler
 	deliveries   Deduper
 	auditor      Auditor
+	rejections   switchboard.Rejecter
 	interactions InteractionHandler
 	events       EventHandler
 	meter        switchboard.Meter
@@ -70,6 +71,18 @@ func (rc *receiver) foreign(team, app string) string {
 		return "the request comes from another Slack app (" + app + ")"
 	}
 	return ""
+}
+
+// refuseForeign records a request from another workspace or app: its
+// signature is good, but anyone with an app of their own can send these,
+// so they are counted and sampled per team like unsigned ones.
+func (rc *receiver) refuseForeign(ctx context.Context, msg, source, team, why string, e switchboard.AuditEvent, attrs ...any) {
+	e.Kind, e.Outcome, e.Detail = switchboard.AuditRequest, outcomeRefused, why
+	if e.Time.IsZero() {
+		e.Time = rc.now()
+	}
+	rc.rejections.Reject(ctx, switchboard.Rejection{Endpoint: source, Outcome: outcomeRefused, Remote: "team " + team, Audit: e,
+		Log: msg, LogAttrs: append([]any{"source", source, "why", why}, attrs...)})
 }
 
 // textForeign is what a person typing in another workspace or app sees.
@@ -124,9 +137,8 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 	}
 	log := rc.log.With("source", source, "command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
 	if why := rc.foreign(sc.TeamID, sc.APIAppID); why != "" {
-		log.Warn("slash command refused", "why", why)
-		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: sc.UserID, Channel: sc.ChannelID,
-			Subject: sc.Command, Outcome: outcomeRefused, Detail: why})
+		rc.refuseForeign(ctx, "slash command refused", source, sc.TeamID, why, switchboard.AuditEvent{Actor: sc.UserID, Channel: sc.ChannelID, Subject: sc.Command},
+			"command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
 		return commandReply{Outcome: outcomeRefused, Text: textForeign}
 	}
 	if why := rc.badResponseURL(sc.ResponseURL); why != "" {
@@ -197,9 +209,8 @@ func (rc *receiver) deliverEvent(ctx context.Context, raw []byte, source string,
 	}
 	log := rc.log.With("source", source, "event_id", cb.EventID, "event_type", head.Type, "retry", retryNum)
 	if why := rc.foreign(cb.TeamID, cb.APIAppID); why != "" {
-		log.Warn("event refused", "why", why)
-		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Subject: "slack event " + head.Type + " " + cb.EventID,
-			Outcome: outcomeRefused, Detail: why})
+		rc.refuseForeign(ctx, "event refused", source, cb.TeamID, why, switchboard.AuditEvent{Subject: "slack event " + head.Type + " " + cb.EventID},
+			"event_id", cb.EventID, "event_type", head.Type)
 		return outcomeRefused, nil
 	}
 
@@ -254,9 +265,8 @@ func (rc *receiver) deliverInteraction(ctx context.Context, ic goslack.Interacti
 	subject := interactionSubject(ic)
 	log := rc.log.With("source", source, "interaction", subject, "user", ic.User.ID, "channel", ic.Channel.ID)
 	if why := rc.foreign(ic.Team.ID, ic.APIAppID); why != "" {
-		log.Warn("interaction refused", "why", why)
-		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: ic.User.ID, Channel: ic.Channel.ID,
-			Subject: subject, Outcome: outcomeRefused, Detail: why})
+		rc.refuseForeign(ctx, "interaction refused", source, ic.Team.ID, why, switchboard.AuditEvent{Actor: ic.User.ID, Channel: ic.Channel.ID, Subject: subject},
+			"interaction", subject, "user", ic.User.ID, "channel", ic.Channel.ID)
 		return outcomeRefused
 	}
 	if why := rc.badResponseURL(ic.ResponseURL); why != "" {

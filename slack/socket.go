@@ -26,9 +26,12 @@ type SocketConfig struct {
 	// APIURL is Slack's Web API base URL; https://slack.com/api/ when empty.
 	APIURL string
 
-	Commands     switchboard.CommandHandler // required
-	Deliveries   Deduper                    // required
-	Auditor      Auditor
+	Commands   switchboard.CommandHandler // required
+	Deliveries Deduper                    // required
+	Auditor    Auditor
+	// Rejections samples deliveries from other workspaces and apps into
+	// the audit log and the log (see HandlerConfig.Rejections).
+	Rejections   switchboard.Rejecter
 	Interactions InteractionHandler
 	Events       EventHandler
 	Meter        switchboard.Meter
@@ -74,6 +77,7 @@ func RunSocketMode(ctx context.Context, cfg SocketConfig) error {
 		commands:     cfg.Commands,
 		deliveries:   cfg.Deliveries,
 		auditor:      cfg.Auditor,
+		rejections:   cfg.Rejections,
 		interactions: cfg.Interactions,
 		events:       cfg.Events,
 		teamID:       cfg.TeamID,

@@ -3,7 +3,6 @@ package steps
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -134,22 +133,7 @@ func capitalize(s string) string {
 }
 
 // Thousands writes n with a comma between thousands: 1,987.
-func Thousands(n int) string {
-	s := strconv.Itoa(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func Thousands(n int) string { return switchboard.Thousands(n) }
 
 // Failures returns the instances that failed on their own in err, by id:
 // the Failed of the *switchboard.PartialError in err's chain, nil when there

@@ -66,6 +66,13 @@ func (s *Store) newRiver(opts Options) error {
 	if err := river.AddWorkerSafely(workers, &scheduleWorker{s: s}); err != nil {
 		return err
 	}
+	if err := river.AddWorkerSafely(workers, &pruneWorker{s: s, r: opts.Retention}); err != nil {
+		return err
+	}
+	periodic := periodicJobs(opts.Schedules)
+	if prune := pruneJob(opts.Retention); prune != nil {
+		periodic = append(periodic, prune)
+	}
 	n := opts.Workers
 	if n <= 0 {
 		n = 20
@@ -79,7 +86,7 @@ func (s *Store) newRiver(opts Options) error {
 		// it to another replica after this long.
 		RescueStuckJobsAfter: 3 * time.Minute,
 		FetchCooldown:        10 * time.Millisecond,
-		PeriodicJobs:         periodicJobs(opts.Schedules),
+		PeriodicJobs:         periodic,
 		ID:                   opts.ClientID,
 	}
 	if !s.postgres {
@@ -163,6 +170,16 @@ func (s *Store) Stop(ctx context.Context) error {
 type runWorker struct {
 	river.WorkerDefaults[RunArgs]
 	s *Store
+}
+
+// NextRetry retries a run after 1, 2, 4... seconds, at most a minute
+// apart, instead of River's default (the attempt to the fourth power in
+// seconds: hours by the tenth). A step's own failures are parked and told
+// in the channel by the engine until the config's retry_for; what still
+// comes here (the run's progress could not be saved) is given up on within
+// minutes, and the channel told.
+func (w *runWorker) NextRetry(job *river.Job[RunArgs]) time.Time {
+	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), time.Minute))
 }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {

@@ -67,6 +67,9 @@ type Options struct {
 	// once the jobs it was working when it died, instead of waiting for the
 	// stuck-job rescuer. Two live replicas must not share one.
 	ClientID string
+	// Retention is how long the store keeps audit lines, finished runs
+	// and delivery keys; the zero value keeps everything.
+	Retention Retention
 }
 
 // Open connects to the database named by rawURL (sqlite://PATH or

@@ -153,7 +153,9 @@ func (s *Server) handleLogin() http.Handler {
 			renderPage(w, logger, http.StatusForbidden, "login.html", loginPage{Disabled: switchboard.ErrorMessage(errConsoleDisabled)})
 			return
 		case !s.logins.allow(r.RemoteAddr):
-			logger.WarnContext(r.Context(), "console login throttled", "remote", r.RemoteAddr)
+			s.cfg.Rejections.Reject(r.Context(), switchboard.Rejection{Endpoint: "console", Outcome: "throttled", Remote: r.RemoteAddr,
+				Audit: switchboard.AuditEvent{Time: s.cfg.NowFunc(), Actor: "console@" + hostOnly(r.RemoteAddr), Subject: "console login", Detail: "too many login attempts"},
+				Log:   "console login throttled", LogAttrs: []any{"remote", r.RemoteAddr}})
 			w.Header().Set("Retry-After", "10")
 			renderPage(w, logger, http.StatusTooManyRequests, "login.html", loginPage{Message: "Too many login attempts: wait a minute and try again."})
 			return
@@ -181,26 +183,16 @@ func (s *Server) handleLogin() http.Handler {
 	})
 }
 
+// auditFailedLogin counts a wrong admin token and samples it into the audit
+// log and the log, as every request refused before it is verified.
 func (s *Server) auditFailedLogin(r *http.Request) {
 	remote, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		remote = r.RemoteAddr
 	}
-	s.cfg.Logger.WarnContext(r.Context(), "console login failed", "remote", remote)
-	if s.cfg.Auditor == nil {
-		return
-	}
-	err = s.cfg.Auditor.Audit(r.Context(), switchboard.AuditEvent{
-		Time:    s.cfg.NowFunc(),
-		Kind:    switchboard.AuditRequest,
-		Actor:   "console@" + remote,
-		Subject: "console login",
-		Outcome: "refused",
-		Detail:  "wrong admin token",
-	})
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "audit failed console login", "err", err)
-	}
+	s.cfg.Rejections.Reject(r.Context(), switchboard.Rejection{Endpoint: "console", Outcome: "refused", Remote: r.RemoteAddr,
+		Audit: switchboard.AuditEvent{Time: s.cfg.NowFunc(), Actor: "console@" + remote, Subject: "console login", Detail: "wrong admin token"},
+		Log:   "console login failed", LogAttrs: []any{"remote", remote}})
 }
 
 // handleLogout ends the session. The form carries the CSRF token so another

@@ -26,7 +26,10 @@ const maxHookBody = 256 << 10
 // X-GitHub-Delivery) must not start anything again, and a sender's retry
 // of the same delivery starts nothing either. The same body on another day
 // is a new call.
-func handleHook(secrets map[string]string, events switchboard.EventHandler, auditor Auditor, logger *slog.Logger) http.Handler {
+//
+// A call that is not verified (too large, wrong signature) is counted and
+// sampled into the audit log and the log by rejections.
+func handleHook(secrets map[string]string, events switchboard.EventHandler, rejections switchboard.Rejecter, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		secret, ok := secrets[name]
@@ -37,6 +40,7 @@ func handleHook(secrets map[string]string, events switchboard.EventHandler, audi
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			rejections.Reject(r.Context(), hookRejection(r, name, "too_large", "body over 256 KiB"))
 			writeError(w, r, logger, switchboard.Errorf(switchboard.ETOOLARGE, "%s", "The body is larger than 256 KiB."))
 			return
 		} else if err != nil {
@@ -51,10 +55,7 @@ func handleHook(secrets map[string]string, events switchboard.EventHandler, audi
 		mac.Write(body)
 		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 		if !hmac.Equal([]byte(sig), []byte(want)) {
-			if auditor != nil {
-				_ = auditor.Audit(r.Context(), switchboard.AuditEvent{Time: time.Now(), Kind: switchboard.AuditRequest, Subject: "webhook " + name,
-					Outcome: "unauthorized", Detail: "missing or wrong signature"})
-			}
+			rejections.Reject(r.Context(), hookRejection(r, name, "unauthorized", "missing or wrong signature"))
 			writeError(w, r, logger, switchboard.Errorf(switchboard.EUNAUTHORIZED, "%s", "The signature is missing or wrong: send X-Hub-Signature-256: sha256=HMAC-SHA256(secret, body)."))
 			return
 		}
@@ -75,6 +76,12 @@ func handleHook(secrets map[string]string, events switchboard.EventHandler, audi
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 	})
+}
+
+func hookRejection(r *http.Request, name, outcome, detail string) switchboard.Rejection {
+	return switchboard.Rejection{Endpoint: "webhook", Outcome: outcome, Remote: r.RemoteAddr,
+		Audit: switchboard.AuditEvent{Time: time.Now(), Subject: "webhook " + name, Detail: detail},
+		Log:   "webhook call rejected", LogAttrs: []any{"hook", name, "reason", detail, "remote", r.RemoteAddr}}
 }
 
 // handleApproval answers an approval request from the console, as the chosen

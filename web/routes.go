@@ -45,7 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger)))
 
 	mux.Handle("POST /events/aws", orNotFound(cfg.AWSEvents, "AWS events are not configured: add aws_events: { secret: ... } to the config."))
-	mux.Handle("POST /hooks/{name}", handleHook(cfg.Hooks, cfg.Events, cfg.Auditor, cfg.Logger))
+	mux.Handle("POST /hooks/{name}", handleHook(cfg.Hooks, cfg.Events, cfg.Rejections, cfg.Logger))
 
 	return mux
 }

@@ -63,7 +63,12 @@ type Config struct {
 	Store      Store
 	// Auditor records failed logins; nil records nothing.
 	Auditor Auditor
-	Slack   SlackHandlers
+	// Rejections counts webhook calls and console logins refused before
+	// they were verified (wrong signature or admin token, body over the
+	// limit, too many attempts) and samples them into the audit log and
+	// the log. Nil: a RejectSampler over Auditor and Logger.
+	Rejections switchboard.Rejecter
+	Slack      SlackHandlers
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler
 	// Users, Channels and CommandNames fill the playground's pickers and
@@ -127,6 +132,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
+	}
+	if cfg.Rejections == nil {
+		cfg.Rejections = &switchboard.RejectSampler{Auditor: cfg.Auditor, Logger: cfg.Logger}
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour

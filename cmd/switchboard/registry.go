@@ -74,6 +74,18 @@ func fleetOptions(name string, p switchboard.Provider) fleet.Options {
 	return fleet.Options{}
 }
 
+// cloudTitles names each configured cloud as sentences to people do, by
+// its provider's title ("AWS"); the engine says so when it does not answer.
+func cloudTitles(cfg *config.Config) map[string]string {
+	titles := map[string]string{}
+	for _, c := range cfg.Clouds {
+		if t, ok := cfg.Registry().Cloud(c.Provider); ok && t.Title != "" {
+			titles[c.Name] = t.Title
+		}
+	}
+	return titles
+}
+
 // unlimited turns the fleet layer's own token buckets off.
 var unlimited = fleet.Limits{Describe: noLimit, Mutate: noLimit, Start: noLimit, Terminate: noLimit}
 

@@ -80,7 +80,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if len(clientID) > 100 {
 		clientID = clientID[:100]
 	}
-	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules, ClientID: clientID})
+	st, err := store.Open(ctx, cfg.Store, store.Options{Logger: logger, Schedules: schedules, ClientID: clientID,
+		Retention: store.Retention(cfg.Retention)})
 	if err != nil {
 		return err
 	}
@@ -90,12 +91,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if c := st.SQLCounts(); c != nil {
 		meter.CountSQL(c.Statements.Load, c.Commits.Load)
 	}
+	// One sampler for every endpoint anyone can call unverified: a flood of
+	// bad signatures adds a bounded number of audit and log lines a minute.
+	rejections := &switchboard.RejectSampler{Auditor: st, Logger: logger, CountFunc: meter.RequestRejected}
+	defer rejections.Close()
 	commands := &engine.Commands{Specs: cfg.Commands, Workflows: cfg.Workflows, Deploys: cfg.DeploySpecs(), Runs: st, InstanceIDFunc: instanceIDFunc(cfg)}
 	events := &engine.Events{Workflows: cfg.Workflows, Runs: st}
 	approvals := &engine.Approvals{Store: st}
 	inventory = st
 	runner := &engine.Runner{Steps: cfg.Registry(), Providers: providers, Locks: st, Approvals: st, Inventory: st, Events: events,
-		RetryFor: cfg.RetryFor, Secrets: secrets, HTTPClient: httpClient, Commands: cfg.Commands, InstanceIDFunc: instanceIDFunc(cfg)}
+		RetryFor: cfg.RetryFor, Secrets: secrets, HTTPClient: httpClient, Commands: cfg.Commands, InstanceIDFunc: instanceIDFunc(cfg),
+		CloudTitles: cloudTitles(cfg)}
 	runner.Prepare(cfg.Workflows)
 	sources, problems := buildSources(ctx, cfg, events, logger)
 	if len(problems) > 0 {
@@ -142,6 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Commands:          handler,
 			Deliveries:        st,
 			Auditor:           st,
+			Rejections:        rejections,
 			Interactions:      &slack.ApprovalButtons{Approver: approvals, Messenger: slackMessenger, Logger: logger},
 			Meter:             meter,
 			Logger:            logger,
@@ -158,6 +165,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Commands:     handler,
 		Store:        st,
 		Auditor:      st,
+		Rejections:   rejections,
 		Slack:        slackHandlers,
 		Metrics:      meter.Handler(),
 		Users:        users,
@@ -167,7 +175,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Details:      st,
 		Fleet:        &engine.Fleet{Providers: providers, Commands: cfg.Commands, Workflows: cfg.Workflows},
 		Names:        consoleNames{fixed: cfg.Names, slack: &slack.Names{BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL, HTTPClient: httpClient}},
-		AWSEvents:    awsEventsHandler(cfg, events, logger, st),
+		AWSEvents:    awsEventsHandler(cfg, events, logger, rejections),
 		Hooks:        hookSecrets(cfg),
 		Events:       events,
 		Sources:      sources.health,
@@ -201,7 +209,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			defer close(socketDone)
 			err := slack.RunSocketMode(ctx, slack.SocketConfig{
 				AppToken: cfg.Slack.AppToken.Value(), BotToken: cfg.Slack.BotToken.Value(), APIURL: cfg.Slack.APIURL,
-				Commands: handler, Deliveries: st, Auditor: st, Meter: meter, Logger: logger,
+				Commands: handler, Deliveries: st, Auditor: st, Rejections: rejections, Meter: meter, Logger: logger,
 				TeamID: cfg.Slack.TeamID, AppID: cfg.Slack.AppID, ResponseURLs: responseURLs,
 			})
 			if err != nil {

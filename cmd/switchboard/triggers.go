@@ -69,11 +69,11 @@ func hookSecrets(cfg *config.Config) map[string]string {
 	return hooks
 }
 
-func awsEventsHandler(cfg *config.Config, events switchboard.EventHandler, logger *slog.Logger, auditor awsevents.Auditor) http.Handler {
+func awsEventsHandler(cfg *config.Config, events switchboard.EventHandler, logger *slog.Logger, rejections switchboard.Rejecter) http.Handler {
 	if cfg.AWSEvents.Secret == "" {
 		return nil
 	}
-	return awsevents.Handler(cfg.AWSEvents.Secret.Value(), events, logger, auditor)
+	return awsevents.Handler(cfg.AWSEvents.Secret.Value(), events, logger, rejections)
 }
 
 func optionalRegexp(pattern string) *regexp.Regexp {
