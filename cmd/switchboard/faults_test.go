@@ -32,7 +32,7 @@ func TestCloudOutageIsTold(t *testing.T) {
 
 			req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "start tools")
 			sent := time.Now()
-			if status, ack := send(t, req); status != 200 || !strings.HasPrefix(ack, "Starting tools") {
+			if status, ack := send(t, req); status != 200 || !strings.HasPrefix(ack, "Checking tools") {
 				t.Fatalf("ack = %d %q", status, ack)
 			}
 			wait := func(n int, within time.Duration) []string {
