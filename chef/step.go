@@ -97,7 +97,8 @@ func runDelete(ctx context.Context, c *Client, s switchboard.StepRun) error {
 		}
 		switch len(names) {
 		case 0:
-			return s.Done(map[string]any{"node": "", "deleted": []string{}, "absent": []string{"node"}, "summary": ""})
+			// A report lists every system: "no Chef node or client".
+			return s.Done(map[string]any{"node": "", "deleted": []string{}, "absent": []string{"node"}, "summary": Result{DryRun: p.DryRun}.Summary()})
 		case 1:
 			name = names[0]
 		default:
