@@ -174,7 +174,8 @@ func TestInstanceNamesAreEscaped(t *testing.T) {
 // without an id go with the instance whose name or address they carry,
 // and entries of live instances, of ids the cloud calls malformed, and of
 // instances a cleanup already looked at are left alone. What the entries
-// knew of the instance is remembered for the workflow's recall.
+// knew of the instance is remembered for the workflow's recall, but not an
+// address a live instance has now (web-1's, in a stale Chef node).
 func TestSweepHoldings(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, fleet(), func(o *sim.Options) { o.ShuttingDownDuration = sim.Instant })
@@ -196,7 +197,7 @@ func TestSweepHoldings(t *testing.T) {
 	h.runner.Steps.AddStep(switchboard.StepType{Kind: "fake_cleanup", RunFunc: func(context.Context, switchboard.StepRun) error { return nil },
 		Holdings: func(context.Context) ([]switchboard.Holding, error) {
 			return []switchboard.Holding{
-				{System: "Chef", Item: "node tools", Instance: idTools, Name: "tools", Addresses: []string{private, "203.0.113.9"}},
+				{System: "Chef", Item: "node tools", Instance: idTools, Name: "tools", Addresses: []string{private, web1IP, "203.0.113.9"}},
 				{System: "Consul", Item: "node old-1", Instance: vanished, Name: "old-1"},
 				{System: "Consul", Item: "node web-1", Instance: idWeb1, Name: "web-1"},
 				{System: "Consul", Item: "node old-2", Instance: settled, Name: "old-2"},

@@ -158,20 +158,47 @@ func runSweep(ctx context.Context, s switchboard.StepRun) error {
 	if err != nil || now == nil {
 		return err
 	}
+	anyGone := false
 	for _, id := range ids {
 		d := byID[id]
 		if in, ok := now[id]; ok {
 			d.in = completed(d.in, in)
 			d.gone = d.gone || in.State == switchboard.StateTerminated || in.State == switchboard.StateShuttingDown
 		}
-		d.in = withHoldings(d.in, d.holdings)
-		if d.gone {
+		anyGone = anyGone || d.gone
+	}
+	// An address is reused once its instance is gone: what an entry says
+	// of a gone instance, and an entry without an id, count only where no
+	// live instance has the address now.
+	live := map[string]bool{}
+	if anyGone && len(holdings) > 0 {
+		all, err := cloud.DescribeInstances(ctx, switchboard.Filter{})
+		if err != nil {
+			return s.CloudError(err, "describe the instances of the cloud")
+		}
+		for _, in := range all {
+			if in.State == switchboard.StateTerminated || in.State == switchboard.StateShuttingDown {
+				continue
+			}
+			for _, a := range []string{in.PrivateIP, in.PublicIP, strings.ToLower(in.PrivateDNS)} {
+				if a != "" {
+					live[a] = true
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		if d := byID[id]; d.gone {
+			d.in = withHoldings(d.in, d.holdings, live)
 			d.in.State = switchboard.StateTerminated
 		}
 	}
 	// Entries without an id belong to the instance whose name or
 	// addresses they carry; to none while that instance is alive.
 	for _, h := range loose {
+		if slices.ContainsFunc(h.Addresses, func(a string) bool { return live[strings.ToLower(strings.TrimSuffix(a, "."))] }) {
+			continue
+		}
 		var owner *departed
 		for _, id := range ids {
 			if d := byID[id]; holds(d.in, h) {
@@ -322,13 +349,16 @@ func completed(known, now switchboard.Instance) switchboard.Instance {
 
 // withHoldings fills what is not known of an instance from the entries
 // that name it by id: its name, its private and public address, its
-// private DNS name.
-func withHoldings(in switchboard.Instance, hs []switchboard.Holding) switchboard.Instance {
+// private DNS name; not an address a live instance has now.
+func withHoldings(in switchboard.Instance, hs []switchboard.Holding, live map[string]bool) switchboard.Instance {
 	for _, h := range hs {
 		if in.Name == "" {
 			in.Name = h.Name
 		}
 		for _, a := range h.Addresses {
+			if live[strings.ToLower(strings.TrimSuffix(a, "."))] {
+				continue
+			}
 			ip, err := netip.ParseAddr(a)
 			switch {
 			case err == nil && ip.IsPrivate():
