@@ -69,30 +69,9 @@ func (c *Client) Holdings(ctx context.Context) ([]switchboard.Holding, error) {
 // automatic attributes first, as Chef's precedence has them; "" when none.
 func (n node) value(attr string) string {
 	for _, m := range []map[string]any{n.Automatic, n.Override, n.Normal, n.Default} {
-		if v := flatValue(m, "", attr); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func flatValue(m map[string]any, prefix, attr string) string {
-	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "_" + k
-		}
-		if !strings.HasPrefix(attr, key) {
-			continue
-		}
-		switch v := v.(type) {
-		case string:
-			if key == attr {
+		for _, v := range flatValues(m, "", attr, nil) {
+			if v != "" {
 				return v
-			}
-		case map[string]any:
-			if s := flatValue(v, key, attr); s != "" {
-				return s
 			}
 		}
 	}
