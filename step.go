@@ -110,6 +110,10 @@ type StepType struct {
 	// RunFunc runs the step. It returns an error only for a transient
 	// failure: nothing was decided, and the run is tried again later.
 	RunFunc func(ctx context.Context, s StepRun) error
+	// Holdings, set on the step type of an integration that cleans up
+	// after instances, lists what the integration holds for instances,
+	// for the sweep to find what a lost instance left behind.
+	Holdings HoldingsFunc
 }
 
 // ParamProblem is something wrong with one parameter of a configured step.
@@ -279,6 +283,13 @@ type StepRun interface {
 	// not hand it to cleanup again; Unsettled lists those not looked at.
 	Settle(ctx context.Context, cloud, id string) error
 	Unsettled(ctx context.Context, cloud string) ([]Instance, error)
+	// Remember records what is known of instances of the named cloud ("",
+	// the run's) beyond what the cloud shows, as a describe would.
+	Remember(cloud string, insts []Instance)
+	// Holdings asks every registered step type that declares Holdings
+	// what its integration holds for instances. The error joins those
+	// that could not answer; the others' entries are returned with it.
+	Holdings(ctx context.Context) ([]Holding, error)
 	// Emit starts the workflows an event is for, as if it had come in.
 	Emit(ctx context.Context, ev Event) ([]string, error)
 }

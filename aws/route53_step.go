@@ -29,7 +29,7 @@ import (
 // records"). With dry_run: true it changes nothing and its outputs say what
 // it would delete.
 func DNSCleanupStep(c *DNS) switchboard.StepType {
-	return switchboard.StepType{
+	t := switchboard.StepType{
 		Kind: "route53_cleanup",
 		Params: []switchboard.Param{
 			{Name: "name", Hint: "the instance's Name tag, like name: '{{ steps.inst.name }}'"},
@@ -50,6 +50,11 @@ func DNSCleanupStep(c *DNS) switchboard.StepType {
 			return runDNSCleanup(ctx, c, s)
 		},
 	}
+	if c != nil {
+		// What a sweep checks for records of instances that are gone.
+		t.Holdings = c.Holdings
+	}
+	return t
 }
 
 func checkDNSCleanupParams(c *DNS, params map[string]any) []switchboard.ParamProblem {

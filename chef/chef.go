@@ -242,14 +242,17 @@ type node struct {
 // the way Chef's search index flattens it, is attr and holds value.
 func (n node) has(attr, value string) bool {
 	for _, m := range []map[string]any{n.Automatic, n.Normal, n.Default, n.Override} {
-		if hasFlat(m, "", attr, value) {
+		if slices.Contains(flatValues(m, "", attr, nil), value) {
 			return true
 		}
 	}
 	return false
 }
 
-func hasFlat(m map[string]any, prefix, attr, value string) bool {
+// flatValues appends to out the strings at the attributes of m that
+// flatten to attr (ec2.instance_id and a top-level ec2_instance_id both
+// do).
+func flatValues(m map[string]any, prefix, attr string, out []string) []string {
 	for k, v := range m {
 		key := k
 		if prefix != "" {
@@ -260,16 +263,14 @@ func hasFlat(m map[string]any, prefix, attr, value string) bool {
 		}
 		switch v := v.(type) {
 		case string:
-			if key == attr && v == value {
-				return true
+			if key == attr {
+				out = append(out, v)
 			}
 		case map[string]any:
-			if hasFlat(v, key, attr, value) {
-				return true
-			}
+			out = flatValues(v, key, attr, out)
 		}
 	}
-	return false
+	return out
 }
 
 // instanceID is what FindNode accepts as an instance id: EC2's i-0abc...,

@@ -330,3 +330,27 @@ func TestCleanupRefusesWhatIsNotANodeName(t *testing.T) {
 		t.Errorf("a path in a node name deleted the client %s", adminName)
 	}
 }
+
+// Holdings lists the nodes that carry an instance id, with the addresses
+// Ohai reported; a node without one is not listed.
+func TestHoldings(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.CreateNode(t, "web-7", map[string]any{"ipaddress": "10.0.0.7",
+		"ec2": map[string]any{"instance_id": "i-0abc1234def567890", "public_ipv4": "203.0.113.7", "local_hostname": "ip-10-0-0-7.ec2.internal"}})
+	b.instance(t, "web-8", "i-0abc1234def567891")
+	b.srv.CreateNode(t, "laptop", map[string]any{"ipaddress": "192.168.1.2"})
+	got, err := b.client.Holdings(context.Background())
+	if err != nil {
+		t.Fatalf("Holdings: %v", err)
+	}
+	want := []switchboard.Holding{
+		{System: "Chef", Item: "node web-7", Instance: "i-0abc1234def567890", Name: "web-7", Addresses: []string{"10.0.0.7", "203.0.113.7", "ip-10-0-0-7.ec2.internal"}},
+		{System: "Chef", Item: "node web-8", Instance: "i-0abc1234def567891", Name: "web-8"},
+	}
+	if !slices.EqualFunc(got, want, func(a, b switchboard.Holding) bool {
+		return a.System == b.System && a.Item == b.Item && a.Instance == b.Instance && a.Name == b.Name && slices.Equal(a.Addresses, b.Addresses)
+	}) {
+		t.Errorf("Holdings =\n%+v\nwant\n%+v", got, want)
+	}
+}

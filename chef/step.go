@@ -25,7 +25,7 @@ import (
 // summary ("Chef node and client"). With dry_run: true it deletes nothing and
 // its outputs say what it would delete.
 func DeleteStep(c *Client) switchboard.StepType {
-	return switchboard.StepType{
+	t := switchboard.StepType{
 		Kind: "chef_delete",
 		Params: []switchboard.Param{
 			{Name: "node", Hint: "the Chef node (and client) name, like node: '{{ steps.inst.name }}'"},
@@ -43,6 +43,11 @@ func DeleteStep(c *Client) switchboard.StepType {
 			return runDelete(ctx, c, s)
 		},
 	}
+	if c != nil {
+		// What a sweep checks for nodes of instances that are gone.
+		t.Holdings = c.Holdings
+	}
+	return t
 }
 
 func checkDeleteParams(params map[string]any) []switchboard.ParamProblem {
@@ -92,7 +97,8 @@ func runDelete(ctx context.Context, c *Client, s switchboard.StepRun) error {
 		}
 		switch len(names) {
 		case 0:
-			return s.Done(map[string]any{"node": "", "deleted": []string{}, "absent": []string{"node"}, "summary": ""})
+			// A report lists every system: "no Chef node or client".
+			return s.Done(map[string]any{"node": "", "deleted": []string{}, "absent": []string{"node"}, "summary": Result{DryRun: p.DryRun}.Summary()})
 		case 1:
 			name = names[0]
 		default:

@@ -124,7 +124,7 @@ func TestDeleteStepByInstance(t *testing.T) {
 	if r.err != nil || r.run.State != switchboard.RunSucceeded {
 		t.Fatalf("second run %s (%s), %v", r.run.State, r.run.Error, r.err)
 	}
-	if r.outputs.Node != "" || len(r.outputs.Deleted) != 0 || !reflect.DeepEqual(r.outputs.Absent, []string{"node"}) {
+	if r.outputs.Node != "" || len(r.outputs.Deleted) != 0 || !reflect.DeepEqual(r.outputs.Absent, []string{"node"}) || r.outputs.Summary != "no Chef node or client" {
 		t.Errorf("second run's outputs %+v", r.outputs)
 	}
 	if got := r.audited("chef "); len(got) != 0 {

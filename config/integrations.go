@@ -26,7 +26,12 @@ type Consul struct {
 	Datacenter   string        `json:"datacenter,omitempty"`
 	LockPrefixes []string      `json:"lock_prefixes,omitempty"`
 	Timeout      time.Duration `json:"timeout,omitempty"`
-	Line         int           `json:"line"`
+	// InstanceMeta (the node meta key holding the instance id) and
+	// NodeName (a template of {{id}} and {{name}}) say how the sweep ties
+	// a node to its instance.
+	InstanceMeta string `json:"instance_meta,omitempty"`
+	NodeName     string `json:"node_name,omitempty"`
+	Line         int    `json:"line"`
 }
 
 // DNS is the Route53 account route53_cleanup steps remove records from.
@@ -140,7 +145,7 @@ func (d *decoder) consul(p pair) *Consul {
 		return nil
 	}
 	c := &Consul{Line: p.key.Line}
-	f := d.fields(p.val, p.path, p.line(), "address", "token", "datacenter", "lock_prefixes", "timeout")
+	f := d.fields(p.val, p.path, p.line(), "address", "token", "datacenter", "lock_prefixes", "timeout", "instance_meta", "node_name")
 	if q, ok := f["address"]; ok {
 		c.Address, _ = d.str(q)
 	} else {
@@ -152,6 +157,12 @@ func (d *decoder) consul(p pair) *Consul {
 	}
 	if q, ok := f["lock_prefixes"]; ok {
 		c.LockPrefixes, _ = d.list(q, "locks/, service/")
+	}
+	if q, ok := f["instance_meta"]; ok {
+		c.InstanceMeta, _ = d.str(q)
+	}
+	if q, ok := f["node_name"]; ok {
+		c.NodeName, _ = d.str(q)
 	}
 	if q, ok := f["timeout"]; ok {
 		c.Timeout, _ = d.positiveDuration(q)

@@ -51,6 +51,14 @@ type Options struct {
 	LockPrefixes []string
 	// Timeout bounds one Cleanup; default 30s.
 	Timeout time.Duration
+	// InstanceMeta is the node meta key that holds a node's instance id,
+	// for Holdings; default DefaultInstanceMeta.
+	InstanceMeta string
+	// NodeName says how node names carry the instance, for Holdings: a
+	// template of {{id}} (the instance id) and {{name}} (its Name tag),
+	// like "{{id}}" or "{{name}}.node". Empty: a node name is the
+	// instance's name.
+	NodeName string
 }
 
 // WithDefaults returns the options with every unset default filled in.
@@ -60,6 +68,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
+	}
+	if o.InstanceMeta == "" {
+		o.InstanceMeta = DefaultInstanceMeta
 	}
 	return o
 }
@@ -89,7 +100,11 @@ func (o Options) Validate() error {
 	if strings.ContainsAny(o.Datacenter, "/?&# ") {
 		return fmt.Errorf("consul: datacenter %q is not a datacenter name, like dc1", o.Datacenter)
 	}
-	return nil
+	if strings.ContainsAny(o.InstanceMeta, " \t\r\n") {
+		return fmt.Errorf("consul: instance_meta %q is not a node meta key, like instance_id", o.InstanceMeta)
+	}
+	_, err := compileNodeName(o.NodeName)
+	return err
 }
 
 // nodeName is a node name Cleanup accepts: a host name, in the main.
@@ -97,8 +112,9 @@ var nodeName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // Client cleans up nodes in one Consul datacenter.
 type Client struct {
-	api  *api.Client
-	opts Options
+	api      *api.Client
+	opts     Options
+	nodeName *nodeTemplate
 	// where names Consul in errors.
 	where string
 }
@@ -113,7 +129,8 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Client{api: c, opts: opts, where: "Consul at " + opts.Address}, nil
+	nodeName, _ := compileNodeName(opts.NodeName) // checked by Validate
+	return &Client{api: c, opts: opts, nodeName: nodeName, where: "Consul at " + opts.Address}, nil
 }
 
 // Result is what Cleanup did, or would do in a dry run. After an error it

@@ -87,6 +87,10 @@ func TestOptionsValidate(t *testing.T) {
 		{consul.Options{Address: "https://u:hunter2@consul.internal:8501"}, "must not hold a user or password"},
 		{consul.Options{Address: "127.0.0.1:8500", Token: "abc def-hunter2"}, "token holds white space"},
 		{consul.Options{Address: "127.0.0.1:8500", Datacenter: "dc1?x=y"}, "datacenter"},
+		{consul.Options{Address: "127.0.0.1:8500", InstanceMeta: "ec2-instance-id", NodeName: "{{name}}.node"}, ""},
+		{consul.Options{Address: "127.0.0.1:8500", InstanceMeta: "instance id"}, `instance_meta "instance id" is not a node meta key`},
+		{consul.Options{Address: "127.0.0.1:8500", NodeName: "{{host}}"}, "it may hold {{id}}"},
+		{consul.Options{Address: "127.0.0.1:8500", NodeName: "web"}, "holds neither {{id}} nor {{name}}"},
 	}
 	for _, tt := range tests {
 		err := tt.opts.Validate()

@@ -23,7 +23,7 @@ import (
 // deleted), and summary ("Consul node and 1 session (released locks/web)").
 // With dry_run: true it changes nothing and its outputs say what it would do.
 func DeregisterStep(c *Client) switchboard.StepType {
-	return switchboard.StepType{
+	t := switchboard.StepType{
 		Kind: "consul_deregister",
 		Params: []switchboard.Param{
 			{Name: "node", Required: true, Hint: "the Consul node name, like node: '{{ steps.inst.name }}'"},
@@ -42,6 +42,11 @@ func DeregisterStep(c *Client) switchboard.StepType {
 			return runDeregister(ctx, c, s)
 		},
 	}
+	if c != nil {
+		// What a sweep checks for nodes of instances that are gone.
+		t.Holdings = c.Holdings
+	}
+	return t
 }
 
 // deregisterProgress is what earlier attempts of one step destroyed: a

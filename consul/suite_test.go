@@ -41,6 +41,48 @@ type peer struct {
 }
 
 func runSuite(t *testing.T, p peer) {
+	t.Run("Holdings", func(t *testing.T) {
+		t.Parallel()
+		n := nodeSeq.Add(1)
+		byMeta, byName := fmt.Sprintf("web-%d", n), fmt.Sprintf("i-0abc%013d", n)
+		admin := p.admin(t)
+		for _, reg := range []*api.CatalogRegistration{
+			{Node: byMeta, Address: "10.0.0.7", NodeMeta: map[string]string{"instance_id": "i-0def1234567890abc"}},
+			{Node: byName, Address: "10.0.0.8"},
+		} {
+			if _, err := admin.Catalog().Register(reg, nil); err != nil {
+				t.Fatalf("register %s: %v", reg.Node, err)
+			}
+		}
+		find := func(c *consul.Client, node string) switchboard.Holding {
+			t.Helper()
+			hs, err := c.Holdings(context.Background())
+			if err != nil {
+				t.Fatalf("Holdings: %v", err)
+			}
+			for _, h := range hs {
+				if h.Name == node || h.Item == "node "+node {
+					return h
+				}
+			}
+			t.Fatalf("Holdings has no node %s: %+v", node, hs)
+			return switchboard.Holding{}
+		}
+		c := p.client(t, p.token, "")
+		if h := find(c, byMeta); h.Instance != "i-0def1234567890abc" || h.Item != "node "+byMeta || !slices.Equal(h.Addresses, []string{"10.0.0.7"}) {
+			t.Errorf("the node with instance_id meta: %+v", h)
+		}
+		if h := find(c, byName); h.Instance != "" || h.System != "Consul" {
+			t.Errorf("a node without meta, and no node_name: %+v", h)
+		}
+		templated, err := consul.New(consul.Options{Address: p.addr, Token: p.token, NodeName: "{{id}}"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := find(templated, byName); h.Instance != byName {
+			t.Errorf("with node_name {{id}}: %+v", h)
+		}
+	})
 	t.Run("Cleanup", func(t *testing.T) {
 		t.Parallel()
 		f := p.seed(t)

@@ -167,3 +167,70 @@ func TestInstanceNamesAreEscaped(t *testing.T) {
 		t.Errorf("list said %q, want the name and tag escaped", got)
 	}
 }
+
+// The sweep also asks every step type that declares Holdings (here one
+// integration standing for Route53, Chef and Consul): an instance the
+// inventory never saw is found by the id an entry carries, the entries
+// without an id go with the instance whose name or address they carry,
+// and entries of live instances, of ids the cloud calls malformed, and of
+// instances a cleanup already looked at are left alone. What the entries
+// knew of the instance is remembered for the workflow's recall, but not an
+// address a live instance has now (web-1's, in a stale Chef node).
+func TestSweepHoldings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, fleet(), func(o *sim.Options) { o.ShuttingDownDuration = sim.Instant })
+	inv := &memory{known: map[string]switchboard.Instance{}, settled: map[string]bool{}}
+	events := &emitted{}
+	h.runner.Inventory, h.runner.Events = inv, events
+	const vanished, settled = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"
+	inv.Remember("main", []switchboard.Instance{{ID: settled, Name: "old-2"}})
+	inv.settled["main/"+settled] = true
+	ctx := context.Background()
+	tools, err := h.cloud.DescribeInstances(ctx, switchboard.Filter{IDs: []string{idTools}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := tools[0].PrivateIP
+	if _, err := h.cloud.TerminateInstances(ctx, []string{idTools}); err != nil {
+		t.Fatal(err)
+	}
+	h.runner.Steps.AddStep(switchboard.StepType{Kind: "fake_cleanup", RunFunc: func(context.Context, switchboard.StepRun) error { return nil },
+		Holdings: func(context.Context) ([]switchboard.Holding, error) {
+			return []switchboard.Holding{
+				{System: "Chef", Item: "node tools", Instance: idTools, Name: "tools", Addresses: []string{private, web1IP, "203.0.113.9"}},
+				{System: "Consul", Item: "node old-1", Instance: vanished, Name: "old-1"},
+				{System: "Consul", Item: "node web-1", Instance: idWeb1, Name: "web-1"},
+				{System: "Consul", Item: "node old-2", Instance: settled, Name: "old-2"},
+				{System: "Chef", Item: "node laptop", Instance: "not-an-id"},
+				{System: "Route53", Item: "tools.example.com A", Addresses: []string{private}},
+				{System: "Route53", Item: "tools-public.example.com A", Addresses: []string{"203.0.113.9"}},
+				{System: "Route53", Item: "web-1.example.com A", Addresses: []string{web1IP}},
+				{System: "Route53", Item: "elsewhere.example.com A", Addresses: []string{"192.0.2.1"}},
+				{System: "Consul", Item: "node consul-server", Name: "consul-server"},
+			}, nil
+		}})
+	run := &switchboard.Run{ID: "r-sweep-holdings", Workflow: "sweep", Cloud: "main", Request: switchboard.Request{ChannelID: "C0OPS"},
+		Plan: []switchboard.Step{{Kind: "sweep_departed", ID: "sweep", With: json.RawMessage(`{"workflow":"decommission"}`)}}}
+	got := texts(h.finish(run))
+	if run.State != switchboard.RunSucceeded {
+		t.Fatalf("sweep: %s %s", run.State, run.Error)
+	}
+	want := "Found 2 instance(s) that ended unnoticed: tools (" + idTools + "), old-1 (" + vanished + "); decommission is cleaning up after each.\n" +
+		"Left behind: Chef: node tools; Route53: tools.example.com A, tools-public.example.com A; Consul: node old-1."
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("the sweep said\n%q\nwant\n%q", got, want)
+	}
+	var handed []string
+	for _, ev := range events.events {
+		handed = append(handed, ev.DeliveryID)
+	}
+	if want := []string{"sweep/main/" + idTools, "sweep/main/" + vanished}; !slices.Equal(handed, want) {
+		t.Errorf("handed %v, want %v", handed, want)
+	}
+	if in, ok, _ := inv.Recall(ctx, "main", idTools); !ok || in.Name != "tools" || in.PrivateIP != private || in.PublicIP != "203.0.113.9" || in.State != switchboard.StateTerminated {
+		t.Errorf("the inventory remembers tools as %+v, %v", in, ok)
+	}
+	if !inv.settled["main/"+idTools] || !inv.settled["main/"+vanished] {
+		t.Errorf("the handed instances are not settled: %v", inv.settled)
+	}
+}

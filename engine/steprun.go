@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -292,6 +293,34 @@ func (sr *stepRun) Unsettled(ctx context.Context, cloud string) ([]switchboard.I
 		cloud = sr.run.Cloud
 	}
 	return sr.runner.Inventory.Unsettled(ctx, cloud)
+}
+
+func (sr *stepRun) Remember(cloud string, insts []switchboard.Instance) {
+	if sr.runner.Inventory == nil {
+		return
+	}
+	if cloud == "" {
+		cloud = sr.run.Cloud
+	}
+	sr.runner.Inventory.Remember(cloud, insts)
+}
+
+func (sr *stepRun) Holdings(ctx context.Context) ([]switchboard.Holding, error) {
+	var all []switchboard.Holding
+	var errs []error
+	for _, kind := range sr.runner.Steps.StepKinds() {
+		t, _ := sr.runner.Steps.Step(kind)
+		if t.Holdings == nil {
+			continue
+		}
+		hs, err := t.Holdings(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all = append(all, hs...)
+	}
+	return all, errors.Join(errs...)
 }
 
 func (sr *stepRun) Emit(ctx context.Context, ev switchboard.Event) ([]string, error) {

@@ -10,7 +10,8 @@ import (
 // what Switchboard saw of it before (its name, addresses and tags), which
 // a terminated instance no longer shows. Cleanup after a termination uses
 // it to find the DNS records, the Chef node and the Consul node to remove.
-// An instance neither knows is not a failure: known is false.
+// An instance neither knows is not a failure: known is false. label is how
+// a report names it: "web-7 (i-0abc…)", or the id alone without a name.
 var Recall = switchboard.StepType{
 	Kind:    "recall",
 	OnCloud: true,
@@ -22,7 +23,7 @@ var Recall = switchboard.StepType{
 		{Name: "id", Type: switchboard.TypeText}, {Name: "known", Type: switchboard.TypeBool}, {Name: "name", Type: switchboard.TypeText},
 		{Name: "state", Type: switchboard.TypeText}, {Name: "public_ip", Type: switchboard.TypeText}, {Name: "private_ip", Type: switchboard.TypeText},
 		{Name: "private_dns", Type: switchboard.TypeText}, {Name: "ips", Type: switchboard.TypeStrings}, {Name: "type", Type: switchboard.TypeText},
-		{Name: "tags", Type: switchboard.TypeTags},
+		{Name: "tags", Type: switchboard.TypeTags}, {Name: "label", Type: switchboard.TypeText},
 	},
 	RunFunc: func(ctx context.Context, s switchboard.StepRun) error {
 		var p struct {
@@ -83,6 +84,6 @@ var Recall = switchboard.StepType{
 			tags = map[string]string{}
 		}
 		return s.Done(map[string]any{"id": p.Instance, "known": known, "name": in.Name, "state": string(in.State), "public_ip": in.PublicIP,
-			"private_ip": in.PrivateIP, "private_dns": in.PrivateDNS, "ips": ips, "type": in.Type, "tags": tags})
+			"private_ip": in.PrivateIP, "private_dns": in.PrivateDNS, "ips": ips, "type": in.Type, "tags": tags, "label": in.Label()})
 	},
 }

@@ -167,14 +167,18 @@ type cleanupInstance struct {
 	id, name, privateIP, publicIP, privateDNS string
 }
 
-// launch runs an instance called name in moto, behind Switchboard's back.
+// launch runs an instance called name in moto, behind Switchboard's back;
+// without a Name tag when name is empty.
 func (e *cleanupEnv) launch(name string) cleanupInstance {
 	t := e.t
 	t.Helper()
+	tags := []ec2types.Tag{{Key: awssdk.String("role"), Value: awssdk.String("web")}}
+	if name != "" {
+		tags = append(tags, ec2types.Tag{Key: awssdk.String("Name"), Value: awssdk.String(name)})
+	}
 	out, err := e.ec2.RunInstances(e.ctx, &ec2.RunInstancesInput{ImageId: awssdk.String("ami-12c6146b"), InstanceType: ec2types.InstanceTypeT3Micro,
 		MinCount: awssdk.Int32(1), MaxCount: awssdk.Int32(1),
-		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
-			{Key: awssdk.String("Name"), Value: awssdk.String(name)}, {Key: awssdk.String("role"), Value: awssdk.String("web")}}}}})
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}}})
 	if err != nil {
 		t.Fatalf("RunInstances: %v", err)
 	}
@@ -310,16 +314,18 @@ func (e *cleanupEnv) dnsFor(in cleanupInstance) (owned []string, foreign string)
 }
 
 // chefFor registers the instance in Chef as chef-client would: a node
-// carrying its instance id (Ohai's ec2.instance_id) and a client of the
-// same name.
+// carrying its instance id and addresses (Ohai's ec2 attributes) and a
+// client of the same name.
 func (e *cleanupEnv) chefFor(in cleanupInstance) {
-	e.chef.CreateNode(e.t, in.name, map[string]any{"ec2": map[string]any{"instance_id": in.id}, "ipaddress": in.privateIP})
+	e.chef.CreateNode(e.t, in.name, map[string]any{"ipaddress": in.privateIP,
+		"ec2": map[string]any{"instance_id": in.id, "local_ipv4": in.privateIP, "public_ipv4": in.publicIP, "local_hostname": in.privateDNS}})
 	e.chef.CreateClient(e.t, in.name, false)
 }
 
-// consulFor registers the instance in Consul as its agent would: the node
-// with two services, and two sessions each holding a lock, one released
-// and one deleted when its session goes. It returns the two keys.
+// consulFor registers the instance in Consul as its agent would (started
+// with node_meta instance_id): the node with two services, and two sessions
+// each holding a lock, one released and one deleted when its session goes.
+// It returns the two keys.
 func (e *cleanupEnv) consulFor(in cleanupInstance) (releaseKey, deleteKey string) {
 	t := e.t
 	t.Helper()
@@ -330,11 +336,11 @@ func (e *cleanupEnv) consulFor(in cleanupInstance) (releaseKey, deleteKey string
 			t.Fatalf("consul: %s: %v", what, err)
 		}
 	}
-	_, err := cat.Register(&api.CatalogRegistration{Node: in.name, Address: in.privateIP,
+	_, err := cat.Register(&api.CatalogRegistration{Node: in.name, Address: in.privateIP, NodeMeta: map[string]string{"instance_id": in.id},
 		Service: &api.AgentService{ID: "web", Service: "web", Port: 80},
 		Check:   &api.AgentCheck{CheckID: "serfHealth", Name: "Serf Health Status", Status: api.HealthPassing}}, nil)
 	must("register "+in.name, err)
-	_, err = cat.Register(&api.CatalogRegistration{Node: in.name, Address: in.privateIP,
+	_, err = cat.Register(&api.CatalogRegistration{Node: in.name, Address: in.privateIP, NodeMeta: map[string]string{"instance_id": in.id},
 		Service: &api.AgentService{ID: "web-admin", Service: "web-admin", Port: 8080}}, nil)
 	must("register web-admin", err)
 	releaseKey, deleteKey = "locks/"+in.name, "service/web/leader/"+in.name
@@ -579,6 +585,25 @@ func TestDecommissionStory(t *testing.T) {
 		}
 	})
 
+	// An instance without a Name tag that Switchboard never saw: its
+	// Consul step is skipped (no node name to go by), and the report
+	// leaves that part out rather than showing it empty.
+	t.Run("a step skipped", func(t *testing.T) {
+		e.t = t
+		bare := e.launch("")
+		e.chef.CreateNode(t, bare.id, map[string]any{"ec2": map[string]any{"instance_id": bare.id}})
+		e.chef.CreateClient(t, bare.id, false)
+		e.terminate(bare)
+		e.event(bare, "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")
+		report := e.peer.posted(t, bare.id+" terminated")
+		if got, want := report.Get("text"), bare.id+" terminated: removed no DNS records; Chef node and client."; got != want {
+			t.Errorf("the report reads\n%q\nwant\n%q", got, want)
+		}
+		if e.chef.HasNode(t, bare.id) || e.chef.HasClient(t, bare.id) {
+			t.Errorf("the Chef node or client of %s stays", bare.id)
+		}
+	})
+
 	t.Run("blast radius", func(t *testing.T) {
 		e.t = t
 		e.terminate(web9.cleanupInstance)
@@ -632,41 +657,116 @@ func (e *cleanupEnv) sweeps(n int) {
 	}
 }
 
-// The sweep: an instance Switchboard had seen ends, and no event ever comes
-// (a rule missing, a queue misconfigured, Switchboard down). The example's
-// sweep, made to run at every start here (missed: run_once) rather than
-// waiting for minute 17, hands it to the decommission workflow, which cleans
-// up after it as after an event. An instance still running is left alone,
-// and one swept is not handed over again.
+// The sweep: instances end and no event ever comes (a rule missing, a
+// queue misconfigured, Switchboard down). The example's sweep, made to run
+// at every start here (missed: run_once) rather than waiting for minute 17,
+// finds one Switchboard had seen from its inventory, and one it never saw
+// from what Route53, Chef and Consul still hold of it (the Chef node's and
+// the Consul node's instance id, the records pointing at the addresses
+// they report), and hands both to the decommission workflow, which cleans
+// up after each as after an event: the one never seen too, its public
+// record included, which EC2 no longer shows. An instance still running is
+// left alone, and one swept is not handed over again. A sweep that would
+// remove more than its limit lists what and asks ops first.
 func TestDecommissionSweep(t *testing.T) {
 	t.Parallel()
-	e := newCleanupEnv(t, cleanupOptions{sweep: true})
+	e := newCleanupEnv(t, cleanupOptions{sweep: true, edit: func(t *testing.T, cfg string) string {
+		const guard = "approve_over: 20"
+		if strings.Count(cfg, guard) != 1 {
+			t.Fatalf("examples/decommission.yaml no longer has %q", guard)
+		}
+		// Two instances' 8 items pass; three instances' 12 wait.
+		return strings.Replace(cfg, guard, "approve_over: 9", 1)
+	}})
 	e.sweeps(1) // at start, before Switchboard knew any instance
 	lost, live := e.newHost("web-10"), e.newHost("web-11")
 	e.seen(lost.cleanupInstance, live.cleanupInstance)
+	// Launched after Switchboard last looked: never seen running.
+	unseen := e.newHost("web-13")
 	e.terminate(lost.cleanupInstance)
+	e.terminate(unseen.cleanupInstance)
 
 	e.s.restart(t, false)
 	swept := e.peer.posted(t, "ended unnoticed")
-	if got, want := swept.Get("text"), "Found 1 instance(s) that ended unnoticed: "+lost.name+" ("+lost.id+"); decommission is cleaning up after each."; got != want {
+	if got, want := swept.Get("text"), e.sweptText(lost, unseen); got != want {
 		t.Errorf("the sweep said\n%q\nwant\n%q", got, want)
 	}
-	report := e.peer.posted(t, lost.name+" ("+lost.id+") terminated")
-	if got, want := report.Get("text"), e.report(lost, 4); got != want || report.Get("channel") != "C0OPS" {
-		t.Errorf("the report in %s reads\n%q\nwant\n%q", report.Get("channel"), got, want)
+	for _, h := range []fleetHost{lost, unseen} {
+		report := e.peer.posted(t, h.name+" ("+h.id+") terminated")
+		if got, want := report.Get("text"), e.report(h, 4); got != want || report.Get("channel") != "C0OPS" {
+			t.Errorf("the report in %s reads\n%q\nwant\n%q", report.Get("channel"), got, want)
+		}
+		e.cleanedUp(h)
 	}
-	e.cleanedUp(lost)
 	e.untouched(live)
 
-	// The next sweep finds nothing new: the lost instance is settled.
+	// The next sweep finds nothing new: the swept instances are settled.
 	e.s.restart(t, false)
 	e.sweeps(3)
 	if n := e.peer.postCount("ended unnoticed"); n != 1 {
 		t.Errorf("%d sweeps found instances that ended unnoticed, want 1", n)
 	}
-	if n := e.peer.postCount(") terminated"); n != 1 {
-		t.Errorf("%d cleanups reported, want 1", n)
+	if n := e.peer.postCount(") terminated"); n != 2 {
+		t.Errorf("%d cleanups reported, want 2", n)
 	}
+
+	// Three at once: 12 items, over the limit of 9.
+	t.Run("blast radius", func(t *testing.T) {
+		e.t = t
+		many := []fleetHost{e.newHost("web-14"), e.newHost("web-15"), e.newHost("web-16")}
+		for _, h := range many {
+			e.terminate(h.cleanupInstance)
+		}
+		e.s.restart(t, false)
+		ask := e.peer.posted(t, "The sweep found 3 instances")
+		text := ask.Get("text")
+		if !strings.Contains(text, "that ended unnoticed; cleaning up after them would remove 12 items, more than 9:\n• Chef: node ") || !strings.HasSuffix(text, "\nGo ahead?") {
+			t.Errorf("the approval request reads\n%q", text)
+		}
+		for _, h := range many {
+			for _, item := range []string{h.name + " (" + h.id + ")", "node " + h.name, e.host(h.name) + " A", e.host(h.name+"-public") + " A"} {
+				if !strings.Contains(text, item) {
+					t.Errorf("the approval request does not list %s:\n%s", item, text)
+				}
+			}
+			e.untouched(h)
+		}
+		m := approvalValue.FindStringSubmatch(ask.Get("blocks"))
+		if m == nil {
+			t.Fatalf("the approval request has no buttons: %q", ask.Get("blocks"))
+		}
+		approved := click(t, e.s, e.peer, m[1], "U0OPS2", "approve")
+		if got := e.peer.waitAnswers(t, approved, 1); !strings.Contains(got[0], "Approved by <@U0OPS2>") {
+			t.Errorf("the request was updated to %q", got)
+		}
+		if got := e.peer.posted(t, "Found 3 instance(s) that ended unnoticed").Get("text"); !strings.Contains(got, "\nLeft behind: Chef: node ") {
+			t.Errorf("the sweep said %q", got)
+		}
+		for _, h := range many {
+			report := e.peer.posted(t, h.name+" ("+h.id+") terminated")
+			if got, want := report.Get("text"), e.report(h, 4); got != want {
+				t.Errorf("the report reads\n%q\nwant\n%q", got, want)
+			}
+			e.cleanedUp(h)
+		}
+	})
+}
+
+// sweptText is what the sweep says when it hands hosts over, every one
+// registered by newHost: in the order of their ids, then what each system
+// held of them.
+func (e *cleanupEnv) sweptText(hosts ...fleetHost) string {
+	hosts = slices.Clone(hosts)
+	slices.SortFunc(hosts, func(a, b fleetHost) int { return strings.Compare(a.id, b.id) })
+	var labels, chef, consul, dns []string
+	for _, h := range hosts {
+		labels = append(labels, h.name+" ("+h.id+")")
+		chef = append(chef, "node "+h.name)
+		consul = append(consul, "node "+h.name)
+		dns = append(dns, e.host(h.name+"-public")+" A", e.host(h.name)+" A")
+	}
+	return fmt.Sprintf("Found %d instance(s) that ended unnoticed: %s; decommission is cleaning up after each.\nLeft behind: Chef: %s; Consul: %s; Route53: %s.",
+		len(hosts), strings.Join(labels, ", "), strings.Join(chef, ", "), strings.Join(consul, ", "), strings.Join(dns, ", "))
 }
 
 // The example with dry_run: true on its cleanup steps: the channel reads
@@ -685,7 +785,11 @@ func TestDecommissionDryRun(t *testing.T) {
 			cfg = strings.Replace(cfg, step, strings.TrimSuffix(step, " }")+", dry_run: true }", 1)
 		}
 		// A dry run's summaries say "would remove" themselves.
-		return strings.Replace(cfg, "terminated: removed {{ steps.dns.summary }}", "terminated: {{ steps.dns.summary }}", 1)
+		const removed = `"removed " + join(removed, "; ")`
+		if strings.Count(cfg, removed) != 1 {
+			t.Fatalf("examples/decommission.yaml's report no longer has %s", removed)
+		}
+		return strings.Replace(cfg, removed, `join(removed, "; ")`, 1)
 	}})
 	h := e.newHost("web-12")
 	e.seen(h.cleanupInstance)

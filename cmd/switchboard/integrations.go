@@ -33,7 +33,8 @@ func (in *integrations) steps() []switchboard.StepType {
 }
 
 // lateStep declares the step type declare(nil) describes, requiring the config
-// section, and runs declare(client) once the client is built.
+// section, and runs declare(client) (and asks its Holdings) once the client
+// is built.
 func lateStep[C any](declare func(*C) switchboard.StepType, client **C, section string) switchboard.StepType {
 	t := declare(nil)
 	t.Requires = section
@@ -42,6 +43,17 @@ func lateStep[C any](declare func(*C) switchboard.StepType, client **C, section 
 			return s.Fail(fmt.Sprintf("%s needs the %s section of the config, which this server was started without.", t.Kind, section), false)
 		}
 		return declare(*client).RunFunc(ctx, s)
+	}
+	// What the integration holds, for the sweep: nothing without the
+	// section.
+	t.Holdings = func(ctx context.Context) ([]switchboard.Holding, error) {
+		if *client == nil {
+			return nil, nil
+		}
+		if holdings := declare(*client).Holdings; holdings != nil {
+			return holdings(ctx)
+		}
+		return nil, nil
 	}
 	return t
 }
@@ -59,7 +71,7 @@ func (in *integrations) build(cfg *config.Config) error {
 	}
 	if c := cfg.Consul; c != nil {
 		client, err := consul.New(consul.Options{Address: c.Address, Token: c.Token.Value(), Datacenter: c.Datacenter,
-			LockPrefixes: c.LockPrefixes, Timeout: c.Timeout})
+			LockPrefixes: c.LockPrefixes, Timeout: c.Timeout, InstanceMeta: c.InstanceMeta, NodeName: c.NodeName})
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", cfg.File, c.Line, err)
 		}
