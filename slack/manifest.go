@@ -17,8 +17,10 @@ import (
 // answers, posting in channels it was not invited to, receiving mentions
 // (the one bot event it subscribes to), and reading back the channels it
 // posts in, to find an answer whose post was cut off before it was recorded
-// instead of posting it twice.
-var botScopes = []string{"commands", "chat:write", "chat:write.public", "app_mentions:read", "channels:history", "groups:history"}
+// instead of posting it twice; and reading people's and channels' names,
+// which the console shows instead of ids.
+var botScopes = []string{"commands", "chat:write", "chat:write.public", "app_mentions:read", "channels:history", "groups:history",
+	"users:read", "channels:read"}
 
 // botEvents are the Events API events the app subscribes to. Slack wants at
 // least one for an event subscription, and a mention is the natural way to
