@@ -3,8 +3,8 @@
 // where a newcomer types "/ec2 status" as a chosen user in a chosen channel
 // and watches the ack and the channel's answers arrive, next to the list of
 // runs and the audit log. The playground goes through the same
-// switchboard.CommandHandler as Slack does, behind a CSRF token and, unless
-// the server only listens on loopback, a login with the admin token.
+// switchboard.CommandHandler as Slack does, behind a login (on loopback
+// too) and a CSRF token.
 package web
 
 import (
@@ -51,14 +51,27 @@ type SlackHandlers struct {
 
 // Config is what NewServer needs. Commands and Store are required.
 type Config struct {
-	// Addr is the listen address. It only decides whether the console needs
-	// a login: on a loopback address (127.0.0.0/8, ::1, localhost) it does
-	// not, unless AdminToken is set; anywhere else it needs AdminToken.
+	// Addr is the listen address. On a loopback address (127.0.0.0/8,
+	// ::1, localhost) LocalToken logs in to the console; anywhere else only
+	// AdminToken and Operators do.
 	Addr string
-	// AdminToken is the console password (console.admin_token). When set,
-	// the console always asks for it; when empty, the console only serves
-	// local requests to a loopback listener and refuses everywhere else.
+	// AdminToken is the console password (console.admin_token); it logs in
+	// as Operator.
 	AdminToken string
+	// LocalToken is the token generated at first start and kept in the
+	// data directory; without an AdminToken it logs in as Operator, on a
+	// loopback listener only.
+	LocalToken string
+	// Operator is the chat user id the admin (or local) token acts as
+	// (console.operator); Operators are per-person tokens by chat user id
+	// (console.operators).
+	Operator  string
+	Operators map[string]string
+	// AsOperator says a real chat platform is configured: console commands
+	// and approval decisions are taken as the logged-in person's Operator
+	// identity, never as a user the request names. Without it (the
+	// built-in demo) the playground sends as whoever is picked.
+	AsOperator bool
 	Commands   switchboard.CommandHandler
 	Store      Store
 	// Auditor records failed logins; nil records nothing.
