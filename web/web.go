@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -153,6 +154,17 @@ func NewServer(cfg Config) *Server {
 	}
 	s.handler = s.routes()
 	return s
+}
+
+// LoginQuery is what the start banner appends to the console's address so
+// that opening it logs the browser in ("?token=..."): the generated token
+// where it is the console's login. It is empty when the admin token is:
+// that one the operator already knows, and it is not printed.
+func (s *Server) LoginQuery() string {
+	if s.cfg.AdminToken != "" || s.loginToken() == "" {
+		return ""
+	}
+	return "?token=" + url.QueryEscape(s.loginToken())
 }
 
 // Handler returns the server's http.Handler.

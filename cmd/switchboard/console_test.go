@@ -21,12 +21,14 @@ func TestConsoleStartsAnInstance(t *testing.T) {
 	t.Parallel()
 	browser := testenv.Browser(t)
 	peer := newSlackPeer(t)
-	s := startServer(t, peer.URL, serverOptions{})
+	// With Slack configured the console acts as the logged-in person: the
+	// generated token logs in as console.operator.
+	s := startServer(t, peer.URL, serverOptions{config: configYAML + "console: { operator: U0OPS1 }\n"})
 
 	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
 	defer cancel()
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(s.url("/")),
+		chromedp.Navigate(s.consoleURL("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
 		chromedp.SetValue(chromedp.ID("channel"), "C0OPS"),
@@ -85,7 +87,7 @@ func TestConsoleApproval(t *testing.T) {
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(s.url("/")),
+		chromedp.Navigate(s.consoleURL("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		chromedp.SetValue(chromedp.ID("user"), "U0OPS1"),
 		chromedp.SetValue(chromedp.ID("channel"), "C0OPS"),
@@ -142,7 +144,7 @@ func TestConsoleDeploysABranch(t *testing.T) {
 		return chromedp.SendKeys(chromedp.ID("input"), text+kb.Enter)
 	}
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(s.url("/")),
+		chromedp.Navigate(s.consoleURL("/")),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		chromedp.SetValue(chromedp.ID("user"), "U0DEV1"),
 		chromedp.SetValue(chromedp.ID("channel"), "C0DEV"),

@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/config"
@@ -51,6 +56,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	var localToken string
+	if cfg.Console.AdminToken == "" {
+		if localToken, err = consoleLoginToken(cfg.DataDir, true); err != nil {
+			return err
+		}
 	}
 	if err := wired.build(cfg, true); err != nil {
 		return err
@@ -148,6 +159,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	server := web.NewServer(web.Config{
 		Addr:         cfg.Listen,
 		AdminToken:   cfg.Console.AdminToken.Value(),
+		LocalToken:   localToken,
+		Operator:     cfg.Console.Operator,
+		Operators:    operatorTokens(cfg.Console),
+		AsOperator:   cfg.Slack.Enabled() || cfg.Slack.SocketMode(),
 		Commands:     commands,
 		Store:        st,
 		Auditor:      st,
@@ -207,7 +222,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	pollersDone := sources.start(ctx, st, logger)
 
-	url := "http://" + ln.Addr().String() + "/"
+	url := "http://" + ln.Addr().String() + "/" + server.LoginQuery() // the token only here: never logged
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
 		"store", cfg.Redacted().Store, "config", cfg.File, "startup", time.Since(started).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "Switchboard is running. Open %s to try it (try /ec2 status in the playground).\n", url)
@@ -365,6 +380,71 @@ func (n consoleNames) Names(ctx context.Context, ids []string) map[string]string
 		for id, name := range n.slack.Names(ctx, ask) {
 			out[id] = name
 		}
+	}
+	return out
+}
+
+// consoleTokenFile is the console's generated login token, in the data
+// directory: readable by the user Switchboard runs as, and nobody else.
+const consoleTokenFile = "console-token"
+
+// consoleLoginToken reads the console's generated login token from the data
+// directory; with create, at first start it makes one (0600). A token
+// file others can read is refused: whoever read it could act as the
+// operator.
+func consoleLoginToken(dataDir string, create bool) (string, error) {
+	path := filepath.Join(dataDir, consoleTokenFile)
+	for {
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) && create {
+			token := rand.Text()
+			err := os.WriteFile(path+".new", []byte(token+"\n"), 0o600)
+			if err == nil {
+				// A link never replaces a file another process made
+				// meanwhile: both then read the same token.
+				err = os.Link(path+".new", path)
+				os.Remove(path + ".new")
+			}
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", fmt.Errorf("make the console's login token: %w", err)
+			}
+			create = false
+			continue
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s does not exist yet: Switchboard makes it when it first starts without console.admin_token", path)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("%s can be read by other users (mode %04o): run chmod 600 %s, or delete it to have a new token made", path, perm, path)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, 1024))
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		token := strings.TrimSpace(string(data))
+		if len(token) < 16 || strings.ContainsFunc(token, unicode.IsSpace) {
+			return "", fmt.Errorf("%s does not hold a login token: delete it to have a new one made", path)
+		}
+		return token, nil
+	}
+}
+
+// operatorTokens are the console's per-person tokens by chat user id.
+func operatorTokens(c config.Console) map[string]string {
+	if len(c.Operators) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(c.Operators))
+	for user, token := range c.Operators {
+		out[user] = token.Value()
 	}
 	return out
 }
