@@ -161,10 +161,16 @@ func NewServer(cfg Config) *Server {
 // where it is the console's login. It is empty when the admin token is:
 // that one the operator already knows, and it is not printed.
 func (s *Server) LoginQuery() string {
-	if s.cfg.AdminToken != "" || s.loginToken() == "" {
+	return LoginQuery(s.cfg.Addr, s.cfg.AdminToken, s.cfg.LocalToken)
+}
+
+// LoginQuery is Server.LoginQuery for a server listening on addr with
+// these tokens (Config.AdminToken, Config.LocalToken).
+func LoginQuery(addr, adminToken, localToken string) string {
+	if adminToken != "" || localToken == "" || !isLoopbackAddr(addr) {
 		return ""
 	}
-	return "?token=" + url.QueryEscape(s.loginToken())
+	return "?token=" + url.QueryEscape(localToken)
 }
 
 // Handler returns the server's http.Handler.

@@ -248,6 +248,9 @@ func TestConsoleLoginAgainstAnotherUnixUser(t *testing.T) {
 		t.Fatalf("the token file: %v, mode %v; want 0600", err, info.Mode())
 	}
 	assertTokenOnlyInBanner(t, s, token)
+	if got := runCLI(t, s, "console-url", "--config", s.config); got != banner+"\n" {
+		t.Errorf("switchboard console-url printed %q, want the banner's %q", got, banner)
+	}
 
 	// The owner opens the banner's address: logged in, sent to / without
 	// the token.
