@@ -142,6 +142,7 @@ func (s *Server) requirePage(next http.Handler) http.Handler {
 // it to the same address without the token, so that the token does not
 // stay in the address bar or the history.
 func (s *Server) loginFromLink(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w) // not cached, no referrer: the address holds a token
 	q := r.URL.Query()
 	token := q.Get("token")
 	q.Del("token")
