@@ -78,6 +78,11 @@ func TestConsoleStartsAnInstance(t *testing.T) {
 	if !strings.Contains(runs, "ec2.start") {
 		t.Errorf("runs table does not show the run:\n%s", runs)
 	}
+	// With Slack configured the user picker is the logged-in operator.
+	if label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`label[for="user"]`))); err != nil || label != "Acting as" {
+		t.Errorf("the user picker's label is %q (%v), want Acting as", label, err)
+	}
+	screenshot(t, ctx, "console-acting-as.png")
 }
 
 // The built-in demo's /restart asks for an approval; in the console the
