@@ -409,3 +409,40 @@ func TestConsoleActsAsTheLoggedInOperator(t *testing.T) {
 		t.Errorf("U0OPS2's approval answered %d %s", status, text)
 	}
 }
+
+// The console's login token is made once, 0600, and read back as it is; a
+// token file others can read, or one that holds no token, is refused with
+// what to do.
+func TestConsoleLoginTokenFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := consoleLoginToken(dir, false); err == nil || !strings.Contains(err.Error(), "does not exist yet") {
+		t.Errorf("reading a token never made: %v", err)
+	}
+	token, err := consoleLoginToken(dir, true)
+	if err != nil || len(token) < 26 {
+		t.Fatalf("first start: %q, %v", token, err)
+	}
+	path := filepath.Join(dir, "console-token")
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v %v, want mode 0600", info.Mode(), err)
+	}
+	if again, err := consoleLoginToken(dir, true); err != nil || again != token {
+		t.Errorf("second start: %q, %v; want the same token", again, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consoleLoginToken(dir, true); err == nil || !strings.Contains(err.Error(), "can be read by other users (mode 0644): run chmod 600 ") {
+		t.Errorf("a token file others can read: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consoleLoginToken(dir, true); err == nil || !strings.Contains(err.Error(), "does not hold a login token: delete it") {
+		t.Errorf("an empty token file: %v", err)
+	}
+}

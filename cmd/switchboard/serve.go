@@ -397,13 +397,17 @@ func consoleLoginToken(dataDir string, create bool) (string, error) {
 	for {
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) && create {
-			token := rand.Text()
-			err := os.WriteFile(path+".new", []byte(token+"\n"), 0o600)
+			// O_EXCL: a file another process made meanwhile is kept, and
+			// both then read the same token.
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err == nil {
-				// A link never replaces a file another process made
-				// meanwhile: both then read the same token.
-				err = os.Link(path+".new", path)
-				os.Remove(path + ".new")
+				_, err = f.WriteString(rand.Text() + "\n")
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					os.Remove(path)
+				}
 			}
 			if err != nil && !errors.Is(err, fs.ErrExist) {
 				return "", fmt.Errorf("make the console's login token: %w", err)
