@@ -152,10 +152,20 @@ const (
 	DefaultDeliveryRetention = 7 * 24 * time.Hour
 )
 
-// Console configures the web console.
+// Console configures the web console. It always asks for a login: the
+// admin token, or without one the token Switchboard makes at first start
+// (in the data directory). When a chat platform is configured, what the
+// console does is done as the logged-in person's chat identity.
 type Console struct {
-	// AdminToken, when set, is required to use the console.
+	// AdminToken, when set, is the console's password; without it the
+	// generated token is.
 	AdminToken Secret `json:"admin_token"`
+	// Operator is the chat user id the admin (or generated) token acts
+	// as when a chat platform is configured; empty: it only looks.
+	Operator string `json:"operator,omitempty"`
+	// Operators are per-person logins: a chat user id and the token
+	// that logs in as that person.
+	Operators map[string]Secret `json:"operators,omitempty"`
 }
 
 // Log configures the process log.
@@ -374,6 +384,12 @@ func (c *Config) Redacted() *Config {
 		}
 	}
 	r.Console.AdminToken = redactSecret(c.Console.AdminToken)
+	if c.Console.Operators != nil {
+		r.Console.Operators = map[string]Secret{}
+		for user, token := range c.Console.Operators {
+			r.Console.Operators[user] = redactSecret(token)
+		}
+	}
 	r.Clouds = make([]Cloud, len(c.Clouds))
 	for i, cl := range c.Clouds {
 		if cl.Options != nil {

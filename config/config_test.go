@@ -319,6 +319,11 @@ commands:
 		{"name for a name", edit("ops: [U0OPS1]\n", "ops: [U0OPS1]\nnames: { \"@ana\": ana, U0OPS1: \"\" }\n"),
 			[]string{`c.yaml:8: names.@ana: "@ana" is not a user or channel id; write the id, like U0OPS1: ana or C0OPS: ops`,
 				`c.yaml:8: names.U0OPS1: is empty; write the name the console shows for U0OPS1`}, nil},
+		{"console operators", base + "console:\n  admin_token: admin-token-0123456789\n  operator: ana smith\n  operators: { \"bad id\": ben-token-0123456789, U0OPS2: short, U0OPS3: admin-token-0123456789 }\n",
+			[]string{`c.yaml:16: console.operator: "ana smith" is not a chat user id (one word, like U0OPS1)`,
+				`c.yaml:17: console.operators.bad id: "bad id" is not a chat user id (one word, like U0OPS1)`,
+				`c.yaml:17: console.operators.U0OPS2: is too short: a login token needs at least 16 characters`,
+				`c.yaml:17: console.operators.U0OPS3: is the same token as admin_token: each person needs their own`}, nil},
 		{"group inside a group", edit("ops: [U0OPS1]", "ops: [U0OPS1, group:dev]"),
 			[]string{`c.yaml:7: groups.ops[1]: a group lists user ids; it cannot contain another group`}, nil},
 		{"nobody allowed", edit("allow: { users: [group:ops] }", "allow: { channels: [C0OPS] }"),
@@ -485,6 +490,7 @@ var secretEnv = map[string]string{
 	"APP":     "xapp-app-3e7f11",
 	"LEGACY":  "legacy-44aa90",
 	"ADMIN":   "admin-0c6d2b",
+	"OPS2":    "ops2-token-1f5e9a7b3c",
 	"PGPASS":  "pg-7f3e19",
 	"ALI":     "ali-2b8d55",
 }
@@ -508,7 +514,7 @@ slack:
   app_token: ${APP}
   verification_token: ${LEGACY}
   allow_legacy_token: true
-console: { admin_token: "${ADMIN}" }
+console: { admin_token: "${ADMIN}", operator: U0OPS1, operators: { U0OPS2: "${OPS2}" } }
 clouds:
   cn: { provider: alibaba, access_key_id: LTAI, access_key_secret: "${ALI}", endpoint: "http://127.0.0.1:1" }
 `

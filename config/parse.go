@@ -416,10 +416,44 @@ func (d *decoder) console(p pair) Console {
 	if p.key == nil {
 		return Console{}
 	}
-	f := d.fields(p.val, p.path, p.line(), "admin_token")
+	f := d.fields(p.val, p.path, p.line(), "admin_token", "operator", "operators")
 	var c Console
 	c.AdminToken, _, _ = d.secret(f, "admin_token")
+	if q, ok := f["operator"]; ok {
+		if v, ok := d.str(q); ok {
+			if !chatUserID(v) {
+				d.problemAt(q, "%s is not a chat user id (one word, like U0OPS1)", d.show(q, v))
+			}
+			c.Operator = v
+		}
+	}
+	if q, ok := f["operators"]; ok {
+		c.Operators = map[string]Secret{}
+		seen := map[string]string{string(c.AdminToken): "admin_token"}
+		for _, op := range d.pairs(q.val, q.path, q.line()) {
+			d.hidden[op.path] = true
+			if !chatUserID(op.name) {
+				d.problemAt(op, "%q is not a chat user id (one word, like U0OPS1)", op.name)
+			}
+			token, ok := d.str(op)
+			switch {
+			case !ok:
+				continue
+			case len(token) < 16:
+				d.problemAt(op, "is too short: a login token needs at least 16 characters (e.g. openssl rand -hex 16)")
+			case seen[token] != "":
+				d.problemAt(op, "is the same token as %s: each person needs their own", seen[token])
+			}
+			seen[token] = "operators." + op.name
+			c.Operators[op.name] = Secret(token)
+		}
+	}
 	return c
+}
+
+// chatUserID reports whether s can be a chat user id: one short word.
+func chatUserID(s string) bool {
+	return s != "" && len(s) <= 64 && !strings.ContainsFunc(s, unicode.IsSpace)
 }
 
 var (

@@ -15,17 +15,19 @@ import (
 	"github.com/switchboardhq/switchboard/web"
 )
 
-// openConsole serves cfg and opens its console in headless Chromium; the
-// context it returns is bounded, so a broken page fails the test instead
-// of hanging it.
+// openConsole serves cfg and opens its console in headless Chromium,
+// logged in through the address with the generated token; the context it
+// returns is bounded, so a broken page fails the test instead of hanging
+// it.
 func openConsole(t *testing.T, cfg web.Config) context.Context {
 	t.Helper()
+	cfg.LocalToken = localToken
 	srv := httptest.NewServer(web.NewServer(cfg).Handler())
 	t.Cleanup(srv.Close)
 	browser := testenv.Browser(t)
 	// The first action starts the browser; it must not run under the
 	// timeout below, which would stop the browser with it.
-	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL)); err != nil {
+	if err := chromedp.Do(browser, chromedp.Navigate(srv.URL+"/?token="+localToken)); err != nil {
 		t.Fatalf("load the console: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(browser, 60*time.Second)

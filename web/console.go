@@ -54,8 +54,10 @@ type consolePage struct {
 	Users    []picker
 	Channels []picker
 	Commands []string
-	LoggedIn bool // show the log-out button
-	Version  string
+	// AsOperator: the user picker shows only the logged-in person's chat
+	// identity, which commands and decisions are taken as.
+	AsOperator bool
+	Version    string
 }
 
 // picker is an option of the playground's user and channel pickers: the
@@ -95,21 +97,35 @@ func renderPage(w http.ResponseWriter, logger *slog.Logger, status int, name str
 	}
 }
 
-// handleConsolePage serves the playground; requirePage has let the request in.
-// showLogout says whether the request came through a login.
-func handleConsolePage(logger *slog.Logger, page consolePage, users, channels []string, names Namer, showLogout func(*http.Request) bool) http.Handler {
+// handleConsolePage serves the playground; requirePage has let the request
+// in. With a chat platform configured the user picker holds only the
+// logged-in person (nobody, when the login names no one).
+func (s *Server) handleConsolePage(page consolePage) http.Handler {
+	cfg := s.cfg
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := page
-		p.Users, p.Channels = pickers(r.Context(), names, users, ""), pickers(r.Context(), names, channels, "#")
-		p.LoggedIn = showLogout(r)
-		renderPage(w, logger, http.StatusOK, "index.html", p)
+		users := cfg.Users
+		if cfg.AsOperator {
+			sess, _ := s.session(r)
+			users = []string{sess.operator}
+		}
+		p.Users, p.Channels = pickers(r.Context(), cfg.Names, users, ""), pickers(r.Context(), cfg.Names, cfg.Channels, "#")
+		if cfg.AsOperator && users[0] == "" {
+			p.Users[0].Label = "nobody (this login can only look)"
+		}
+		renderPage(w, cfg.Logger, http.StatusOK, "index.html", p)
 	})
 }
 
-// requirePage sends a browser without a needed login to the login page, and
-// shows why when the console is off.
+// requirePage sends a browser without a login to the login page, and shows
+// why when the console is off. An address with ?token= (the one the start
+// banner prints) logs the browser in first.
 func (s *Server) requirePage(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("token") {
+			s.loginFromLink(w, r)
+			return
+		}
 		err := s.consoleAccess(r)
 		switch switchboard.ErrorCode(err) {
 		case "":
@@ -122,65 +138,90 @@ func (s *Server) requirePage(next http.Handler) http.Handler {
 	})
 }
 
-// handleLoginPage shows the login form, or sends the browser on when no
-// login is needed or it already has one.
+// loginFromLink logs a browser in with the token in its address and sends
+// it to the same address without the token, so that the token does not
+// stay in the address bar or the history.
+func (s *Server) loginFromLink(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w) // not cached, no referrer: the address holds a token
+	q := r.URL.Query()
+	token := q.Get("token")
+	q.Del("token")
+	target := r.URL.Path
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	if _, ok := s.session(r); ok {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	s.login(w, r, token, target)
+}
+
+// handleLoginPage shows the login form, or sends the browser on when it
+// already has a login.
 func (s *Server) handleLoginPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, loggedIn := s.session(r)
 		switch {
-		case !s.needsLogin(r) || s.loggedIn(r):
-			http.Redirect(w, r, "/", http.StatusSeeOther)
-		case s.cfg.AdminToken == "":
+		case s.consoleOff():
 			renderPage(w, s.cfg.Logger, http.StatusForbidden, "login.html", loginPage{Disabled: switchboard.ErrorMessage(errConsoleDisabled)})
+		case loggedIn:
+			http.Redirect(w, r, "/", http.StatusSeeOther)
 		default:
 			renderPage(w, s.cfg.Logger, http.StatusOK, "login.html", loginPage{})
 		}
 	})
 }
 
-// handleLogin checks the admin token and starts a session. Failed attempts
-// are audited and, past a burst, throttled.
+// handleLogin checks the token of the login form and starts a session.
 func (s *Server) handleLogin() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		logger := s.cfg.Logger
-		switch {
-		case !sameOrigin(r):
-			renderPage(w, logger, http.StatusForbidden, "login.html", loginPage{Message: "This login came from another site and was refused."})
-			return
-		case !s.needsLogin(r):
-			http.Redirect(w, r, "/", http.StatusSeeOther)
-			return
-		case s.cfg.AdminToken == "":
-			renderPage(w, logger, http.StatusForbidden, "login.html", loginPage{Disabled: switchboard.ErrorMessage(errConsoleDisabled)})
-			return
-		case !s.logins.allow(r.RemoteAddr):
-			s.cfg.Rejections.Reject(r.Context(), switchboard.Rejection{Endpoint: "console", Outcome: "throttled", Remote: r.RemoteAddr,
-				Audit: switchboard.AuditEvent{Time: s.cfg.NowFunc(), Actor: "console@" + hostOnly(r.RemoteAddr), Subject: "console login", Detail: "too many login attempts"},
-				Log:   "console login throttled", LogAttrs: []any{"remote", r.RemoteAddr}})
-			w.Header().Set("Retry-After", "10")
-			renderPage(w, logger, http.StatusTooManyRequests, "login.html", loginPage{Message: "Too many login attempts: wait a minute and try again."})
+		if !sameOrigin(r) {
+			renderPage(w, s.cfg.Logger, http.StatusForbidden, "login.html", loginPage{Message: "This login came from another site and was refused."})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-		if err := r.ParseForm(); err != nil {
-			renderPage(w, logger, http.StatusBadRequest, "login.html", loginPage{Message: "The login form could not be read; try again."})
+		if err := r.ParseForm(); err != nil && !s.consoleOff() {
+			renderPage(w, s.cfg.Logger, http.StatusBadRequest, "login.html", loginPage{Message: "The login form could not be read; try again."})
 			return
 		}
-		if !equalSecret(r.PostForm.Get("token"), s.cfg.AdminToken) {
-			s.auditFailedLogin(r)
-			renderPage(w, logger, http.StatusUnauthorized, "login.html", loginPage{Message: "That admin token is not right."})
-			return
-		}
-		http.SetCookie(w, &http.Cookie{
-			Name:     sessionCookie,
-			Value:    s.sessions.create(),
-			Path:     "/",
-			MaxAge:   int(s.cfg.SessionTTL.Seconds()),
-			HttpOnly: true,
-			Secure:   r.TLS != nil,
-			SameSite: http.SameSiteStrictMode,
-		})
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		s.login(w, r, r.PostForm.Get("token"), "/")
 	})
+}
+
+// login checks a token and, when it logs in, starts a session acting as
+// its operator and sends the browser to target. Failed attempts are
+// audited and, past a burst from one address, throttled.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, token, target string) {
+	logger := s.cfg.Logger
+	if s.consoleOff() {
+		renderPage(w, logger, http.StatusForbidden, "login.html", loginPage{Disabled: switchboard.ErrorMessage(errConsoleDisabled)})
+		return
+	}
+	if !s.logins.allow(r.RemoteAddr) {
+		s.cfg.Rejections.Reject(r.Context(), switchboard.Rejection{Endpoint: "console", Outcome: "throttled", Remote: r.RemoteAddr,
+			Audit: switchboard.AuditEvent{Time: s.cfg.NowFunc(), Actor: "console@" + hostOnly(r.RemoteAddr), Subject: "console login", Detail: "too many login attempts"},
+			Log:   "console login throttled", LogAttrs: []any{"remote", r.RemoteAddr}})
+		w.Header().Set("Retry-After", "10")
+		renderPage(w, logger, http.StatusTooManyRequests, "login.html", loginPage{Message: "Too many login attempts: wait a minute and try again."})
+		return
+	}
+	operator, ok := s.operatorFor(token)
+	if !ok {
+		s.auditFailedLogin(r)
+		renderPage(w, logger, http.StatusUnauthorized, "login.html", loginPage{Message: "That admin token is not right."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    s.sessions.create(operator),
+		Path:     "/",
+		MaxAge:   int(s.cfg.SessionTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	})
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // auditFailedLogin counts a wrong admin token and samples it into the audit
@@ -234,12 +275,18 @@ type commandBody struct {
 }
 
 // handleCommand runs a typed slash command through the same CommandHandler
-// as Slack, and writes the command and its ack into the channel's transcript.
-func handleCommand(commands switchboard.CommandHandler, store Store, logger *slog.Logger, meter switchboard.Meter, nowFunc func() time.Time) http.Handler {
+// as Slack, and writes the command and its ack into the channel's
+// transcript. actor says whom the command is typed as.
+func handleCommand(commands switchboard.CommandHandler, store Store, logger *slog.Logger, meter switchboard.Meter, nowFunc func() time.Time,
+	actor func(r *http.Request, picked string) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		var body commandBody
-		if err := decodeJSON(w, r, &body); err != nil {
+		err := decodeJSON(w, r, &body)
+		if err == nil {
+			body.User, err = actor(r, body.User)
+		}
+		if err != nil {
 			meter.RequestServed("console", outcome(err), time.Since(start))
 			writeError(w, r, logger, err)
 			return

@@ -86,7 +86,9 @@ func hookRejection(r *http.Request, name, outcome, detail string) switchboard.Re
 
 // handleApproval answers an approval request from the console, as the chosen
 // user: POST /console/api/approvals/ID {"user":"U0OPS1","approve":true}.
-func handleApproval(approvals Approver, logger *slog.Logger) http.Handler {
+// With a chat platform configured, actor puts the logged-in person in the
+// chosen user's place.
+func handleApproval(approvals Approver, logger *slog.Logger, actor func(r *http.Request, picked string) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if approvals == nil {
 			writeError(w, r, logger, switchboard.Errorf(switchboard.ENOTFOUND, "%s", "Approvals are not available."))
@@ -100,6 +102,12 @@ func handleApproval(approvals Approver, logger *slog.Logger) http.Handler {
 			writeError(w, r, logger, err) // 400, not a silent 200
 			return
 		}
+		user, err := actor(r, body.User)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		body.User = user
 		if body.User == "" {
 			writeError(w, r, logger, switchboard.Errorf(switchboard.EINVALID, "%s", "Pick the user who answers."))
 			return

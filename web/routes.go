@@ -8,8 +8,8 @@ import (
 
 // routes lists every route the server answers. Probes, /metrics and the
 // Slack endpoints need no console login (Slack's verify their signature);
-// console pages need one when the server is not on loopback, and the
-// console API needs that plus the page's CSRF token.
+// console pages need a login, on loopback too, and the console API needs
+// that plus the page's CSRF token.
 func (s *Server) routes() http.Handler {
 	cfg := s.cfg
 	mux := http.NewServeMux()
@@ -26,14 +26,17 @@ func (s *Server) routes() http.Handler {
 		CSRF:     s.csrf,
 		Commands: cfg.CommandNames,
 		Version:  switchboard.Version,
+		// The console acts as the logged-in person where a real chat
+		// platform knows people; the demo lets you pick who you are.
+		AsOperator: cfg.AsOperator,
 	}
-	mux.Handle("GET /{$}", s.requirePage(handleConsolePage(cfg.Logger, page, cfg.Users, cfg.Channels, cfg.Names, s.needsLogin)))
+	mux.Handle("GET /{$}", s.requirePage(s.handleConsolePage(page)))
 	mux.Handle("GET /console/login", s.handleLoginPage())
 	mux.Handle("POST /console/login", s.handleLogin())
 	mux.Handle("POST /console/logout", s.handleLogout())
 	mux.Handle("GET /static/", handleStatic())
 
-	mux.Handle("POST /console/api/command", s.requireAPI(handleCommand(cfg.Commands, cfg.Store, cfg.Logger, cfg.Meter, cfg.NowFunc)))
+	mux.Handle("POST /console/api/command", s.requireAPI(handleCommand(cfg.Commands, cfg.Store, cfg.Logger, cfg.Meter, cfg.NowFunc, s.actor)))
 	mux.Handle("GET /console/api/transcript", s.requireAPI(handleTranscript(cfg.Store, cfg.Details, cfg.Logger)))
 	mux.Handle("GET /console/api/runs", s.requireAPI(handleRuns(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /console/api/runs/{id}", s.requireAPI(handleRun(cfg.Details, cfg.Logger)))
@@ -42,7 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /console/api/names", s.requireAPI(handleNames(cfg.Names, cfg.Logger)))
 	mux.Handle("GET /console/api/audit", s.requireAPI(handleAudit(cfg.Store, cfg.Logger, cfg.NowFunc)))
 	mux.Handle("GET /console/api/status", s.requireAPI(handleStatus(cfg.Store, cfg.Sources)))
-	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger)))
+	mux.Handle("POST /console/api/approvals/{id}", s.requireAPI(handleApproval(cfg.Approvals, cfg.Logger, s.actor)))
 
 	mux.Handle("POST /events/aws", orNotFound(cfg.AWSEvents, "AWS events are not configured: add aws_events: { secret: ... } to the config."))
 	mux.Handle("POST /hooks/{name}", handleHook(cfg.Hooks, cfg.Events, cfg.Rejections, cfg.Logger))

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net"
@@ -22,49 +23,57 @@ const csrfHeader = "X-Switchboard-CSRF"
 
 // sessions are console logins kept in memory: a restart logs everybody out,
 // which is fine for an admin console and leaves nothing to steal on disk.
+// Each remembers whom it acts for in chat.
 type sessions struct {
 	ttl     time.Duration
 	nowFunc func() time.Time
 
-	mu      sync.Mutex
-	expires map[[32]byte]time.Time // by sha256 of the id, so lookups leak nothing useful
+	mu   sync.Mutex
+	live map[[32]byte]session // by sha256 of the id, so lookups leak nothing useful
+}
+
+// session is one login: until when it lasts and the chat user id it acts
+// as ("" when its token names nobody).
+type session struct {
+	expires  time.Time
+	operator string
 }
 
 func newSessions(ttl time.Duration, nowFunc func() time.Time) *sessions {
-	return &sessions{ttl: ttl, nowFunc: nowFunc, expires: make(map[[32]byte]time.Time)}
+	return &sessions{ttl: ttl, nowFunc: nowFunc, live: make(map[[32]byte]session)}
 }
 
-// create starts a session and returns its id.
-func (s *sessions) create() string {
+// create starts a session acting as operator and returns its id.
+func (s *sessions) create(operator string) string {
 	id := randomID(32)
 	now := s.nowFunc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, exp := range s.expires { // few sessions: pruning on login is enough
-		if !now.Before(exp) {
-			delete(s.expires, k)
+	for k, v := range s.live { // few sessions: pruning on login is enough
+		if !now.Before(v.expires) {
+			delete(s.live, k)
 		}
 	}
-	s.expires[sha256.Sum256([]byte(id))] = now.Add(s.ttl)
+	s.live[sha256.Sum256([]byte(id))] = session{expires: now.Add(s.ttl), operator: operator}
 	return id
 }
 
-// valid reports whether id is a live session.
-func (s *sessions) valid(id string) bool {
+// lookup returns the live session id names.
+func (s *sessions) lookup(id string) (session, bool) {
 	if id == "" {
-		return false
+		return session{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.expires[sha256.Sum256([]byte(id))]
-	return ok && s.nowFunc().Before(exp)
+	v, ok := s.live[sha256.Sum256([]byte(id))]
+	return v, ok && s.nowFunc().Before(v.expires)
 }
 
 // end forgets a session.
 func (s *sessions) end(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.expires, sha256.Sum256([]byte(id)))
+	delete(s.live, sha256.Sum256([]byte(id)))
 }
 
 // loginLimiter slows down token guessing: a burst of attempts, then one
@@ -116,40 +125,58 @@ func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
-// needsLogin reports whether r must carry a console session. The console is
-// open without one only to a person on this machine: the server listens on
-// loopback, the request names a loopback host (not a DNS-rebound name) and
-// came through no proxy, and no admin token is set (a set token is always
-// asked for, which also covers proxies that hide themselves).
-func (s *Server) needsLogin(r *http.Request) bool {
-	return s.cfg.AdminToken != "" || !s.loopback || !isLoopbackHost(hostOnly(r.Host)) || forwarded(r)
+// loginToken is the token that logs in as Config.Operator: the admin
+// token, or without one the generated token, which counts only while the
+// server listens on loopback (on any other address it would travel to the
+// server in the clear, and it was printed for someone at this machine).
+func (s *Server) loginToken() string {
+	if s.cfg.AdminToken != "" {
+		return s.cfg.AdminToken
+	}
+	if s.loopback {
+		return s.cfg.LocalToken
+	}
+	return ""
 }
 
-// forwarded reports whether a proxy says it relayed r.
-func forwarded(r *http.Request) bool {
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip"} {
-		if r.Header.Get(h) != "" {
-			return true
+// consoleOff reports whether no token can log in at all.
+func (s *Server) consoleOff() bool {
+	return s.loginToken() == "" && len(s.cfg.Operators) == 0
+}
+
+// operatorFor returns the chat user id a token logs in as, and whether it
+// logs in at all. Every token is compared, in constant time, whatever
+// matched first.
+func (s *Server) operatorFor(token string) (string, bool) {
+	operator, ok := "", false
+	if t := s.loginToken(); t != "" && equalSecret(token, t) {
+		operator, ok = s.cfg.Operator, true
+	}
+	for user, t := range s.cfg.Operators {
+		if t != "" && equalSecret(token, t) {
+			operator, ok = user, true
 		}
 	}
-	return false
+	return operator, ok
 }
 
-// loggedIn reports whether r carries a live console session.
-func (s *Server) loggedIn(r *http.Request) bool {
+// session returns r's live console session, if it has one.
+func (s *Server) session(r *http.Request) (session, bool) {
 	c, err := r.Cookie(sessionCookie)
-	return err == nil && s.sessions.valid(c.Value)
+	if err != nil {
+		return session{}, false
+	}
+	return s.sessions.lookup(c.Value)
 }
 
-// consoleAccess says why r may not use the console, or nil when it may.
+// consoleAccess says why r may not use the console, or nil when it may:
+// every request needs a login, on loopback too, since any local user can
+// reach a loopback port.
 func (s *Server) consoleAccess(r *http.Request) error {
-	if !s.needsLogin(r) {
-		return nil
-	}
-	if s.cfg.AdminToken == "" {
+	if s.consoleOff() {
 		return errConsoleDisabled
 	}
-	if !s.loggedIn(r) {
+	if _, ok := s.session(r); !ok {
 		return switchboard.Errorf(switchboard.EUNAUTHORIZED, "Log in to the console at /console/login first.")
 	}
 	return nil
@@ -157,6 +184,27 @@ func (s *Server) consoleAccess(r *http.Request) error {
 
 var errConsoleDisabled = switchboard.Errorf(switchboard.EFORBIDDEN,
 	"The console is off because Switchboard listens on a public address without a password: set console.admin_token in the config (or listen on 127.0.0.1) to use it.")
+
+// operatorKey carries the logged-in session's operator in a console API
+// request's context.
+type operatorKey struct{}
+
+// actor returns whom a console action is taken for: with a chat platform
+// configured, the logged-in person's chat identity, whatever the body
+// names (an error when the login names nobody); in the built-in demo, the
+// user picked in the playground.
+func (s *Server) actor(r *http.Request, picked string) (string, error) {
+	if !s.cfg.AsOperator {
+		return picked, nil
+	}
+	if op, _ := r.Context().Value(operatorKey{}).(string); op != "" {
+		return op, nil
+	}
+	return "", errNoOperator
+}
+
+var errNoOperator = switchboard.Errorf(switchboard.EFORBIDDEN,
+	"This console login acts for nobody in chat, so it can look but not act: set console.operator to your chat user id, or log in with your own token from console.operators.")
 
 // sameOrigin reports whether r comes from a page of this server, by the
 // browser's Sec-Fetch-Site and Origin headers. Requests without either
@@ -179,8 +227,8 @@ func sameOrigin(r *http.Request) bool {
 	return u.Host == r.Host
 }
 
-// requireAPI guards the console JSON API: same origin, a login when one is
-// needed, and the page's CSRF token.
+// requireAPI guards the console JSON API: same origin, a login, and the
+// page's CSRF token.
 func (s *Server) requireAPI(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setSecurityHeaders(w)
@@ -196,7 +244,8 @@ func (s *Server) requireAPI(next http.Handler) http.Handler {
 			writeError(w, r, s.cfg.Logger, switchboard.Errorf(switchboard.EFORBIDDEN, "The console's security token is missing or out of date: reload the page."))
 			return
 		}
-		next.ServeHTTP(w, r)
+		sess, _ := s.session(r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), operatorKey{}, sess.operator)))
 	})
 }
 
@@ -211,7 +260,7 @@ func setSecurityHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// hostOnly strips the port from a Host header value.
+// hostOnly strips the port from a host:port value.
 func hostOnly(hostport string) string {
 	if u, err := url.Parse("//" + hostport); err == nil && u.Hostname() != "" {
 		return u.Hostname()

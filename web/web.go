@@ -3,8 +3,8 @@
 // where a newcomer types "/ec2 status" as a chosen user in a chosen channel
 // and watches the ack and the channel's answers arrive, next to the list of
 // runs and the audit log. The playground goes through the same
-// switchboard.CommandHandler as Slack does, behind a CSRF token and, unless
-// the server only listens on loopback, a login with the admin token.
+// switchboard.CommandHandler as Slack does, behind a login (on loopback
+// too) and a CSRF token.
 package web
 
 import (
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,14 +52,27 @@ type SlackHandlers struct {
 
 // Config is what NewServer needs. Commands and Store are required.
 type Config struct {
-	// Addr is the listen address. It only decides whether the console needs
-	// a login: on a loopback address (127.0.0.0/8, ::1, localhost) it does
-	// not, unless AdminToken is set; anywhere else it needs AdminToken.
+	// Addr is the listen address. On a loopback address (127.0.0.0/8,
+	// ::1, localhost) LocalToken logs in to the console; anywhere else only
+	// AdminToken and Operators do.
 	Addr string
-	// AdminToken is the console password (console.admin_token). When set,
-	// the console always asks for it; when empty, the console only serves
-	// local requests to a loopback listener and refuses everywhere else.
+	// AdminToken is the console password (console.admin_token); it logs in
+	// as Operator.
 	AdminToken string
+	// LocalToken is the token generated at first start and kept in the
+	// data directory; without an AdminToken it logs in as Operator, on a
+	// loopback listener only.
+	LocalToken string
+	// Operator is the chat user id the admin (or local) token acts as
+	// (console.operator); Operators are per-person tokens by chat user id
+	// (console.operators).
+	Operator  string
+	Operators map[string]string
+	// AsOperator says a real chat platform is configured: console commands
+	// and approval decisions are taken as the logged-in person's Operator
+	// identity, never as a user the request names. Without it (the
+	// built-in demo) the playground sends as whoever is picked.
+	AsOperator bool
 	Commands   switchboard.CommandHandler
 	Store      Store
 	// Auditor records failed logins; nil records nothing.
@@ -148,6 +162,23 @@ func NewServer(cfg Config) *Server {
 	}
 	s.handler = s.routes()
 	return s
+}
+
+// LoginQuery is what the start banner appends to the console's address so
+// that opening it logs the browser in ("?token=..."): the generated token
+// where it is the console's login. It is empty when the admin token is:
+// that one the operator already knows, and it is not printed.
+func (s *Server) LoginQuery() string {
+	return LoginQuery(s.cfg.Addr, s.cfg.AdminToken, s.cfg.LocalToken)
+}
+
+// LoginQuery is Server.LoginQuery for a server listening on addr with
+// these tokens (Config.AdminToken, Config.LocalToken).
+func LoginQuery(addr, adminToken, localToken string) string {
+	if adminToken != "" || localToken == "" || !isLoopbackAddr(addr) {
+		return ""
+	}
+	return "?token=" + url.QueryEscape(localToken)
 }
 
 // Handler returns the server's http.Handler.

@@ -157,13 +157,22 @@ type testBundle struct {
 	meter    *fakeMeter
 }
 
+// localToken is the generated login token of the servers setup starts.
+const localToken = "local-token-0123456789abcdef"
+
 // setup starts a server on 127.0.0.1. cfg.Addr decides whether it behaves as
-// a loopback or a public server; it defaults to loopback.
+// a loopback or a public server; it defaults to loopback, and then the
+// bundle's client is logged in with the generated token, as a browser that
+// opened the start banner's address.
 func setup(t *testing.T, cfg web.Config) *testBundle {
 	t.Helper()
 	b := &testBundle{store: &fakeStore{}, commands: &fakeCommands{}, auditor: &fakeAuditor{}, meter: &fakeMeter{}}
+	login := cfg.Addr == "" && cfg.AdminToken == "" && cfg.LocalToken == "" && cfg.Operators == nil
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.LocalToken == "" {
+		cfg.LocalToken = localToken
 	}
 	if cfg.Store == nil {
 		cfg.Store = b.store
@@ -189,7 +198,20 @@ func setup(t *testing.T, cfg web.Config) *testBundle {
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	if login {
+		b.login(t, localToken)
+	}
 	return b
+}
+
+// login opens the console's address with a token, as the start banner
+// prints it, and fails unless that logged the client in.
+func (b *testBundle) login(t *testing.T, token string) {
+	t.Helper()
+	resp, body := b.do(t, "GET", "/?token="+url.QueryEscape(token), nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" || len(resp.Cookies()) != 1 {
+		t.Fatalf("GET /?token= = %d to %q with cookies %v, want 303 to / with a session: %s", resp.StatusCode, resp.Header.Get("Location"), resp.Cookies(), body)
+	}
 }
 
 // do sends a request and returns the response with its body read.
@@ -201,6 +223,9 @@ func (b *testBundle) do(t *testing.T, method, path string, header http.Header, b
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
+	}
+	if h := header.Get("Host"); h != "" {
+		req.Host = h
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -443,8 +468,8 @@ func TestConsolePage(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	if strings.Contains(body, "/console/logout") {
-		t.Error("a loopback console without login shows a log-out button")
+	if !strings.Contains(body, `action="/console/logout"`) {
+		t.Error("a logged-in console shows no log-out button")
 	}
 	if strings.Contains(body, "http://") || strings.Contains(body, "https://") {
 		t.Error("the page refers to an external resource")
@@ -472,9 +497,9 @@ func TestConsoleAPIGuards(t *testing.T) {
 		{"another port", map[string]string{"X-Switchboard-CSRF": token, "Origin": "http://127.0.0.1:1"}, "", 403},
 		{"Origin null", map[string]string{"X-Switchboard-CSRF": token, "Origin": "null"}, "", 403},
 		{"cross-site fetch", map[string]string{"X-Switchboard-CSRF": token, "Sec-Fetch-Site": "cross-site"}, "", 403},
-		// A loopback server reached by another name (a DNS-rebound host or
-		// a reverse proxy) is not trusted without a login.
-		{"rebound Host", map[string]string{"X-Switchboard-CSRF": token}, "evil.example:" + strings.Split(host, ":")[1], 403},
+		// A loopback server reached by another name (a DNS-rebound host)
+		// gets no session cookie from a browser: TestWhenTheConsoleAsksForALogin.
+		{"another Origin on a rebound Host", map[string]string{"X-Switchboard-CSRF": token, "Origin": "http://evil.example:" + strings.Split(host, ":")[1]}, "", 403},
 	}
 	for _, tt := range tests {
 		for _, call := range []struct {
@@ -527,20 +552,25 @@ func TestConsoleAPIGuards(t *testing.T) {
 	}
 }
 
+// Every request without a session is sent to the login, on loopback too:
+// any local user can reach a loopback port. The console is off only where
+// no token can log in: a public address without an admin token (the
+// generated token counts on loopback only).
 func TestWhenTheConsoleAsksForALogin(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		addr, adminToken string
 		header           http.Header
-		want             int // GET /: 200 open, 303 to the login, 403 off
+		want             int // GET /: 303 to the login, 403 off
 	}{
-		{"127.0.0.1:8080", "", nil, 200},
-		{"127.0.0.2:8080", "", nil, 200},
-		{"localhost:8080", "", nil, 200},
-		{"[::1]:8080", "", nil, 200},
-		{"127.0.0.1:8080", "s3cret", nil, 303}, // a set token is always asked for
-		{"127.0.0.1:8080", "", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, 403},
-		{"127.0.0.1:8080", "", http.Header{"Forwarded": {"for=203.0.113.9"}}, 403},
+		{"127.0.0.1:8080", "", nil, 303},
+		{"127.0.0.2:8080", "", nil, 303},
+		{"localhost:8080", "", nil, 303},
+		{"[::1]:8080", "", nil, 303},
+		{"127.0.0.1:8080", "s3cret", nil, 303},
+		{"127.0.0.1:8080", "", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, 303},
+		{"127.0.0.1:8080", "", http.Header{"Forwarded": {"for=203.0.113.9"}}, 303},
+		{"127.0.0.1:8080", "", http.Header{"Host": {"evil.example"}}, 303},
 		{":8080", "", nil, 403},
 		{"0.0.0.0:8080", "", nil, 403},
 		{"[::]:8080", "", nil, 403},
@@ -966,4 +996,120 @@ func TestApprovalAPIRefusesMalformedBodies(t *testing.T) {
 			t.Errorf("%s: status %d, body %s; want 400 invalid", body, resp.StatusCode, got)
 		}
 	}
+}
+
+// The start banner's address logs a browser in once: the session cookie is
+// set and the browser is sent on to the same address without the token,
+// so it stays out of the address bar and the history. A wrong token in
+// the address is a refused, audited login, like a wrong one in the form.
+func TestLoginLink(t *testing.T) {
+	t.Parallel()
+	b := setup(t, web.Config{Addr: "127.0.0.1:8080", LocalToken: localToken})
+	resp, body := b.do(t, "GET", "/?token=wrong&x=1", nil, nil)
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 || csrfMeta.MatchString(body) {
+		t.Errorf("wrong token in the address = %d with cookies %v, want 401, no session and no CSRF token: %s", resp.StatusCode, resp.Cookies(), body)
+	}
+	b.auditor.mu.Lock()
+	n := len(b.auditor.events)
+	b.auditor.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d audit events for a wrong token in the address, want 1", n)
+	}
+
+	resp, _ = b.do(t, "GET", "/?token="+localToken+"&x=1", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/?x=1" || len(resp.Cookies()) != 1 {
+		t.Fatalf("right token in the address = %d to %q with cookies %v, want 303 to /?x=1 with a session", resp.StatusCode, resp.Header.Get("Location"), resp.Cookies())
+	}
+	if resp, body := b.do(t, "GET", "/", nil, nil); resp.StatusCode != 200 || !csrfMeta.MatchString(body) {
+		t.Errorf("GET / after the link = %d, want the console page", resp.StatusCode)
+	}
+	// Opening the link again while logged in just drops the token.
+	if resp, _ := b.do(t, "GET", "/?token="+localToken, nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Errorf("the link again = %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// The generated token was printed for someone at this machine and would
+// travel in the clear from elsewhere: off loopback it logs in nowhere.
+func TestLocalTokenOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
+	b := setup(t, web.Config{Addr: "0.0.0.0:8080", AdminToken: "s3cret", LocalToken: localToken})
+	if resp, _ := b.do(t, "GET", "/?token="+localToken, nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the generated token off loopback = %d, want 401", resp.StatusCode)
+	}
+	b.login(t, "s3cret")
+}
+
+// With a real chat platform configured, the console acts as the logged-in
+// person's chat identity: the user a request names is ignored, for
+// commands and for approval decisions; a login that names nobody can look
+// but not act.
+func TestConsoleActsAsTheOperator(t *testing.T) {
+	t.Parallel()
+	approver := &recordingApprover{}
+	cfg := web.Config{Addr: "127.0.0.1:8080", AdminToken: "admin-token-0123456789", Operator: "U0OPS1",
+		Operators: map[string]string{"U0OPS2": "ben-token-0123456789"}, AsOperator: true, Approvals: approver}
+
+	for _, tt := range []struct{ token, want string }{{"admin-token-0123456789", "U0OPS1"}, {"ben-token-0123456789", "U0OPS2"}} {
+		b := setup(t, cfg)
+		b.login(t, tt.token)
+		_, page := b.do(t, "GET", "/", nil, nil)
+		if !strings.Contains(page, `<option value="`+tt.want+`">`) || strings.Contains(page, `<option value="U0DEV1">`) || strings.Contains(page, "Other user…") {
+			t.Errorf("%s: the user picker does not hold only %s:\n%s", tt.want, tt.want, page)
+		}
+		csrf := b.csrf(t)
+		resp, body := b.api(t, "POST", "/console/api/command", csrf, map[string]string{"user": "U0BOSS", "channel": "C0OPS", "text": "/ec2 status"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("command = %d: %s", resp.StatusCode, body)
+		}
+		if reqs := b.commands.requests(); len(reqs) != 1 || reqs[0].UserID != tt.want {
+			t.Errorf("command ran as %+v, want %s", reqs, tt.want)
+		}
+		resp, body = b.api(t, "POST", "/console/api/approvals/r-1-2", csrf, map[string]any{"user": "U0BOSS", "approve": true})
+		if resp.StatusCode != 200 {
+			t.Fatalf("approval = %d: %s", resp.StatusCode, body)
+		}
+		if got := approver.last(); got != tt.want {
+			t.Errorf("decided as %q, want %s", got, tt.want)
+		}
+	}
+
+	// An admin token that names nobody: the console shows, but acts for nobody.
+	cfg.Operator = ""
+	b := setup(t, cfg)
+	b.login(t, "admin-token-0123456789")
+	csrf := b.csrf(t)
+	if resp, _ := b.api(t, "GET", "/console/api/runs", csrf, nil); resp.StatusCode != 200 {
+		t.Errorf("runs for a login naming nobody = %d, want 200", resp.StatusCode)
+	}
+	resp, body := b.api(t, "POST", "/console/api/command", csrf, map[string]string{"user": "U0OPS1", "channel": "C0OPS", "text": "/ec2 status"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "console.operator") {
+		t.Errorf("command by a login naming nobody = %d, want 403 naming console.operator: %s", resp.StatusCode, body)
+	}
+	resp, body = b.api(t, "POST", "/console/api/approvals/r-1-2", csrf, map[string]any{"user": "U0OPS1", "approve": true})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "console.operator") {
+		t.Errorf("approval by a login naming nobody = %d, want 403: %s", resp.StatusCode, body)
+	}
+	if n := len(b.commands.requests()); n != 0 {
+		t.Errorf("%d commands ran for a login naming nobody", n)
+	}
+}
+
+// recordingApprover remembers who decided last.
+type recordingApprover struct {
+	mu   sync.Mutex
+	user string
+}
+
+func (a *recordingApprover) Decide(_ context.Context, _, user string, _ bool, _ string) (*switchboard.Approval, string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.user = user
+	return &switchboard.Approval{State: "approved"}, "Thanks: approved by " + user + ".", nil
+}
+
+func (a *recordingApprover) last() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.user
 }

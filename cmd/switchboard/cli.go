@@ -27,6 +27,7 @@ import (
 	"github.com/switchboardhq/switchboard/engine"
 	"github.com/switchboardhq/switchboard/slack"
 	"github.com/switchboardhq/switchboard/store"
+	"github.com/switchboardhq/switchboard/web"
 )
 
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
@@ -48,6 +49,37 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	return nil
+}
+
+// consoleURL prints the console's address with its login token, as the
+// start banner does, for whoever lost the banner: it reads the token from
+// the data directory, so it works only for a user who may read that.
+func consoleURL(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("console-url", stderr)
+	path := fs.String("config", "", "config file (default: the built-in one, whose data is in ./data)")
+	dataDir := fs.String("data-dir", "", "data directory of the built-in config")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, _, err := loadConfig(*path, *dataDir, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + cfg.Listen + "/"
+	if cfg.Console.AdminToken != "" {
+		fmt.Fprintf(stdout, "%s (log in with console.admin_token)\n", base)
+		return nil
+	}
+	token, err := consoleLoginToken(cfg.DataDir, false)
+	if err != nil {
+		return err
+	}
+	query := web.LoginQuery(cfg.Listen, "", token)
+	if query == "" {
+		return fmt.Errorf("the console is off: %s is not a loopback address and console.admin_token is not set", cfg.Listen)
+	}
+	fmt.Fprintln(stdout, base+query)
 	return nil
 }
 

@@ -395,18 +395,20 @@ func TestBanner(t *testing.T) {
 	for _, c := range []struct {
 		addr  string
 		token bool
+		query string
 		want  string
 	}{
-		{"127.0.0.1:8080", false, "Switchboard is running. Open http://127.0.0.1:8080/ to try it (try /ec2 status in the playground)."},
-		{"[::]:8082", false, "Switchboard is running on [::]:8082. The console is off: it listens beyond loopback without console.admin_token (set one, or listen on 127.0.0.1). Slack requests go to /slack/commands."},
-		{"0.0.0.0:8082", true, "Switchboard is running on 0.0.0.0:8082. Open http://localhost:8082/ and log in with console.admin_token to try it."},
-		{"10.0.0.5:8082", true, "Switchboard is running on 10.0.0.5:8082. Open http://10.0.0.5:8082/ and log in with console.admin_token to try it."},
+		{"127.0.0.1:8080", false, "?token=T0KEN", "Switchboard is running. Open http://127.0.0.1:8080/?token=T0KEN to try it (try /ec2 status in the playground)."},
+		{"127.0.0.1:8080", true, "", "Switchboard is running. Open http://127.0.0.1:8080/ to try it (try /ec2 status in the playground)."},
+		{"[::]:8082", false, "", "Switchboard is running on [::]:8082. The console is off: it listens beyond loopback without console.admin_token (set one, or listen on 127.0.0.1). Slack requests go to /slack/commands."},
+		{"0.0.0.0:8082", true, "", "Switchboard is running on 0.0.0.0:8082. Open http://localhost:8082/ and log in with console.admin_token to try it."},
+		{"10.0.0.5:8082", true, "", "Switchboard is running on 10.0.0.5:8082. Open http://10.0.0.5:8082/ and log in with console.admin_token to try it."},
 	} {
 		addr, err := net.ResolveTCPAddr("tcp", c.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := banner(addr, c.token); got != c.want {
+		if got := banner(addr, c.token, c.query); got != c.want {
 			t.Errorf("banner(%s, token %v) = %q, want %q", c.addr, c.token, got, c.want)
 		}
 	}

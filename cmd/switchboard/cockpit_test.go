@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,7 +45,7 @@ func openDemoConsole(t *testing.T, path string, within time.Duration) (*server, 
 	s := demoServer(t)
 	ctx, cancel := context.WithTimeout(browser, within)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 900), chromedp.Navigate(s.url(path))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 900), chromedp.Navigate(s.consoleURL(path))); err != nil {
 		t.Fatalf("open the console at %s: %v\n%s", path, err, s.logs)
 	}
 	return s, ctx
@@ -295,22 +294,16 @@ workflows:
 func TestConsoleDecisionUpdatesSlack(t *testing.T) {
 	t.Parallel()
 	peer := newSlackPeer(t)
-	s := startServer(t, peer.URL, serverOptions{config: slackApprovalConfig})
-	token := consoleToken(t, s)
+	// With Slack configured the console decides as the logged-in person:
+	// U0OPS2 logs in with their own token.
+	const ben = "ben-console-token-0123456789"
+	s := startServer(t, peer.URL, serverOptions{config: slackApprovalConfig + "console: { operators: { U0OPS2: " + ben + " } }\n"})
+	console := openConsole(t, s, ben)
 	decide := func(approvalID, user string) {
 		t.Helper()
-		body := strings.NewReader(`{"user":"` + user + `","approve":true}`)
-		req, _ := http.NewRequest(http.MethodPost, s.url("/console/api/approvals/"+approvalID), body)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Switchboard-CSRF", token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "Thanks: approved by") {
-			t.Fatalf("console approval answered %d %s", resp.StatusCode, raw)
+		status, raw := console.post(t, "/console/api/approvals/"+approvalID, `{"user":"`+user+`","approve":true}`)
+		if status != http.StatusOK || !strings.Contains(raw, "Thanks: approved by") {
+			t.Fatalf("console approval answered %d %s", status, raw)
 		}
 	}
 

@@ -56,7 +56,7 @@ func TestConsoleAuditFilters(t *testing.T) {
 			chromedp.Evaluate[chromedp.Void](`document.getElementById("`+id+`").dispatchEvent(new Event("change"))`))
 	}
 	for i, step := range []chromedp.Action[chromedp.Void]{
-		chromedp.Navigate(s.url("/")),
+		chromedp.Navigate(s.consoleURL("/")),
 		chromedp.EmulateViewport(1400, 900),
 		chromedp.WaitVisible(chromedp.ID("input")),
 		pick("user", "U0OPS1"),

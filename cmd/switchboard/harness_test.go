@@ -209,6 +209,29 @@ func (s *server) stop() {
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
+// loginToken is the console's login token, which the server made in its
+// data directory at first start.
+func (s *server) loginToken() string {
+	s.t.Helper()
+	token, err := os.ReadFile(filepath.Join(s.dataDir, "console-token"))
+	if err != nil {
+		s.t.Fatalf("read the console's login token: %v", err)
+	}
+	return strings.TrimSpace(string(token))
+}
+
+// consoleURL is the console's address at path (which may end in a
+// #fragment) with the login token, as the start banner prints it: opening
+// it logs a browser in.
+func (s *server) consoleURL(path string) string {
+	path, fragment, _ := strings.Cut(path, "#")
+	u := s.url(path) + "?token=" + url.QueryEscape(s.loginToken())
+	if fragment != "" {
+		u += "#" + fragment
+	}
+	return u
+}
+
 // slackPeer stands in for Slack: it receives response_url posts and Web API
 // calls, and can be told to fail. Like Slack, it keeps each channel's
 // history (chat.postMessage posts with their metadata, and in_channel

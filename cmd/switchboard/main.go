@@ -43,6 +43,7 @@ Usage:
   switchboard slack-manifest (--url https://HOST | --socket-mode) [--config FILE]
                                                           print a Slack app manifest for this config (needs no secret)
   switchboard aws-policy --config FILE                   print the least-privilege IAM policy for the config's aws clouds
+  switchboard console-url [--config FILE]                print the console's address with its login token, as serve's banner does
   switchboard version                                    print the version
 `
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return slackManifest(args[1:], getenv, stdout, stderr)
 	case "aws-policy":
 		return awsPolicy(args[1:], getenv, stdout, stderr)
+	case "console-url":
+		return consoleURL(args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		return version(stdout)
 	case "help", "--help", "-h":

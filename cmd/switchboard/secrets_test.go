@@ -264,13 +264,16 @@ type console struct {
 	csrf   string
 }
 
-// openConsole logs in with adminToken (a console that needs no login
-// just shows its page) and reads the page's CSRF token.
-func openConsole(t *testing.T, s *server, adminToken string) *console {
+// openConsole logs in with token (empty: the token the server made in its
+// data directory) and reads the page's CSRF token.
+func openConsole(t *testing.T, s *server, token string) *console {
 	t.Helper()
+	if token == "" {
+		token = s.loginToken()
+	}
 	jar, _ := cookiejar.New(nil)
 	c := &console{s: s, client: &http.Client{Jar: jar}}
-	resp, err := c.client.PostForm(s.url("/console/login"), url.Values{"token": {adminToken}})
+	resp, err := c.client.PostForm(s.url("/console/login"), url.Values{"token": {token}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,6 +302,22 @@ func (c *console) get(t *testing.T, path string) string {
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
 	return string(body)
+}
+
+// post calls a console API with a JSON body and returns the status and
+// the answer.
+func (c *console) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.s.url(path), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Switchboard-CSRF", c.csrf)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
 }
 
 // dumpTables returns every row of every table of a SQLite database as

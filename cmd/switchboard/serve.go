@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/switchboardhq/switchboard"
 	"github.com/switchboardhq/switchboard/config"
@@ -54,6 +58,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	var localToken string
+	if cfg.Console.AdminToken == "" {
+		if localToken, err = consoleLoginToken(cfg.DataDir, true); err != nil {
+			return err
+		}
 	}
 	if err := wired.build(cfg, true); err != nil {
 		return err
@@ -162,6 +172,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	server := web.NewServer(web.Config{
 		Addr:         cfg.Listen,
 		AdminToken:   cfg.Console.AdminToken.Value(),
+		LocalToken:   localToken,
+		Operator:     cfg.Console.Operator,
+		Operators:    operatorTokens(cfg.Console),
+		AsOperator:   cfg.Slack.Enabled() || cfg.Slack.SocketMode(),
 		Commands:     handler,
 		Store:        st,
 		Auditor:      st,
@@ -224,7 +238,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
 		"store", cfg.Redacted().Store, "config", cfg.File, "startup", time.Since(started).Round(time.Millisecond))
-	fmt.Fprintln(stdout, banner(ln.Addr().(*net.TCPAddr), cfg.Console.AdminToken != ""))
+	fmt.Fprintln(stdout, banner(ln.Addr().(*net.TCPAddr), cfg.Console.AdminToken != "", server.LoginQuery())) // the token only here: never logged
 
 	select {
 	case <-ctx.Done():
@@ -250,10 +264,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // banner is the line serve prints once it listens: where to open the
-// console, or why it is off (on a public address without an admin token).
-func banner(addr *net.TCPAddr, adminToken bool) string {
+// console, with loginQuery (the generated token) when that logs in, or
+// why it is off (on a public address without an admin token).
+func banner(addr *net.TCPAddr, adminToken bool, loginQuery string) string {
 	if addr.IP.IsLoopback() {
-		return fmt.Sprintf("Switchboard is running. Open http://%s/ to try it (try /ec2 status in the playground).", addr)
+		return fmt.Sprintf("Switchboard is running. Open http://%s/%s to try it (try /ec2 status in the playground).", addr, loginQuery)
 	}
 	if !adminToken {
 		return fmt.Sprintf("Switchboard is running on %s. The console is off: it listens beyond loopback without console.admin_token (set one, or listen on 127.0.0.1). Slack requests go to /slack/commands.", addr)
@@ -428,6 +443,75 @@ func (n consoleNames) Names(ctx context.Context, ids []string) map[string]string
 		for id, name := range n.slack.Names(ctx, ask) {
 			out[id] = name
 		}
+	}
+	return out
+}
+
+// consoleTokenFile is the console's generated login token, in the data
+// directory: readable by the user Switchboard runs as, and nobody else.
+const consoleTokenFile = "console-token"
+
+// consoleLoginToken reads the console's generated login token from the data
+// directory; with create, at first start it makes one (0600). A token
+// file others can read is refused: whoever read it could act as the
+// operator.
+func consoleLoginToken(dataDir string, create bool) (string, error) {
+	path := filepath.Join(dataDir, consoleTokenFile)
+	for {
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) && create {
+			// O_EXCL: a file another process made meanwhile is kept, and
+			// both then read the same token.
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err == nil {
+				_, err = f.WriteString(rand.Text() + "\n")
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					os.Remove(path)
+				}
+			}
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", fmt.Errorf("make the console's login token: %w", err)
+			}
+			create = false
+			continue
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s does not exist yet: Switchboard makes it when it first starts without console.admin_token", path)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("%s can be read by other users (mode %04o): run chmod 600 %s, or delete it to have a new token made", path, perm, path)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, 1024))
+		if err != nil {
+			return "", fmt.Errorf("read the console's login token: %w", err)
+		}
+		token := strings.TrimSpace(string(data))
+		if len(token) < 16 || strings.ContainsFunc(token, unicode.IsSpace) {
+			return "", fmt.Errorf("%s does not hold a login token: delete it to have a new one made", path)
+		}
+		return token, nil
+	}
+}
+
+// operatorTokens are the console's per-person tokens by chat user id.
+func operatorTokens(c config.Console) map[string]string {
+	if len(c.Operators) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(c.Operators))
+	for user, token := range c.Operators {
+		out[user] = token.Value()
 	}
 	return out
 }

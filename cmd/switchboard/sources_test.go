@@ -192,23 +192,6 @@ func forward(t *testing.T, addr, target string) {
 
 var csrfMeta = regexp.MustCompile(`<meta name="sb-csrf" content="([0-9a-f]+)">`)
 
-// consoleToken loads the console page and returns the CSRF token its
-// script sends with every API call.
-func consoleToken(t *testing.T, s *server) string {
-	t.Helper()
-	resp, err := http.Get(s.url("/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := csrfMeta.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("the console page has no CSRF token:\n%s", page)
-	}
-	return string(m[1])
-}
-
 // consoleStatus is what the console shows about the trigger sources.
 func consoleStatus(t *testing.T, s *server) string {
 	t.Helper()
