@@ -15,16 +15,36 @@ func (s *Store) Audit(ctx context.Context, ev switchboard.AuditEvent) error {
 	return s.insertAudit(ctx, s.req, []switchboard.AuditEvent{ev})
 }
 
+// insertAudit writes evs with one statement: a command's request, action
+// and run lines go in together.
 func (s *Store) insertAudit(ctx context.Context, db execer, evs []switchboard.AuditEvent) error {
-	for _, ev := range evs {
+	// Within the databases' limits on parameters per statement.
+	const most = 500
+	for len(evs) > most {
+		if err := s.insertAudit(ctx, db, evs[:most]); err != nil {
+			return err
+		}
+		evs = evs[most:]
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	var query strings.Builder
+	query.WriteString(`INSERT INTO sb_audit (at, run_id, kind, actor, channel, subject, outcome, detail) VALUES `)
+	args := make([]any, 0, 8*len(evs))
+	now := time.Now()
+	for i, ev := range evs {
+		if i > 0 {
+			query.WriteString(", ")
+		}
+		query.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
 		if ev.Time.IsZero() {
-			ev.Time = time.Now()
+			ev.Time = now
 		}
-		_, err := db.ExecContext(ctx, s.q(`INSERT INTO sb_audit (at, run_id, kind, actor, channel, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			ev.Time.UnixNano(), ev.RunID, ev.Kind, ev.Actor, ev.Channel, ev.Subject, ev.Outcome, ev.Detail)
-		if err != nil {
-			return fmt.Errorf("write audit: %w", err)
-		}
+		args = append(args, ev.Time.UnixNano(), ev.RunID, ev.Kind, ev.Actor, ev.Channel, ev.Subject, ev.Outcome, ev.Detail)
+	}
+	if _, err := db.ExecContext(ctx, s.q(query.String()), args...); err != nil {
+		return fmt.Errorf("write audit: %w", err)
 	}
 	return nil
 }
