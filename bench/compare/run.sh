@@ -193,6 +193,13 @@ done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# What one command costs the store, counted (not timed) by bench/cost.sh.
+echo "== cost per command (bench/cost.sh)" >&2
+if ! N=$N CONCURRENCY=$CONCURRENCY bash bench/cost.sh >"$RESULTS/cost.md" 2>"$RESULTS/cost.log"; then
+	echo "bench/cost.sh failed; see $RESULTS/cost.log" >&2
+	failed=1
+fi
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 row() {
@@ -298,6 +305,53 @@ on the same CPUs as the servers.
 
 All three send the same ack and answer bodies. Numbers compare only within
 one run of this script on one machine.
+
+## What one command costs
+
+Counted by \`bench/cost.sh\` in the same run (the same signed \`/ec2 status
+tools\`, closed loop, SQLite; the server under \`strace -c\` for the fsyncs,
+so its speed there means nothing). Statements and commits come from
+\`switchboard_store_statements_total\` and \`switchboard_store_commits_total\`
+(explicit transactions; River's single-statement updates commit on their
+own and are not in that count); bytes and write calls from
+\`/proc/PID/io\` (the socket writes of the ack and the answer are among the
+write calls); one DescribeInstances per command, or fewer when identical
+reads overlap (\`fleet\`: shared for a second, never past an action).
+
+$(cat "$RESULTS/cost.md")
+
+Where the statements go, for one \`/ec2 status\` (from a per-statement count
+of the same load): the ack is one transaction (the run, its audit lines in one
+statement, its job); the run's step is one (the run row, its answer and the
+answer's job, the instance locks released) plus River marking the job done;
+the answer is read (the message, whether an earlier one is still on its way,
+the run's earlier deliveries), posted, and recorded with its transcript line
+in one transaction, plus River marking that job done. SQLite in WAL mode with
+\`synchronous=NORMAL\` syncs only at checkpoints, which is why the fsyncs are
+a fraction of the commits; the bytes written are mostly whole 4 KiB pages of
+the tables and indexes each transaction touches, written once to the log and
+again at the checkpoint.
+
+## Past one machine, on paper
+
+From the counts above, a command is about six write transactions and twenty
+statements, two River jobs, one cloud read (or a share of one), and one post
+to Slack. At 10x this machine's sustained rate (about 10,000 commands a
+second, spread over several replicas on Postgres) that is some 60,000 commits
+and 200,000 statements a second: beyond what one Postgres commits with a
+flush per commit on ordinary disks, so the next steps are the ones the count
+points at: group commit (one transaction for concurrent acks, and for a run
+step with its answer), fewer statements per message, and
+\`synchronous_commit\` chosen knowingly. River fetches jobs with \`FOR UPDATE
+SKIP LOCKED\`, one query per queue per replica per fetch, woken by
+LISTEN/NOTIFY; at 20,000 jobs a second its tables want aggressive vacuum. At
+100x, a single Postgres primary is the limit and the work would have to be
+split by team or workspace. Outside the process, the limits are fixed and
+lower than either: Slack takes about one \`chat.postMessage\` a second per
+channel and five posts per \`response_url\`; EC2 refills DescribeInstances at
+20 a second per account and region (shared reads make a burst of identical
+statuses one call) and StartInstances at 2 a second. Those, not the store,
+bound what a team sees.
 EOF
 } >"$DOC"
 
