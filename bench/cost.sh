@@ -48,6 +48,7 @@ kill -TERM "$server"; wait "$pid" 2>/dev/null || true; pid="" # strace ends with
 fsyncs=$(awk '$NF == "fsync" || $NF == "fdatasync" { s += $4 } END { printf "%d\n", s }' "$work/strace.txt")
 per() { python3 -c "print(f'{($2 - $1) / $N:.1f}')"; }
 echo "commands: $N (after 100 to warm up), closed loop, $CONCURRENCY workers, under strace (slow: only the counts mean anything)"
+echo
 echo "| per command | |"
 echo "|---|---|"
 echo "| SQL statements | $(per "$s0" "$s1") |"
@@ -55,4 +56,7 @@ echo "| committed transactions | $(per "$c0" "$c1") |"
 echo "| bytes written to storage | $(per "$w0" "$w1") |"
 echo "| write system calls | $(per "$sc0" "$sc1") |"
 echo "| fsyncs (whole run, warm-up included, $((N + 100)) commands) | $fsyncs |"
-grep -E "answered|acks/s|answers" "$work/load.txt" | head -5 || true
+echo
+echo '```'
+grep -E "^(acks|exactly once):" "$work/load.txt" || true
+echo '```'

@@ -125,3 +125,24 @@ func (m *Metrics) CountSQL(statements, commits func() int64) {
 		}, func() float64 { return float64(commits()) }),
 	)
 }
+
+var cloudCallsDesc = prometheus.NewDesc("switchboard_cloud_calls_total",
+	"Calls made to each cloud's API, by action (DescribeInstances, StopInstances...); retries included.", []string{"cloud", "action"}, nil)
+
+// CountCloudCalls exports the calls made to each cloud, read when scraped
+// from calls: cloud name → action → count.
+func (m *Metrics) CountCloudCalls(calls func() map[string]map[string]int) {
+	m.registry.MustRegister(cloudCalls(calls))
+}
+
+type cloudCalls func() map[string]map[string]int
+
+func (c cloudCalls) Describe(ch chan<- *prometheus.Desc) { ch <- cloudCallsDesc }
+
+func (c cloudCalls) Collect(ch chan<- prometheus.Metric) {
+	for cloud, actions := range c() {
+		for action, n := range actions {
+			ch <- prometheus.MustNewConstMetric(cloudCallsDesc, prometheus.CounterValue, float64(n), cloud, action)
+		}
+	}
+}

@@ -199,6 +199,12 @@ if ! N=$N CONCURRENCY=$CONCURRENCY bash bench/cost.sh >"$RESULTS/cost.md" 2>"$RE
 	echo "bench/cost.sh failed; see $RESULTS/cost.log" >&2
 	failed=1
 fi
+# A burst of identical statuses against EC2's request limits.
+echo "== burst with EC2's limits (bench/burst.sh)" >&2
+if ! bash bench/burst.sh >"$RESULTS/burst.txt" 2>"$RESULTS/burst.log"; then
+	echo "bench/burst.sh failed; see $RESULTS/burst.log" >&2
+	failed=1
+fi
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
@@ -331,6 +337,17 @@ in one transaction, plus River marking that job done. SQLite in WAL mode with
 a fraction of the commits; the bytes written are mostly whole 4 KiB pages of
 the tables and indexes each transaction touches, written once to the log and
 again at the checkpoint.
+
+## A burst against EC2's request limits
+
+\`bench/burst.sh\` in the same run: 1,000 \`/ec2 status tools\` arriving
+within one second (open loop), the simulated cloud with EC2's limits on
+(DescribeInstances refills at 20 a second). Identical reads at the same time
+share one call, so the burst is answered without waiting on the bucket:
+
+\`\`\`
+$(grep -E "^(acks|end to end|exactly once):|^DescribeInstances" "$RESULTS/burst.txt")
+\`\`\`
 
 ## Past one machine, on paper
 

@@ -101,6 +101,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if c := st.SQLCounts(); c != nil {
 		meter.CountSQL(c.Statements.Load, c.Commits.Load)
 	}
+	meter.CountCloudCalls(func() map[string]map[string]int {
+		out := map[string]map[string]int{}
+		for name, p := range providers {
+			if f, ok := p.(*fleet.Provider); ok {
+				out[name] = f.Stats().Calls
+			}
+		}
+		return out
+	})
 	// One sampler for every endpoint anyone can call unverified: a flood of
 	// bad signatures adds a bounded number of audit and log lines a minute.
 	rejections := &switchboard.RejectSampler{Auditor: st, Logger: logger, CountFunc: meter.RequestRejected}
