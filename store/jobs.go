@@ -248,9 +248,9 @@ func (w *Work) messenger(source string) switchboard.Messenger {
 func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) error {
 	s := w.s
 	var body string
-	var sentAt, createdAt int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at, created_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`),
-		job.Args.RunID, job.Args.Key).Scan(&body, &sentAt, &createdAt)
+	var sentAt, createdAt, sendingAt int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body, sent_at, created_at, sending_at FROM sb_messages WHERE run_id = ? AND msg_key = ?`),
+		job.Args.RunID, job.Args.Key).Scan(&body, &sentAt, &createdAt, &sendingAt)
 	if isNoRows(err) {
 		return river.JobCancel(fmt.Errorf("message %s/%s is gone", job.Args.RunID, job.Args.Key))
 	} else if err != nil {
@@ -288,20 +288,28 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err != nil {
 		return err
 	}
-	// River records every attempt before it is worked (a snooze, which
-	// posted nothing, does not count): an earlier attempt that was cut
-	// off (the process died between Slack taking the post and the mark
-	// below) or that failed in a way that may have posted leaves the
-	// message unmarked, so this one looks for it before posting again.
-	// The intent costs no write of its own.
-	if job.Attempt > 1 {
-		m.MaybeSent = time.Unix(0, createdAt)
+	// The intent goes on record before the post: if this process dies
+	// between Slack taking the post and the mark below (or the post failed
+	// in a way that may have landed, such as a timeout), whoever tries again
+	// knows it may be in the channel and looks for it first. Only a post
+	// actually begun counts: a retry for any other reason (a job taken over
+	// before it posted) does not read the channel, where another run's
+	// identical text could pass for this one.
+	if sendingAt != 0 {
+		m.MaybeSent = time.Unix(0, sendingAt)
+	} else if err := s.markSending(ctx, m); err != nil {
+		return err
 	}
 	d, err := messenger.Deliver(ctx, m, earlier)
 	var se *switchboard.Error
-	if err == nil {
+	switch code := switchboard.ErrorCode(err); {
+	case err == nil:
 		s.work.Meter.MessageSent("sent")
 		return s.markSent(ctx, m, d.Via, d.Ref)
+	case code == switchboard.ETHROTTLED || code == switchboard.EINVALID:
+		// Refused before anything was posted: a later attempt need not
+		// look for this one.
+		s.clearSending(ctx, m)
 	}
 	switch code := switchboard.ErrorCode(err); {
 	case code == switchboard.ETHROTTLED:
@@ -386,6 +394,21 @@ func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts str
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// markSending records that a post of m is about to begin.
+func (s *Store) markSending(ctx context.Context, m switchboard.Message) error {
+	_, err := s.req.ExecContext(ctx, s.q(`UPDATE sb_messages SET sending_at = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
+		time.Now().UnixNano(), m.RunID, m.Key)
+	if err != nil {
+		return fmt.Errorf("record the intent to post message %s/%s: %w", m.RunID, m.Key, err)
+	}
+	return nil
+}
+
+// clearSending records that the post of m begun last did not land.
+func (s *Store) clearSending(ctx context.Context, m switchboard.Message) {
+	_, _ = s.req.ExecContext(ctx, s.q(`UPDATE sb_messages SET sending_at = 0 WHERE run_id = ? AND msg_key = ? AND sent_at = 0`), m.RunID, m.Key)
 }
 
 func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts string) error {

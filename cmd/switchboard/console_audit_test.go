@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,8 +158,13 @@ func TestConsoleAuditFilters(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#audit-filters button[type="reset"]`))); err != nil {
 		t.Fatal(err)
 	}
-	rows(func(r [][]string) bool { return len(r) > 0 && r[0][actor] == "U0DEV1" }) // all lines again
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#audit tr[data-run^="r-"] .run`))); err != nil {
+	// All lines again (lines written since, such as a scheduled run's, may
+	// come first now).
+	rows(func(r [][]string) bool {
+		return slices.ContainsFunc(r, func(row []string) bool { return row[actor] == "U0DEV1" }) &&
+			slices.ContainsFunc(r, func(row []string) bool { return row[actor] == "U0OPS1" })
+	})
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#audit tr[data-actor="U0OPS1"][data-kind="action"][data-run^="r-"] .run`))); err != nil {
 		t.Fatal(err)
 	}
 	run, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`#audit-filters input[name="run"]`)))
