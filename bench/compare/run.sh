@@ -331,8 +331,10 @@ of the same load): the ack is one transaction (the run, its audit lines in one
 statement, its job); the run's step is one (the run row, its answer and the
 answer's job, the instance locks released) plus River marking the job done;
 the answer is read (the message, whether an earlier one is still on its way,
-the run's earlier deliveries), posted, and recorded with its transcript line
-in one transaction, plus River marking that job done. SQLite in WAL mode with
+the run's earlier deliveries), its intent to post recorded (one statement,
+so that a post cut off by a crash is looked for, not repeated), posted, and
+recorded with its transcript line in one transaction, plus River marking that
+job done. SQLite in WAL mode with
 \`synchronous=NORMAL\` syncs only at checkpoints, which is why the fsyncs are
 a fraction of the commits; the bytes written are mostly whole 4 KiB pages of
 the tables and indexes each transaction touches, written once to the log and
