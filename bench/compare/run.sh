@@ -213,7 +213,7 @@ row() {
 	jq -r --arg server "$label" --arg kind "$kind" --arg idle "$(mib "$(cat "$RESULTS/$name-$kind-idle-rss-kib")")" \
 		--arg peak "$(mib "$(cat "$RESULTS/$name-$kind-peak-rss-kib")")" '
 		def f: (. * 100 | round) as $c | "\($c / 100 | floor).\($c % 100 | tostring | if length < 2 then "0" + . else . end)";
-		"| \($server) | \($kind) | \(.acks_per_s | round) | \(.ack_latency_ms.p50 | f) | \(.ack_latency_ms.p90 | f) | \(.ack_latency_ms.p99 | f) | \(.ack_latency_ms.max | f) | \(.end_to_end_latency_ms.p50 | f) | \(.end_to_end_latency_ms.p99 | f) | \(.answered_once) / \(.never_answered | length) / \(.answered_more_than_once | length) | \([.errors[]] | add // 0) | \($idle) | \($peak) |"
+		"| \($server) | \($kind) | \(.acks_per_s | round) | \(.answers_per_s // 0 | round) | \(.ack_latency_ms.p50 | f) | \(.ack_latency_ms.p90 | f) | \(.ack_latency_ms.p99 | f) | \(.ack_latency_ms.max | f) | \(.end_to_end_latency_ms.p50 | f) | \(.end_to_end_latency_ms.p99 | f) | \(.answered_once) / \(.never_answered | length) / \(.answered_more_than_once | length) | \([.errors[]] | add // 0) | \($idle) | \($peak) |"
 	' "$RESULTS/$name-$kind.json"
 }
 
@@ -254,8 +254,8 @@ Reproduce:
 
 ## Results
 
-| server | load | acks/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms | end-to-end p50 ms | end-to-end p99 ms | answered once / never / twice | errors | idle RSS | peak RSS under load |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| server | load | acks/s | answers/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms | end-to-end p50 ms | end-to-end p99 ms | answered once / never / twice | errors | idle RSS | peak RSS under load |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 	for kind in closed open; do
 		row switchboard Switchboard "$kind"

@@ -142,6 +142,9 @@ func TestRun(t *testing.T) {
 			if r.Ack.P50 <= 0 || r.Ack.P50 > r.Ack.P99 || r.Ack.P99 > r.Ack.Max || r.Throughput <= 0 {
 				t.Errorf("ack latency %+v, throughput %v: want 0 < p50 <= p99 <= max and throughput > 0", r.Ack, r.Throughput)
 			}
+			if r.AnswersPerS <= 0 {
+				t.Errorf("answers/s %v: want more than 0", r.AnswersPerS)
+			}
 			if r.SampleAck != `{"response_type":"ephemeral","text":"Working on it"}` || r.SampleAns != `{"text":"i-0abc is running"}` {
 				t.Errorf("samples: ack %q, answer %q", r.SampleAck, r.SampleAns)
 			}

@@ -26,6 +26,9 @@ type report struct {
 	Acked      int     `json:"acked"`     // HTTP 200
 	Elapsed    float64 `json:"elapsed_s"` // first send to last ack
 	Throughput float64 `json:"acks_per_s"`
+	// AnswersPerS is the commands answered over the time from the first
+	// send to the last first answer: how fast answers keep up with acks.
+	AnswersPerS float64 `json:"answers_per_s"`
 
 	Errors       map[string]int    `json:"errors"`        // kind -> count
 	ErrorSamples map[string]string `json:"error_samples"` // kind -> first message
@@ -100,6 +103,19 @@ func (lt *test) report(interrupted bool) *report {
 		}
 	}
 	r.Ack, r.EndToEnd = percentiles(acks), percentiles(e2e)
+	var lastAnswer time.Time
+	answered := 0
+	for _, a := range lt.attempts {
+		if a.ok && a.answers > 0 {
+			answered++
+			if at := a.sent.Add(a.firstAnswer); at.After(lastAnswer) {
+				lastAnswer = at
+			}
+		}
+	}
+	if !lt.start.IsZero() && lastAnswer.After(lt.start) {
+		r.AnswersPerS = float64(answered) / lastAnswer.Sub(lt.start).Seconds()
+	}
 	if !lt.start.IsZero() && lt.end.After(lt.start) {
 		elapsed := lt.end.Sub(lt.start)
 		r.Elapsed = elapsed.Seconds()
@@ -167,6 +183,7 @@ func (r *report) writeText(w io.Writer) error {
 	line("acks", "%d ok, %d errors in %.3fs (%.1f acks/s)", r.Acked, r.Sent-r.Acked, r.Elapsed, r.Throughput)
 	line("ack latency", "%s", r.Ack)
 	line("end to end", "%s (sent -> first answer at response_url)", r.EndToEnd)
+	line("answers", "%.1f answers/s (first send to last first answer)", r.AnswersPerS)
 	line("exactly once", "%d answered once, %d never answered, %d answered more than once (of %d acked)",
 		r.AnsweredOnce, len(r.NeverAnswered), len(r.AnsweredTwice), r.Acked)
 	kinds := make([]string, 0, len(r.Errors))
