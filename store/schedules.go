@@ -18,9 +18,7 @@ type Schedule struct {
 	Workflow string
 	// Schedule says when the next tick is after a time (a cron schedule).
 	Schedule interface{ Next(time.Time) time.Time }
-	// RunOnStart fires once at start for a tick missed while down: the
-	// start's tick is the schedule's last one due, so when that one ran
-	// before the restart, its delivery id repeats and nothing runs.
+	// RunOnStart fires once at start, for ticks missed while down.
 	RunOnStart bool
 }
 
@@ -36,35 +34,10 @@ func periodicJobs(schedules []Schedule) []*river.PeriodicJob {
 	jobs := make([]*river.PeriodicJob, len(schedules))
 	for i, sc := range schedules {
 		jobs[i] = river.NewPeriodicJob(sc.Schedule, func() (river.JobArgs, *river.InsertOpts) {
-			return ScheduleArgs{Workflow: sc.Workflow, Tick: lastDue(sc.Schedule, time.Now())}, nil
+			return ScheduleArgs{Workflow: sc.Workflow, Tick: time.Now().UTC().Truncate(time.Second)}, nil
 		}, &river.PeriodicJobOpts{RunOnStart: sc.RunOnStart, ID: "schedule:" + sc.Workflow})
 	}
 	return jobs
-}
-
-// lastDue is the schedule's latest time at or before now (to the second),
-// the tick a job enqueued now stands for: the tick itself when River
-// enqueues it on time (a little early or late), and at start the last tick
-// that was due, which the engine's delivery ids tell apart from one that
-// already ran. A schedule without fixed times (@every) has no last due tick
-// before now: it is now.
-func lastDue(sched interface{ Next(time.Time) time.Time }, now time.Time) time.Time {
-	now = now.UTC().Add(500 * time.Millisecond) // River may fire a hair early
-	for w := time.Minute; w <= 400*24*time.Hour; w *= 2 {
-		t := sched.Next(now.Add(-w))
-		if t.IsZero() || t.After(now) {
-			continue
-		}
-		for steps := 0; steps < 100000; steps++ {
-			next := sched.Next(t)
-			if next.IsZero() || next.After(now) || !next.After(t) {
-				break
-			}
-			t = next
-		}
-		return t.UTC().Truncate(time.Second)
-	}
-	return now.Truncate(time.Second)
 }
 
 type scheduleWorker struct {

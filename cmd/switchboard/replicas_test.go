@@ -309,28 +309,3 @@ func TestReplicaDeathAndRollingRestart(t *testing.T) {
 		t.Errorf("a command acked after the kill waited %s for its answer: the restart held work back", slowest)
 	}
 }
-
-// A schedule with missed: run_once runs its last due tick once when
-// Switchboard starts after missing it, and not again at the next restart.
-func TestMissedTickRunsOnceAcrossRestarts(t *testing.T) {
-	t.Parallel()
-	peer := newSlackPeer(t)
-	cfg := configYAML + `workflows:
-  new-year:
-    trigger: { schedule: { cron: "0 0 1 1 *", missed: run_once } }
-    channel: C0BEAT
-    steps:
-      - notify: { text: 'new year {{ event.subject }}' }
-`
-	s := startServer(t, peer.URL, serverOptions{config: cfg})
-	first := peer.posted(t, "new year scheduled run at ")
-	if want := fmt.Sprintf("new year scheduled run at %d-01-01T00:00:00Z", time.Now().UTC().Year()); first.Get("text") != want {
-		t.Errorf("the missed tick ran as %q, want %q", first.Get("text"), want)
-	}
-	s.stop()
-	s.start()
-	time.Sleep(3 * time.Second) // a second run would have come by now
-	if n := peer.postCount("new year scheduled run at "); n != 1 {
-		t.Errorf("the missed tick ran %d times across a restart, want once", n)
-	}
-}
