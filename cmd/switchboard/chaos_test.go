@@ -354,23 +354,7 @@ func TestAnswerCutOffBeforeItsRecordIsNotRepeated(t *testing.T) {
 			}
 			peer := newSlackPeer(t)
 			s := startServer(t, peer.URL, serverOptions{store: store})
-			killed := make(chan struct{})
-			peer.mu.Lock()
-			peer.onAnswer = func(string) {
-				peer.onAnswer = nil
-				s.kill9()
-				close(killed)
-			}
-			peer.mu.Unlock()
-			req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
-			if code, _ := send(t, req); code != http.StatusOK {
-				t.Fatalf("status answered %d", code)
-			}
-			select {
-			case <-killed:
-			case <-time.After(30 * time.Second):
-				t.Fatal("no answer was posted")
-			}
+			path := statusWhileAnswering(t, s, peer, s.kill9)
 			s.start()
 			time.Sleep(3 * time.Second) // the restarted process has looked, and would have posted by now
 			if got := peer.answers(path); len(got) != 1 {
@@ -407,23 +391,7 @@ func TestFullDiskAnswersOnceAndIsNotReady(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	full := make(chan struct{})
-	peer.mu.Lock()
-	peer.onAnswer = func(string) {
-		peer.onAnswer = nil
-		fill()
-		close(full)
-	}
-	peer.mu.Unlock()
-	req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
-	if code, _ := send(t, req); code != http.StatusOK {
-		t.Fatalf("status answered %d", code)
-	}
-	select {
-	case <-full:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no answer was posted")
-	}
+	path := statusWhileAnswering(t, s, peer, fill)
 	waitReadyz(http.StatusServiceUnavailable, "with the disk full")
 	// A command now cannot be recorded: Slack hears an error, not an ack
 	// that would be lost.
@@ -440,4 +408,29 @@ func TestFullDiskAnswersOnceAndIsNotReady(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "message delivered but not yet recorded") {
 		t.Errorf("the failing record was not retried (or not logged):\n%s", s.logs)
 	}
+}
+
+// statusWhileAnswering sends /ec2 status tools and calls do the moment
+// the fake Slack has taken its answer, before Slack replies to the post;
+// it returns once do has run, with the command's response_url path.
+func statusWhileAnswering(t *testing.T, s *server, peer *slackPeer, do func()) string {
+	t.Helper()
+	done := make(chan struct{})
+	peer.mu.Lock()
+	peer.onAnswer = func(string) {
+		peer.onAnswer = nil
+		do()
+		close(done)
+	}
+	peer.mu.Unlock()
+	req, path := slashCommand(t, s, peer, "U0OPS1", "C0OPS", "status tools")
+	if code, _ := send(t, req); code != http.StatusOK {
+		t.Fatalf("status answered %d", code)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer was posted")
+	}
+	return path
 }
