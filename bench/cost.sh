@@ -13,38 +13,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 CONCURRENCY=${CONCURRENCY:-8}
-work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-cost.XXXXXX")
-pid=""
-cleanup() {
-	[[ -n "$pid" ]] && pkill -TERM -f "^$work/switchboard serve" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-go build -o "$work/switchboard" ./cmd/switchboard
-go build -o "$work/slackload" ./cmd/slackload
-export SLACK_SIGNING_SECRET=8f742231b10e8888abcd99yyyzzz85a5
-{ echo "data_dir: $work/data"; cat bench/switchboard.yaml; } >"$work/switchboard.yaml"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-addr="127.0.0.1:$port"
-strace -f -qq -c -e trace=fsync,fdatasync -o "$work/strace.txt" \
-	"$work/switchboard" serve --config "$work/switchboard.yaml" --addr "$addr" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://$addr/healthz" && break; sleep 0.1; done
-server=$(pgrep -f "^$work/switchboard serve" | head -1) # the server, not strace
+. bench/lib.sh
+bench_prepare cost
+bench_serve strace -f -qq -c -e trace=fsync,fdatasync -o "$work/strace.txt"
 
-metric() { curl -s "http://$addr/metrics" | awk -v m="$1" '$1 ~ "^"m { s += $2 } END { printf "%d\n", s }'; }
+metric() { bench_metric "^$1"; }
 io() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server/io"; }
 
 # Warm up (statement caches, first pages), then measure.
-"$work/slackload" -url "http://$addr/slack/commands" -secret "$SLACK_SIGNING_SECRET" -n 100 -concurrency "$CONCURRENCY" -text "status tools" >/dev/null
+bench_load -n 100 -concurrency "$CONCURRENCY" >/dev/null
 sleep 1
 s0=$(metric switchboard_store_statements_total); c0=$(metric switchboard_store_commits_total)
 w0=$(io write_bytes); sc0=$(io syscw)
-"$work/slackload" -url "http://$addr/slack/commands" -secret "$SLACK_SIGNING_SECRET" -n "$N" -concurrency "$CONCURRENCY" -text "status tools" >"$work/load.txt"
+bench_load -n "$N" -concurrency "$CONCURRENCY" >"$work/load.txt"
 sleep 1 # idle work (River's polling) in this second is counted too
 s1=$(metric switchboard_store_statements_total); c1=$(metric switchboard_store_commits_total)
 w1=$(io write_bytes); sc1=$(io syscw)
-kill -TERM "$server"; wait "$pid" 2>/dev/null || true; pid="" # strace ends with its child
+bench_stop # strace writes its counts when its child ends
 fsyncs=$(awk '$NF == "fsync" || $NF == "fdatasync" { s += $4 } END { printf "%d\n", s }' "$work/strace.txt")
 per() { python3 -c "print(f'{($2 - $1) / $N:.1f}')"; }
 echo "commands: $N (after 100 to warm up), closed loop, $CONCURRENCY workers, under strace (slow: only the counts mean anything)"
