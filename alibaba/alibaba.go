@@ -69,8 +69,8 @@ type Options struct {
 	RoleARN    string
 	ExternalID string
 	// HTTPClient carries the API calls: its Transport, and its Timeout when
-	// set (otherwise the SDK's per-API read timeouts apply). Nil means
-	// http.DefaultTransport.
+	// set (otherwise the SDK's per-API read timeouts apply). Nil means a
+	// copy of http.DefaultTransport.
 	HTTPClient *http.Client
 	// ForceDelete lets TerminateInstances release instances that are not
 	// stopped (DeleteInstances with Force=true, which cuts their power like
@@ -112,7 +112,7 @@ func New(opts Options) (*Provider, error) {
 	p := &Provider{
 		region:      opts.Region,
 		scheme:      "HTTPS",
-		transport:   http.DefaultTransport,
+		transport:   http.DefaultTransport.(*http.Transport).Clone(), // a pool of its own
 		forceDelete: opts.ForceDelete,
 	}
 	if opts.Endpoint != "" {

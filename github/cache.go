@@ -38,7 +38,10 @@ type cachedAnswer struct {
 
 func newETagCache(next http.RoundTripper) *etagCache {
 	if next == nil {
-		next = http.DefaultTransport
+		// A pool of its own: whoever calls CloseIdleConnections on the
+		// shared default transport (httptest servers do as they close) must
+		// not break a request on its way here.
+		next = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	return &etagCache{next: next, entries: map[string]*cachedAnswer{}}
 }
