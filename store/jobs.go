@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -77,6 +78,7 @@ func (s *Store) newRiver(opts Options) error {
 	if n <= 0 {
 		n = 20
 	}
+	s.workers = n
 	cfg := &river.Config{
 		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}, queueMessages: {MaxWorkers: n}},
 		Workers:    workers,
@@ -131,6 +133,7 @@ func (s *Store) Start(ctx context.Context, w Work) error {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	s.started = true
+	s.fast.start(fastPerWorker * s.workers)
 	if s.postgres && s.clientID != "" {
 		aliveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		s.aliveDone = make(chan struct{})
@@ -148,7 +151,11 @@ func (s *Store) Stop(ctx context.Context) error {
 	if !s.started {
 		return nil
 	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.fast.stop(ctx) }()
 	err := s.river.Stop(ctx)
+	wg.Wait()
 	if ctx.Err() != nil {
 		// Out of drain time: cancel what is left, briefly.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -207,7 +214,7 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 			Audit: []switchboard.AuditEvent{{Kind: switchboard.AuditRun, RunID: run.ID, Actor: run.Request.UserID,
 				Channel: run.Request.ChannelID, Subject: run.Workflow, Outcome: string(switchboard.RunFailed), Detail: err.Error()}}}
 	}
-	if err := s.commitOutcome(ctx, run, out); err != nil {
+	if err := s.commitOutcome(ctx, run, out, nil); err != nil {
 		return err
 	}
 	if !run.State.Finished() && out.Wait > 0 {
@@ -273,10 +280,6 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return river.JobCancel(fmt.Errorf("decode message: %w", err))
 	}
-	messenger := s.work.messenger(m.Source)
-	if messenger == nil {
-		return w.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "no chat platform is configured to deliver messages of %s requests", m.Source))
-	}
 	if m.Thread {
 		// The thread is the run's first message that got a Ref.
 		err := s.db.QueryRowContext(ctx, s.q(`SELECT ts FROM sb_messages WHERE run_id = ? AND ts <> '' ORDER BY sent_at LIMIT 1`), m.RunID).Scan(&m.ThreadRef)
@@ -288,6 +291,26 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	if err != nil {
 		return err
 	}
+	// A post begun by an earlier attempt may be in the channel: the
+	// messenger looks for it before posting again.
+	if sendingAt != 0 {
+		m.MaybeSent = time.Unix(0, sendingAt)
+	}
+	_, err = s.deliver(ctx, m, earlier, sendingAt != 0, job.Attempt, job.MaxAttempts, nil)
+	return err
+}
+
+// deliver posts m, the run's earlier messages having gone the ways earlier
+// lists, and records it; done, when not nil, runs in the transaction that
+// records the delivery. intent says the intent to post is already on
+// record. It returns what the message's job returns: nil when delivered (or
+// given up on, recorded and audited), a snooze, a cancel, or an error to
+// retry.
+func (s *Store) deliver(ctx context.Context, m switchboard.Message, earlier []string, intent bool, attempt, maxAttempts int, done func(*sql.Tx) error) (switchboard.Delivery, error) {
+	messenger := s.work.messenger(m.Source)
+	if messenger == nil {
+		return switchboard.Delivery{}, s.failed(ctx, m, switchboard.Errorf(switchboard.EINVALID, "no chat platform is configured to deliver messages of %s requests", m.Source))
+	}
 	// The intent goes on record before the post: if this process dies
 	// between Slack taking the post and the mark below (or the post failed
 	// in a way that may have landed, such as a timeout), whoever tries again
@@ -295,17 +318,17 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 	// actually begun counts: a retry for any other reason (a job taken over
 	// before it posted) does not read the channel, where another run's
 	// identical text could pass for this one.
-	if sendingAt != 0 {
-		m.MaybeSent = time.Unix(0, sendingAt)
-	} else if err := s.markSending(ctx, m); err != nil {
-		return err
+	if !intent {
+		if err := s.markSending(ctx, m); err != nil {
+			return switchboard.Delivery{}, err
+		}
 	}
 	d, err := messenger.Deliver(ctx, m, earlier)
 	var se *switchboard.Error
 	switch code := switchboard.ErrorCode(err); {
 	case err == nil:
 		s.work.Meter.MessageSent("sent")
-		return s.markSent(ctx, m, d.Via, d.Ref)
+		return d, s.markSent(ctx, m, d.Via, d.Ref, done)
 	case code == switchboard.ETHROTTLED || code == switchboard.EINVALID:
 		// Refused before anything was posted: a later attempt need not
 		// look for this one.
@@ -318,20 +341,19 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 		if errors.As(err, &se) && se.RetryAfter > 0 {
 			wait = se.RetryAfter
 		}
-		return river.JobSnooze(wait)
+		return d, river.JobSnooze(wait)
 	case code == switchboard.EUNAVAILABLE || code == switchboard.EINTERNAL:
-		if job.Attempt < job.MaxAttempts {
+		if attempt < maxAttempts {
 			s.work.Meter.MessageSent("retry")
 			s.recordError(ctx, m, err)
-			return err
+			return d, err
 		}
 	}
-	return w.failed(ctx, m, err)
+	return d, s.failed(ctx, m, err)
 }
 
 // failed gives up on a message: recorded, audited, counted.
-func (w *messageWorker) failed(ctx context.Context, m switchboard.Message, err error) error {
-	s := w.s
+func (s *Store) failed(ctx context.Context, m switchboard.Message, err error) error {
 	s.work.Meter.MessageSent("failed")
 	s.recordError(ctx, m, err)
 	// Given up: marked so that the run's later messages stop waiting for it.
@@ -379,10 +401,10 @@ func (s *Store) recordError(ctx context.Context, m switchboard.Message, err erro
 // failing write (a full disk, a lost connection) is retried here, never the
 // post, until it succeeds or the process stops, in which case the next
 // attempt finds the intent and looks for the message before posting.
-func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts string) error {
+func (s *Store) markSent(ctx context.Context, m switchboard.Message, via, ts string, done func(*sql.Tx) error) error {
 	wait := 50 * time.Millisecond
 	for {
-		err := s.recordSent(ctx, m, via, ts)
+		err := s.recordSent(ctx, m, via, ts, done)
 		if err == nil {
 			return nil
 		}
@@ -411,12 +433,17 @@ func (s *Store) clearSending(ctx context.Context, m switchboard.Message) {
 	_, _ = s.req.ExecContext(ctx, s.q(`UPDATE sb_messages SET sending_at = 0 WHERE run_id = ? AND msg_key = ? AND sent_at = 0`), m.RunID, m.Key)
 }
 
-func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts string) error {
+func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts string, done func(*sql.Tx) error) error {
 	return s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ?, ts = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
 			time.Now().UnixNano(), via, ts, m.RunID, m.Key)
 		if err != nil {
 			return fmt.Errorf("mark message sent: %w", err)
+		}
+		if done != nil {
+			if err := done(tx); err != nil {
+				return err
+			}
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil

@@ -29,6 +29,9 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 		deliveryKey = run.Request.Source + ":" + run.Request.DeliveryID
 	}
 	var existing *switchboard.Run
+	// With a worker free, the run is worked here at once (fast.go).
+	fast := s.fast.take()
+	var job int64
 	err = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_runs (id, delivery_key, workflow, cloud, state, request, plan, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_key) DO NOTHING`),
@@ -43,12 +46,35 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 		if err := s.insertAudit(ctx, tx, audit); err != nil {
 			return err
 		}
-		if _, err := s.river.InsertTx(ctx, tx, RunArgs{RunID: run.ID}, nil); err != nil {
+		if fast {
+			job, err = s.insertTaken(ctx, tx, RunArgs{RunID: run.ID}, RunArgs{}.InsertOpts())
+		} else {
+			_, err = s.river.InsertTx(ctx, tx, RunArgs{RunID: run.ID}, nil)
+		}
+		if err != nil {
 			return fmt.Errorf("enqueue run: %w", err)
 		}
 		return nil
 	})
+	if fast {
+		if err != nil || existing != nil {
+			s.fast.give()
+		} else {
+			go s.workFast(job, asRead(run, req, plan))
+		}
+	}
 	return existing, err
+}
+
+// asRead is run as GetRun reads it back just after CreateRun wrote it:
+// only what CreateRun writes, request and plan decoded from what it wrote.
+func asRead(run *switchboard.Run, req, plan []byte) *switchboard.Run {
+	r := &switchboard.Run{ID: run.ID, Workflow: run.Workflow, Cloud: run.Cloud, State: run.State,
+		CreatedAt: time.Unix(0, run.CreatedAt.UnixNano()), UpdatedAt: time.Unix(0, run.UpdatedAt.UnixNano())}
+	if json.Unmarshal(req, &r.Request) != nil || json.Unmarshal(plan, &r.Plan) != nil {
+		return nil // River's worker reads it
+	}
+	return r
 }
 
 // SaveRun writes a run's progress.
@@ -278,8 +304,11 @@ var errHeld = fmt.Errorf("lock held")
 // commitOutcome writes what advancing a run produced, in one transaction: the
 // run, new messages and the jobs that deliver them (a message already written
 // for the same run and key is not written or sent again), audit lines, and,
-// when the run finished, the release of its instance locks.
-func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome) error {
+// when the run finished, the release of its instance locks. With f (the
+// run worked in this process, see fast.go), the messages' jobs are taken by
+// this process as they are written and the run's own job is finished or
+// parked in the same transaction.
+func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastStep) error {
 	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.saveRun(ctx, tx, run); err != nil {
 			return err
@@ -289,16 +318,37 @@ func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out swi
 			if err != nil {
 				return fmt.Errorf("encode message: %w", err)
 			}
-			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_messages (run_id, msg_key, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (run_id, msg_key) DO NOTHING`),
-				m.RunID, m.Key, string(body), time.Now().UnixNano())
+			// The first message this process posts at once has its intent
+			// on record from the start (see deliver).
+			intent := f != nil && len(f.messages) == 0
+			now := time.Now().UnixNano()
+			var sending int64
+			if intent {
+				sending = now
+			}
+			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_messages (run_id, msg_key, body, created_at, sending_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, msg_key) DO NOTHING`),
+				m.RunID, m.Key, string(body), now, sending)
 			if err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
 				continue
 			}
-			if _, err := s.river.InsertTx(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, nil); err != nil {
+			if f == nil {
+				if _, err := s.river.InsertTx(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, nil); err != nil {
+					return fmt.Errorf("enqueue message: %w", err)
+				}
+				continue
+			}
+			id, err := s.insertTaken(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, MessageArgs{}.InsertOpts())
+			if err != nil {
 				return fmt.Errorf("enqueue message: %w", err)
+			}
+			f.messages = append(f.messages, fastMessage{m: m, job: id, intent: intent})
+		}
+		if f != nil {
+			if err := s.settleRunJob(ctx, tx, f.job, run, out); err != nil {
+				return err
 			}
 		}
 		if err := s.insertAudit(ctx, tx, out.Audit); err != nil {

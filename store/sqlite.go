@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -300,4 +301,144 @@ func (t *gatedTx) Commit() error {
 func (t *gatedTx) Rollback() error {
 	defer t.conn.endTx()
 	return t.Tx.Rollback()
+}
+
+// groupCommit carries the write transactions of concurrent callers on one
+// SQLite connection and commits those that arrive while one is in progress
+// together, in one transaction, each in a savepoint of its own: a caller
+// whose work fails is rolled back alone; a commit that fails fails them
+// all, none of them written. Every commit writes each page it touched to
+// the WAL, and concurrent acks, step outcomes and deliveries touch the same
+// few pages (the tables' and indexes' last leaves), so committing them
+// together writes a fraction of the pages and hands the writer lock over a
+// fraction as often.
+type groupCommit struct {
+	db   *sql.DB
+	reqs chan *groupReq
+	quit chan struct{}
+	done chan struct{}
+}
+
+type groupReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// maxGroup bounds how many callers one commit carries.
+const maxGroup = 64
+
+func newGroupCommit(db *sql.DB) *groupCommit {
+	g := &groupCommit{db: db, reqs: make(chan *groupReq, maxGroup), quit: make(chan struct{}), done: make(chan struct{})}
+	go g.loop()
+	return g
+}
+
+// do runs fn in a transaction, alone or with others', and returns once it
+// is committed (nil) or not (the error).
+func (g *groupCommit) do(ctx context.Context, fn func(*sql.Tx) error) error {
+	r := &groupReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case g.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.quit:
+		return errors.New("the store is closed")
+	}
+	<-r.done // once taken, a request is always answered
+	return r.err
+}
+
+func (g *groupCommit) close() {
+	close(g.quit)
+	<-g.done
+}
+
+func (g *groupCommit) loop() {
+	defer close(g.done)
+	batch := make([]*groupReq, 0, maxGroup)
+	for {
+		select {
+		case r := <-g.reqs:
+			batch = append(batch[:0], r)
+		case <-g.quit:
+			return
+		}
+	more:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		g.commit(batch)
+		for _, r := range batch {
+			close(r.done)
+		}
+	}
+}
+
+func (g *groupCommit) commit(batch []*groupReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for _, r := range live {
+			if r.err == nil {
+				r.err = err
+			}
+		}
+	}
+	tx, err := g.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	if len(live) == 1 {
+		if live[0].err = live[0].fn(tx); live[0].err != nil {
+			_ = tx.Rollback()
+			return
+		}
+	} else {
+		for _, r := range live {
+			if _, err := tx.Exec("SAVEPOINT sb_group"); err != nil {
+				_ = tx.Rollback()
+				fail(fmt.Errorf("begin: %w", err))
+				return
+			}
+			r.err = r.fn(tx)
+			step := "RELEASE sb_group"
+			if r.err != nil {
+				step = "ROLLBACK TO sb_group"
+			}
+			if _, err := tx.Exec(step); err != nil {
+				// SQLite ended the whole transaction (a full disk, an I/O
+				// error): nothing of the group is written.
+				_ = tx.Rollback()
+				fail(err)
+				return
+			}
+			if r.err != nil {
+				if _, err := tx.Exec("RELEASE sb_group"); err != nil {
+					_ = tx.Rollback()
+					fail(err)
+					return
+				}
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+	}
 }

@@ -53,12 +53,20 @@ type Store struct {
 	health writeHealth
 	// inventory gathers what describes show before it is written.
 	inventory inventory
+	// fast works new runs in this process at once (fast.go); workers is
+	// how many at a time, as many as River's per queue.
+	fast    fastPath
+	workers int
+	// group commits SQLite's write transactions together (sqlite.go).
+	group *groupCommit
 }
 
 // Options tunes Open.
 type Options struct {
 	Logger *slog.Logger
-	// Workers is how many jobs this process works at once. Default 20.
+	// Workers is how many jobs this process works at once from each of
+	// River's queues. Default 20. New runs are worked at once, in this
+	// process, by up to five times as many more (see fast.go).
 	Workers int
 	// Schedules are the workflows' cron schedules.
 	Schedules []Schedule
@@ -94,7 +102,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// WAL lets readers (the console, `switchboard audit`) run beside the
 		// writer; one connection avoids SQLITE_BUSY between River and us, as
 		// riversqlite recommends. A process crash loses nothing committed.
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		gate := &writeGate{}
 		s.sqlCounts = &SQLCounts{}
 		db := openSQLite(dsn, gate, false, s.sqlCounts)
@@ -104,6 +112,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		req := openSQLite(dsn, gate, true, s.sqlCounts)
 		req.SetMaxOpenConns(1)
 		s.req = req
+		s.group = newGroupCommit(req)
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		pool, err := pgxpool.New(ctx, rawURL)
 		if err != nil {
@@ -136,6 +145,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 // Close releases the database. Call Stop first when Start was called.
 func (s *Store) Close() error {
 	s.closeInventory()
+	if s.group != nil {
+		s.group.close()
+	}
 	var err error
 	if s.req != nil && s.req != s.db {
 		err = s.req.Close()
@@ -367,7 +379,15 @@ func (f levelFilter) WithGroup(n string) slog.Handler {
 }
 
 // inTx runs fn in a transaction and commits it when fn returns nil.
+//
+// On SQLite every write transaction goes through the one group committer,
+// whichever pool db names.
 func (s *Store) inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	if s.group != nil {
+		err := s.group.do(ctx, fn)
+		s.noteWrite(err)
+		return err
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		s.noteWrite(err)

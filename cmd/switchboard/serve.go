@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	started := time.Now()
+	if path := getenv("SWITCHBOARD_CPUPROFILE"); path != "" {
+		// For benchmarks (bench/profile.sh): a CPU profile of the whole
+		// serve, written as it stops.
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	cfg, wired, err := loadConfig(*path, *dataDir, getenv, stderr)
 	if err != nil {
 		return err
@@ -523,4 +533,18 @@ func operatorTokens(c config.Console) map[string]string {
 		out[user] = token.Value()
 	}
 	return out
+}
+
+// startCPUProfile writes a CPU profile to path until the returned func is
+// called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SWITCHBOARD_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -1,0 +1,322 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboardhq/switchboard"
+	"github.com/switchboardhq/switchboard/testenv"
+)
+
+// stepper is an Advancer whose runs take the steps it is given for their
+// id: each step says one message, waits or fails, the last one finishes the
+// run.
+type stepper struct {
+	mu    sync.Mutex
+	steps map[string][]fakeStep
+	calls map[string]int
+	// block, when set, holds every Advance until it is closed or ctx ends.
+	block chan struct{}
+}
+
+type fakeStep struct {
+	say  string
+	wait time.Duration
+	err  error
+}
+
+func (a *stepper) Advance(ctx context.Context, run *switchboard.Run, _ switchboard.RunSaver) (switchboard.Outcome, error) {
+	if a.block != nil {
+		select {
+		case <-a.block:
+		case <-ctx.Done():
+			return switchboard.Outcome{}, ctx.Err()
+		}
+	}
+	a.mu.Lock()
+	i := a.calls[run.ID]
+	a.calls[run.ID]++
+	a.mu.Unlock()
+	steps := a.steps[run.ID]
+	st := steps[min(i, len(steps)-1)]
+	if st.err != nil {
+		return switchboard.Outcome{}, st.err
+	}
+	out := switchboard.Outcome{Wait: st.wait}
+	if st.say != "" {
+		out.Messages = []switchboard.Message{{RunID: run.ID, Key: fmt.Sprint("m", i), Source: "test", ChannelID: "C0OPS", Text: st.say}}
+	}
+	if i >= len(steps)-1 {
+		run.State, run.FinishedAt = switchboard.RunSucceeded, time.Now()
+	}
+	return out, nil
+}
+
+// flaky records posts and fails the first few with EUNAVAILABLE.
+type flaky struct {
+	mu   sync.Mutex
+	sent []string
+	fail int
+}
+
+func (f *flaky) Deliver(_ context.Context, m switchboard.Message, _ []string) (switchboard.Delivery, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		return switchboard.Delivery{}, switchboard.Errorf(switchboard.EUNAVAILABLE, "slack is down")
+	}
+	f.sent = append(f.sent, m.Text)
+	return switchboard.Delivery{Via: "test"}, nil
+}
+
+func (f *flaky) texts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.sent...)
+}
+
+func eachStore(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, "sqlite://"+filepath.Join(t.TempDir(), "sb.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		fn(t, testenv.Postgres(t))
+	})
+}
+
+func startStore(t *testing.T, url string, adv switchboard.Advancer, m switchboard.Messenger) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, url, Options{ClientID: "test-" + t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, Work{Advancer: adv, Messenger: m}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+		s.Close()
+	})
+	return s
+}
+
+func newRun(id string) *switchboard.Run {
+	now := time.Now()
+	return &switchboard.Run{ID: id, Workflow: "test", State: switchboard.RunRunning, CreatedAt: now, UpdatedAt: now,
+		Request: switchboard.Request{Source: "test", ChannelID: "C0OPS", UserID: "U0OPS1"}}
+}
+
+type jobRow struct {
+	kind, state string
+	attempt     int
+}
+
+// jobsOf lists the jobs of a run (its own and its messages'), oldest first.
+func jobsOf(t *testing.T, s *Store, runID string) []jobRow {
+	t.Helper()
+	query := `SELECT kind, state, attempt FROM river_job WHERE json_extract(args, '$.run_id') = ? ORDER BY id`
+	if s.postgres {
+		query = `SELECT kind, state, attempt FROM river_job WHERE args->>'run_id' = $1 ORDER BY id`
+	}
+	rows, err := s.db.Query(query, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []jobRow
+	for rows.Next() {
+		var j jobRow
+		if err := rows.Scan(&j.kind, &j.state, &j.attempt); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A run created while the process has a free worker is worked here at once:
+// its job and its message's job are written taken by this process and end
+// completed after one attempt each, the message posted once.
+func TestFastPathWorksNewRunsAtOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, url string) {
+		adv := &stepper{steps: map[string][]fakeStep{"r-fast": {{say: "tools is running."}}}, calls: map[string]int{}}
+		slack := &flaky{}
+		s := startStore(t, url, adv, slack)
+		if _, err := s.CreateRun(context.Background(), newRun("r-fast"), nil); err != nil {
+			t.Fatal(err)
+		}
+		want := []jobRow{{"run", "completed", 1}, {"message", "completed", 1}}
+		waitUntil(t, "both jobs completed", func() bool { return fmt.Sprint(jobsOf(t, s, "r-fast")) == fmt.Sprint(want) })
+		if got := slack.texts(); len(got) != 1 || got[0] != "tools is running." {
+			t.Errorf("posted %q, want the one answer once", got)
+		}
+		var via string
+		var sent, created, sending int64
+		if err := s.db.QueryRow(s.q(`SELECT via, sent_at, created_at, sending_at FROM sb_messages WHERE run_id = ?`), "r-fast").Scan(&via, &sent, &created, &sending); err != nil {
+			t.Fatal(err)
+		}
+		if via != "test" || sent <= 0 {
+			t.Errorf("message recorded via %q sent_at %d, want delivered via test", via, sent)
+		}
+		// Posted by the process that wrote it, straight after: the intent
+		// to post went in with the message (a queued message's intent is
+		// written when a worker begins the post).
+		if sending != created {
+			t.Errorf("intent to post written at %d, the message at %d: not posted straight from the step's commit", sending, created)
+		}
+	})
+}
+
+// What the fast path cannot finish goes to River as River would have left
+// it: a failed post is retried by River's worker, a run that parks is
+// advanced again by River, a run whose step fails transiently is retried.
+func TestFastPathHandsTheRestToRiver(t *testing.T) {
+	eachStore(t, func(t *testing.T, url string) {
+		adv := &stepper{steps: map[string][]fakeStep{
+			"r-park":  {{say: "checking", wait: 50 * time.Millisecond}, {say: "done"}},
+			"r-retry": {{err: errors.New("store hiccup")}, {say: "recovered"}},
+		}, calls: map[string]int{}}
+		slack := &flaky{fail: 1}
+		s := startStore(t, url, adv, slack)
+		if _, err := s.CreateRun(context.Background(), newRun("r-park"), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "both messages posted", func() bool { return len(slack.texts()) == 2 })
+		waitUntil(t, "every job completed", func() bool {
+			for _, j := range jobsOf(t, s, "r-park") {
+				if j.state != "completed" {
+					return false
+				}
+			}
+			return true
+		})
+		if got := fmt.Sprint(slack.texts()); got != "[checking done]" {
+			t.Errorf("posted %s, want [checking done] in order, once each", got)
+		}
+		jobs := jobsOf(t, s, "r-park")
+		// The first message failed once on the fast path: River's second attempt posted it.
+		if len(jobs) != 3 || jobs[1] != (jobRow{"message", "completed", 2}) {
+			t.Errorf("jobs %v, want the run's, the first message's (completed at attempt 2) and the second's", jobs)
+		}
+
+		if _, err := s.CreateRun(context.Background(), newRun("r-retry"), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the retried run's answer", func() bool { return len(slack.texts()) == 3 })
+		waitUntil(t, "the retried run's job completed at attempt 2", func() bool {
+			jobs := jobsOf(t, s, "r-retry")
+			return len(jobs) == 2 && jobs[0] == (jobRow{"run", "completed", 2})
+		})
+	})
+}
+
+// A process that stops while a run is on the fast path leaves its job
+// running under its name; the next start takes it back and finishes it.
+func TestFastPathRunCutOffIsFinishedAfterRestart(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "sb.db")
+	ctx := context.Background()
+	adv := &stepper{steps: map[string][]fakeStep{"r-cut": {{say: "finished"}}}, calls: map[string]int{}, block: make(chan struct{})}
+	slack := &flaky{}
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, Work{Advancer: adv, Messenger: slack}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRun(ctx, newRun("r-cut"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(jobsOf(t, s, "r-cut")); got != fmt.Sprint([]jobRow{{"run", "running", 1}}) {
+		t.Fatalf("jobs %s, want the run's, taken by this process", got)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = s.Stop(stopCtx) // out of drain time: the run is cut off
+	cancel()
+	s.Close()
+	if len(slack.texts()) != 0 {
+		t.Fatalf("posted %q before the restart", slack.texts())
+	}
+
+	adv.block = nil
+	s2 := startStore(t, url, adv, slack)
+	waitUntil(t, "the answer after the restart", func() bool { return len(slack.texts()) == 1 })
+	waitUntil(t, "the run's job completed", func() bool {
+		jobs := jobsOf(t, s2, "r-cut")
+		return len(jobs) == 2 && jobs[0].state == "completed"
+	})
+}
+
+// Concurrent write transactions share commits, and one that fails is
+// rolled back alone.
+func TestGroupCommitRollsBackOnlyTheOneThatFailed(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "sb.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.sqlCounts.Commits.Load()
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO sb_audit (at, kind, subject) VALUES (?, 'request', ?)`, i, fmt.Sprint("line ", i)); err != nil {
+					return err
+				}
+				if i%10 == 3 {
+					return errors.New("changed my mind")
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%10 == 3) != (err != nil) {
+			t.Errorf("transaction %d: %v", i, err)
+		}
+	}
+	var n int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sb_audit WHERE subject LIKE 'line %' AND at % 10 <> 3`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	var rolledBack int
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sb_audit WHERE subject LIKE 'line %' AND at % 10 = 3`).Scan(&rolledBack); err != nil {
+		t.Fatal(err)
+	}
+	if n != 180 || rolledBack != 0 {
+		t.Errorf("%d committed and %d of the failed ones kept, want 180 and 0", n, rolledBack)
+	}
+	commits := s.sqlCounts.Commits.Load() - before
+	t.Logf("200 transactions in %d commits", commits)
+	if commits > 200 {
+		t.Errorf("%d commits for 200 transactions", commits)
+	}
+}
