@@ -33,13 +33,12 @@ import (
 // shutdown — is handed to River in the state River itself would have left,
 // and River's workers carry it on.
 //
+// Short waits (an instance changing state) are waited here too, as River's
+// workers do (carry, in jobs.go).
+//
 // Per /ec2 status this is three commits (the run, the step with its
 // message, the delivery) instead of River's fetch, complete and poll for
 // each of the run and its message.
-
-// fastSteps bounds the steps one run takes on the fast path before the rest
-// is left to River, so that a run that never waits cannot hold a worker.
-const fastSteps = 50
 
 // fastPerWorker: the fast path works up to this many runs at once per
 // River worker. A run on it mostly waits, for the one SQLite writer or
@@ -114,17 +113,72 @@ func (p *fastPath) stop(ctx context.Context) {
 	p.cancel()
 }
 
-// fastStep is one step of a run worked on the fast path: its job, and the
-// messages its commit wrote, taken by this process, in order.
-type fastStep struct {
-	job      int64
+// fastRun is a run worked on the fast path: its job, whether the current
+// step's commit parks (or finishes) it, the messages that commit wrote
+// (taken by this process, in order) and what has been posted so far.
+type fastRun struct {
+	job      int64 // 0: the run's job is River's (carry from runWorker)
+	attempt  int
+	park     bool
 	messages []fastMessage
+	posted   posted
+	// known says posted holds all the run's messages: the run is new.
+	// Otherwise what earlier attempts posted is read before the first post.
+	known bool
 }
 
 type fastMessage struct {
-	m      switchboard.Message
-	job    int64
-	intent bool // written with its intent to post on record
+	m       switchboard.Message
+	job     int64
+	intent  bool  // written with its intent to post on record
+	created int64 // its created_at
+}
+
+// posted is what the fast path has posted of one run so far.
+type posted struct {
+	vias   []string
+	thread string
+	// behind says a message went to River's queue: the run's later ones
+	// follow it there, where they wait for it.
+	behind bool
+}
+
+// step begins a step: park says whether its commit parks the run's job.
+func (f *fastRun) step(park bool) {
+	f.park = park
+	f.messages = f.messages[:0]
+}
+
+// post posts the messages the step's commit wrote, in order.
+func (f *fastRun) post(ctx context.Context, s *Store) {
+	for _, fm := range f.messages {
+		if !f.known {
+			f.posted = s.readPosted(ctx, fm)
+			f.known = true
+		}
+		s.postFast(ctx, fm, &f.posted)
+	}
+}
+
+// readPosted reads what was posted of fm's run before fm: how its delivered
+// messages went and its thread; a message still on its way puts fm behind
+// it, in River's queue.
+func (s *Store) readPosted(ctx context.Context, fm fastMessage) posted {
+	var p posted
+	var waiting int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sb_messages WHERE run_id = ? AND sent_at = 0 AND created_at < ?`),
+		fm.m.RunID, fm.created).Scan(&waiting)
+	if err == nil && waiting == 0 {
+		p.vias, err = s.deliveredVia(ctx, fm.m.RunID)
+	}
+	if err == nil && waiting == 0 {
+		err = s.db.QueryRowContext(ctx, s.q(`SELECT ts FROM sb_messages WHERE run_id = ? AND ts <> '' ORDER BY sent_at LIMIT 1`), fm.m.RunID).Scan(&p.thread)
+		if isNoRows(err) {
+			err = nil
+		}
+	}
+	p.behind = err != nil || waiting > 0
+	return p
 }
 
 // insertTaken writes a job for args already taken by this process.
@@ -140,8 +194,8 @@ func (s *Store) insertTaken(ctx context.Context, tx *sql.Tx, args river.JobArgs,
 	now := time.Now().UTC()
 	if !s.postgres {
 		// River's own insert returns and decodes the whole row; the id is
-		// all this needs. Times in River's SQLite format.
-		at := now.Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
+		// all this needs.
+		at := riverTime(now)
 		by, err := json.Marshal([]string{s.river.ID()})
 		if err != nil {
 			return 0, err
@@ -173,13 +227,17 @@ func (s *Store) completeJob(ctx context.Context, tx *sql.Tx, job int64) error {
 	}
 	// River's own statement for this handles cancellation and errors and
 	// returns the whole row, in a savepoint of its own; a completion needs
-	// none of it. Times in River's SQLite format.
-	_, err := tx.ExecContext(ctx, `UPDATE river_job SET state = 'completed', finalized_at = ? WHERE id = ? AND state = 'running'`,
-		now.Round(time.Millisecond).Format("2006-01-02 15:04:05.000"), job)
+	// none of it.
+	_, err := tx.ExecContext(ctx, `UPDATE river_job SET state = 'completed', finalized_at = ? WHERE id = ? AND state = 'running'`, riverTime(now), job)
 	if err != nil {
 		return fmt.Errorf("complete job %d: %w", job, err)
 	}
 	return nil
+}
+
+// riverTime is t as River's SQLite driver writes times.
+func riverTime(t time.Time) string {
+	return t.UTC().Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
 }
 
 // setJobState moves a job this process holds on, as River's executor would.
@@ -197,35 +255,33 @@ func setJobState(ctx context.Context, exec riverdriver.Executor, p *riverdriver.
 }
 
 // settleRunJob, in the transaction of a step's outcome, finishes the run's
-// job or parks it until the run's next re-check; a run going straight on
-// keeps it.
-func (s *Store) settleRunJob(ctx context.Context, tx *sql.Tx, job int64, run *switchboard.Run, out switchboard.Outcome) error {
-	now := time.Now().UTC()
-	var p *riverdriver.JobSetStateIfRunningParams
+// job or parks it until the run's next re-check; a run going straight on,
+// or waiting in place, keeps it.
+func (s *Store) settleRunJob(ctx context.Context, tx *sql.Tx, f *fastRun, run *switchboard.Run, out switchboard.Outcome) error {
 	switch {
+	case f.job == 0:
+		// River's: River settles it.
 	case run.State.Finished():
-		return s.completeJob(ctx, tx, job)
-	case out.Wait > 0:
-		p = parked(job, now.Add(out.Wait))
-	default:
-		return nil
+		return s.completeJob(ctx, tx, f.job)
+	case f.park:
+		return setJobState(ctx, s.driver.UnwrapExecutor(tx), parked(f.job, f.attempt, time.Now().UTC().Add(out.Wait)))
 	}
-	return setJobState(ctx, s.driver.UnwrapExecutor(tx), p)
+	return nil
 }
 
-// parked is a job snoozed until at, attempt 1 not counted (as River snoozes).
-func parked(job int64, at time.Time) *riverdriver.JobSetStateIfRunningParams {
+// parked is a job snoozed until at, the attempt not counted (as River
+// snoozes).
+func parked(job int64, attempt int, at time.Time) *riverdriver.JobSetStateIfRunningParams {
 	if time.Until(at) <= schedulerInterval {
-		return riverdriver.JobSetStateSnoozedAvailable(job, at, 0, nil)
+		return riverdriver.JobSetStateSnoozedAvailable(job, at, attempt-1, nil)
 	}
-	return riverdriver.JobSetStateSnoozed(job, at, 0, nil)
+	return riverdriver.JobSetStateSnoozed(job, at, attempt-1, nil)
 }
 
 // handBack gives a job this process holds to River: what err (a worker's
 // return: nil, a snooze, a cancel or an error to retry) would have made of
-// attempt 1. A job left alone because the process is stopping stays
-// "running" and is recovered with the process's others.
-func (s *Store) handBack(job int64, err error) {
+// the attempt.
+func (s *Store) handBack(job int64, attempt int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now := time.Now().UTC()
@@ -236,13 +292,13 @@ func (s *Store) handBack(job int64, err error) {
 	case err == nil:
 		p = riverdriver.JobSetStateCompleted(job, now, nil)
 	case errors.As(err, &snooze):
-		p = parked(job, now.Add(snooze.Duration))
+		p = parked(job, attempt, now.Add(snooze.Duration))
 	case errors.As(err, &cancelled):
-		p = riverdriver.JobSetStateCancelled(job, now, attemptError(now, err), nil)
+		p = riverdriver.JobSetStateCancelled(job, now, attemptError(now, attempt, err), nil)
 	default:
-		// Attempt 1 failed: River's next try comes a second later, as the
-		// workers' NextRetry says.
-		p = riverdriver.JobSetStateErrorRetryable(job, now.Add(time.Second), attemptError(now, err), nil)
+		// River tries again as the workers' NextRetry says: 1, 2, 4... s.
+		retry := now.Add(min(time.Second<<max(attempt-1, 0), time.Minute))
+		p = riverdriver.JobSetStateErrorRetryable(job, retry, attemptError(now, attempt, err), nil)
 	}
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		serr := setJobState(ctx, s.driver.GetExecutor(), p)
@@ -259,69 +315,62 @@ func (s *Store) handBack(job int64, err error) {
 	}
 }
 
-func attemptError(at time.Time, err error) []byte {
-	b, _ := json.Marshal(rivertype.AttemptError{At: at, Attempt: 1, Error: err.Error()})
+// handBackUnlessStopping hands a job back, or, when the process is
+// stopping, leaves it running to be recovered with the process's others.
+func (s *Store) handBackUnlessStopping(job int64, attempt int, err error) {
+	if s.fast.ctx.Err() != nil {
+		return
+	}
+	s.handBack(job, attempt, err)
+}
+
+func attemptError(at time.Time, attempt int, err error) []byte {
+	b, _ := json.Marshal(rivertype.AttemptError{At: at, Attempt: attempt, Error: err.Error()})
 	return b
 }
 
-// workFast works run (its job taken by this process; as written, see asRead)
-// step by step until it finishes, parks or fails, posting each step's
-// messages as it goes.
-func (s *Store) workFast(job int64, run *switchboard.Run) {
+// workFast works a run whose job this process holds (attempt attempt) as
+// River's worker would (carry), committing each step together with what
+// becomes of the job and posting each step's messages as it goes. run is
+// the run as written (see asRead), or nil to read it.
+func (s *Store) workFast(job int64, attempt int, runID string, run *switchboard.Run) {
 	defer s.fast.give()
 	ctx, cancel := context.WithTimeout(s.fast.ctx, 2*time.Minute)
 	defer cancel()
+	// A run just created (handed over as written) has posted nothing yet.
+	f := &fastRun{job: job, attempt: attempt, known: run != nil}
 	if run == nil {
-		s.handBack(job, river.JobSnooze(0))
-		return
-	}
-	var posted posted
-	for i := 0; ; i++ {
-		if i == fastSteps {
-			s.handBack(job, river.JobSnooze(0))
-			return
+		var err error
+		run, err = s.GetRun(ctx, runID)
+		if switchboard.ErrorCode(err) == switchboard.ENOTFOUND {
+			err = river.JobCancel(err)
 		}
-		out, err := s.work.Advancer.Advance(ctx, run, s)
 		if err != nil {
-			s.logger.Warn("run will be retried", "run", run.ID, "attempt", 1, "err", err)
-			s.handBackUnlessStopping(ctx, job, err)
-			return
-		}
-		f := &fastStep{job: job}
-		if err := s.commitOutcome(ctx, run, out, f); err != nil {
-			s.handBackUnlessStopping(ctx, job, err)
-			return
-		}
-		for _, fm := range f.messages {
-			s.postFast(ctx, fm, &posted)
-		}
-		if run.State.Finished() || out.Wait > 0 {
+			s.handBackUnlessStopping(job, attempt, err)
 			return
 		}
 	}
-}
-
-func (s *Store) handBackUnlessStopping(ctx context.Context, job int64, err error) {
-	if s.fast.ctx.Err() != nil && ctx.Err() != nil {
+	if run.State.Finished() {
+		s.handBack(job, attempt, nil)
 		return
 	}
-	s.handBack(job, err)
-}
-
-// posted is what the fast path has posted of one run so far.
-type posted struct {
-	vias   []string
-	thread string
-	// behind says a message went to River's queue: the run's later ones
-	// follow it there, where they wait for it.
-	behind bool
+	err := s.carry(ctx, run, attempt, RunArgs{}.InsertOpts().MaxAttempts, f)
+	var snooze *rivertype.JobSnoozeError
+	switch {
+	case err == nil:
+		// Finished in the last step's commit.
+	case errors.As(err, &snooze) && f.park:
+		// Parked in the last step's commit.
+	default:
+		s.handBackUnlessStopping(job, attempt, err)
+	}
 }
 
 // postFast posts one message of a run on the fast path, or hands it to
 // River.
 func (s *Store) postFast(ctx context.Context, fm fastMessage, p *posted) {
 	if p.behind {
-		s.handBack(fm.job, river.JobSnooze(0))
+		s.handBack(fm.job, 1, river.JobSnooze(0))
 		return
 	}
 	m := fm.m
@@ -348,5 +397,5 @@ func (s *Store) postFast(ctx context.Context, fm fastMessage, p *posted) {
 	if !errors.As(err, &snooze) && !errors.As(err, &cancelled) {
 		s.logger.Warn("message will be retried", "run", m.RunID, "message", m.Key, "err", err)
 	}
-	s.handBack(fm.job, err)
+	s.handBack(fm.job, 1, err)
 }

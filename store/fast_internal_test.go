@@ -233,6 +233,32 @@ func TestFastPathHandsTheRestToRiver(t *testing.T) {
 	})
 }
 
+// A run parked for a long re-check (an approval) that is woken continues at
+// once, taken by the process that woke it, not at its re-check.
+func TestWokenRunContinuesAtOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, url string) {
+		adv := &stepper{steps: map[string][]fakeStep{"r-wake": {{say: "approve?", wait: 10 * time.Minute}, {say: "approved"}}}, calls: map[string]int{}}
+		slack := &flaky{}
+		s := startStore(t, url, adv, slack)
+		if _, err := s.CreateRun(context.Background(), newRun("r-wake"), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the question", func() bool { return len(slack.texts()) == 1 })
+		waitUntil(t, "the run parked", func() bool {
+			jobs := jobsOf(t, s, "r-wake")
+			return len(jobs) == 2 && jobs[0].state == "scheduled"
+		})
+		if err := s.WakeRun(context.Background(), "r-wake"); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the answer after the wake", func() bool { return len(slack.texts()) == 2 })
+		waitUntil(t, "the run's job completed", func() bool {
+			jobs := jobsOf(t, s, "r-wake")
+			return len(jobs) == 3 && jobs[0].state == "completed"
+		})
+	})
+}
+
 // A process that stops while a run is on the fast path leaves its job
 // running under its name; the next start takes it back and finishes it.
 func TestFastPathRunCutOffIsFinishedAfterRestart(t *testing.T) {

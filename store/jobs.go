@@ -92,8 +92,14 @@ func (s *Store) newRiver(opts Options) error {
 		ID:                   opts.ClientID,
 	}
 	if !s.postgres {
-		// SQLite has no LISTEN/NOTIFY: poll often, it is a local file.
-		cfg.FetchPollInterval = 20 * time.Millisecond
+		// New runs and their messages are worked where they are written
+		// (fast.go), woken runs too; what River fetches is retries, runs
+		// parked for longer than a couple of seconds, schedules, and
+		// whatever a restart recovers. Its fetch poll (a second by
+		// default) is enough for those, and poll-only spares an idle
+		// SQLite process the notification table River's SQLite listener
+		// reads twenty times a second.
+		cfg.PollOnly = true
 	}
 	client, err := river.NewClient(s.driver, cfg)
 	if err != nil {
@@ -200,30 +206,64 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	if run.State.Finished() {
 		return nil
 	}
-	out, err := s.work.Advancer.Advance(ctx, run, s)
-	if err != nil {
-		if job.Attempt < job.MaxAttempts {
-			s.logger.Warn("run will be retried", "run", run.ID, "attempt", job.Attempt, "err", err)
+	// The run's messages are posted by this worker as it goes, as on the
+	// fast path; the run's own job is River's to settle.
+	return s.carry(ctx, run, job.Attempt, job.MaxAttempts, &fastRun{attempt: job.Attempt})
+}
+
+// inPlaceWait: a run that has to wait this long or less (an instance
+// changing state, a retry soon) waits where it is, its job held, rather
+// than parked and fetched again; holdFor bounds how long one attempt holds
+// a run that way.
+const (
+	inPlaceWait = 2 * time.Second
+	holdFor     = time.Minute
+	// maxSteps bounds the steps one attempt takes, so that a run that
+	// never waits cannot hold a worker.
+	maxSteps = 50
+)
+
+// carry advances run step by step, each step's outcome committed, until it
+// finishes, fails, or has to wait longer than inPlaceWait; it returns what
+// the run's job returns: nil when finished, a snooze when parked, an error
+// to retry. The step's messages are written taken by this process and
+// posted at once (fast.go); when the run's own job is one this process took
+// itself (the fast path), each commit also settles it.
+func (s *Store) carry(ctx context.Context, run *switchboard.Run, attempt, maxAttempts int, f *fastRun) error {
+	began := time.Now()
+	for step := 1; ; step++ {
+		out, err := s.work.Advancer.Advance(ctx, run, s)
+		if err != nil {
+			if attempt < maxAttempts {
+				s.logger.Warn("run will be retried", "run", run.ID, "attempt", attempt, "err", err)
+				return err
+			}
+			// Out of retries: end the run and say so, rather than leave the
+			// channel waiting forever.
+			text := fmt.Sprintf("I gave up on %s after %d attempts: %s", run.Workflow, attempt, switchboard.ErrorMessage(err))
+			run.State, run.Error, run.FinishedAt = switchboard.RunFailed, text, time.Now()
+			out = switchboard.Outcome{Messages: []switchboard.Message{messageFor(run, "giveup", text)},
+				Audit: []switchboard.AuditEvent{{Kind: switchboard.AuditRun, RunID: run.ID, Actor: run.Request.UserID,
+					Channel: run.Request.ChannelID, Subject: run.Workflow, Outcome: string(switchboard.RunFailed), Detail: err.Error()}}}
+		}
+		park := out.Wait > inPlaceWait || time.Since(began)+out.Wait > holdFor || step == maxSteps
+		f.step(park)
+		if err := s.commitOutcome(ctx, run, out, f); err != nil {
 			return err
 		}
-		// Out of retries: end the run and say so, rather than leave the
-		// channel waiting forever.
-		text := fmt.Sprintf("I gave up on %s after %d attempts: %s", run.Workflow, job.Attempt, switchboard.ErrorMessage(err))
-		run.State, run.Error, run.FinishedAt = switchboard.RunFailed, text, time.Now()
-		out = switchboard.Outcome{Messages: []switchboard.Message{messageFor(run, "giveup", text)},
-			Audit: []switchboard.AuditEvent{{Kind: switchboard.AuditRun, RunID: run.ID, Actor: run.Request.UserID,
-				Channel: run.Request.ChannelID, Subject: run.Workflow, Outcome: string(switchboard.RunFailed), Detail: err.Error()}}}
+		f.post(ctx, s)
+		switch {
+		case run.State.Finished():
+			return nil
+		case park:
+			return river.JobSnooze(out.Wait)
+		}
+		select {
+		case <-ctx.Done():
+			return river.JobSnooze(out.Wait)
+		case <-time.After(out.Wait):
+		}
 	}
-	if err := s.commitOutcome(ctx, run, out, nil); err != nil {
-		return err
-	}
-	if !run.State.Finished() && out.Wait > 0 {
-		return river.JobSnooze(out.Wait)
-	}
-	if !run.State.Finished() {
-		return river.JobSnooze(0)
-	}
-	return nil
 }
 
 func messageFor(run *switchboard.Run, key, text string) switchboard.Message {
@@ -453,13 +493,14 @@ func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts s
 	})
 }
 
-// WakeRun makes a run parked on a re-check available to work now: an
-// approval it waits for was just decided. A run that is not parked is left
+// WakeRun works a run parked on a re-check now, here when a worker is free
+// (the fast path), otherwise by making its job available: an approval it
+// waits for was just decided. A run that is not parked is left
 // alone; either way its next re-check would have found the decision too.
 func (s *Store) WakeRun(ctx context.Context, runID string) error {
-	query := `SELECT id FROM river_job WHERE kind = 'run' AND state = 'scheduled' AND json_extract(args, '$.run_id') = ?`
+	query := `SELECT id FROM river_job WHERE kind = 'run' AND state IN ('scheduled', 'available') AND json_extract(args, '$.run_id') = ?`
 	if s.postgres {
-		query = `SELECT id FROM river_job WHERE kind = 'run' AND state = 'scheduled' AND args->>'run_id' = $1`
+		query = `SELECT id FROM river_job WHERE kind = 'run' AND state IN ('scheduled', 'available') AND args->>'run_id' = $1`
 	}
 	rows, err := s.req.QueryContext(ctx, query, runID)
 	if err != nil {
@@ -476,9 +517,39 @@ func (s *Store) WakeRun(ctx context.Context, runID string) error {
 	}
 	rows.Close()
 	for _, id := range ids {
+		if s.takeParked(ctx, id, runID) {
+			continue
+		}
 		if _, err := s.river.JobRetry(ctx, id); err != nil {
 			return fmt.Errorf("wake run %s: %w", runID, err)
 		}
 	}
 	return nil
+}
+
+// takeParked takes the parked job of run runID for this process and works
+// it on the fast path; it reports false when no worker is free or the job
+// is no longer parked.
+func (s *Store) takeParked(ctx context.Context, job int64, runID string) bool {
+	if !s.fast.take() {
+		return false
+	}
+	now := time.Now().UTC()
+	var attempt int
+	err := s.inTx(ctx, s.req, func(tx *sql.Tx) error {
+		if s.postgres {
+			return tx.QueryRowContext(ctx, `UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = $1,
+				attempted_by = array_append(attempted_by, $2) WHERE id = $3 AND state IN ('scheduled', 'available') RETURNING attempt`,
+				now, s.river.ID(), job).Scan(&attempt)
+		}
+		return tx.QueryRowContext(ctx, `UPDATE river_job SET state = 'running', attempt = attempt + 1, attempted_at = ?,
+			attempted_by = jsonb(json_insert(coalesce(json(attempted_by), '[]'), '$[#]', ?)) WHERE id = ? AND state IN ('scheduled', 'available') RETURNING attempt`,
+			riverTime(now), s.river.ID(), job).Scan(&attempt)
+	})
+	if err != nil {
+		s.fast.give()
+		return false
+	}
+	go s.workFast(job, attempt, runID, nil)
+	return true
 }

@@ -60,7 +60,7 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 		if err != nil || existing != nil {
 			s.fast.give()
 		} else {
-			go s.workFast(job, asRead(run, req, plan))
+			go s.workFast(job, 1, run.ID, asRead(run, req, plan))
 		}
 	}
 	return existing, err
@@ -72,7 +72,7 @@ func asRead(run *switchboard.Run, req, plan []byte) *switchboard.Run {
 	r := &switchboard.Run{ID: run.ID, Workflow: run.Workflow, Cloud: run.Cloud, State: run.State,
 		CreatedAt: time.Unix(0, run.CreatedAt.UnixNano()), UpdatedAt: time.Unix(0, run.UpdatedAt.UnixNano())}
 	if json.Unmarshal(req, &r.Request) != nil || json.Unmarshal(plan, &r.Plan) != nil {
-		return nil // River's worker reads it
+		return nil // workFast reads it
 	}
 	return r
 }
@@ -308,7 +308,7 @@ var errHeld = fmt.Errorf("lock held")
 // run worked in this process, see fast.go), the messages' jobs are taken by
 // this process as they are written and the run's own job is finished or
 // parked in the same transaction.
-func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastStep) error {
+func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastRun) error {
 	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.saveRun(ctx, tx, run); err != nil {
 			return err
@@ -344,10 +344,10 @@ func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out swi
 			if err != nil {
 				return fmt.Errorf("enqueue message: %w", err)
 			}
-			f.messages = append(f.messages, fastMessage{m: m, job: id, intent: intent})
+			f.messages = append(f.messages, fastMessage{m: m, job: id, intent: intent, created: now})
 		}
-		if f != nil {
-			if err := s.settleRunJob(ctx, tx, f.job, run, out); err != nil {
+		if f != nil && f.job != 0 {
+			if err := s.settleRunJob(ctx, tx, f, run, out); err != nil {
 				return err
 			}
 		}
