@@ -87,13 +87,10 @@ func (p Pruned) Any() bool { return p != (Pruned{}) }
 // delivery keys.
 func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (Pruned, error) {
 	var p Pruned
-	if err := s.retentionIndexes(ctx); err != nil {
-		return p, err
-	}
 	cutoff := func(d time.Duration) int64 { return now.Add(-d).UnixNano() }
 	var err error
 	if r.Audit > 0 {
-		p.Audit, err = s.pruneBatches(ctx, `DELETE FROM sb_audit WHERE id IN (SELECT id FROM sb_audit WHERE at < ? ORDER BY id LIMIT ?)`, cutoff(r.Audit))
+		p.Audit, err = s.pruneBatches(ctx, `DELETE FROM sb_audit WHERE id IN (SELECT id FROM sb_audit WHERE at < ? ORDER BY at LIMIT ?)`, cutoff(r.Audit))
 		if err != nil {
 			return p, fmt.Errorf("prune audit: %w", err)
 		}
@@ -102,7 +99,7 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (Pruned, 
 		if p.Runs, err = s.pruneRuns(ctx, cutoff(r.Runs)); err != nil {
 			return p, fmt.Errorf("prune runs: %w", err)
 		}
-		p.Transcript, err = s.pruneBatches(ctx, `DELETE FROM sb_transcript WHERE id IN (SELECT id FROM sb_transcript WHERE at < ? ORDER BY id LIMIT ?)`, cutoff(r.Runs))
+		p.Transcript, err = s.pruneBatches(ctx, `DELETE FROM sb_transcript WHERE id IN (SELECT id FROM sb_transcript WHERE at < ? ORDER BY at LIMIT ?)`, cutoff(r.Runs))
 		if err != nil {
 			return p, fmt.Errorf("prune transcript: %w", err)
 		}
@@ -119,20 +116,6 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (Pruned, 
 		}
 	}
 	return p, nil
-}
-
-// retentionIndexes makes the indexes the prune's lookups by age use.
-func (s *Store) retentionIndexes(ctx context.Context) error {
-	for _, stmt := range []string{
-		`CREATE INDEX IF NOT EXISTS sb_runs_finished ON sb_runs (finished_at)`,
-		`CREATE INDEX IF NOT EXISTS sb_transcript_at ON sb_transcript (at)`,
-		`CREATE INDEX IF NOT EXISTS sb_deliveries_seen ON sb_deliveries (seen_at)`,
-	} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("prune: %w", err)
-		}
-	}
-	return nil
 }
 
 // pruneBatches runs a delete of at most pruneBatch rows older than cutoff

@@ -310,6 +310,9 @@ var errHeld = fmt.Errorf("lock held")
 // parked in the same transaction.
 func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastRun) error {
 	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if f != nil {
+			f.messages = f.messages[:0] // this may run again (groupCommit)
+		}
 		if err := s.saveRun(ctx, tx, run); err != nil {
 			return err
 		}

@@ -305,9 +305,9 @@ func (t *gatedTx) Rollback() error {
 
 // groupCommit carries the write transactions of concurrent callers on one
 // SQLite connection and commits those that arrive while one is in progress
-// together, in one transaction, each in a savepoint of its own: a caller
-// whose work fails is rolled back alone; a commit that fails fails them
-// all, none of them written. Every commit writes each page it touched to
+// together, in one transaction: when one caller's work fails, the group is
+// rolled back and each is run again on its own, so that only that one
+// fails; a commit that fails fails them all, none of them written. Every commit writes each page it touched to
 // the WAL, and concurrent acks, step outcomes and deliveries touch the same
 // few pages (the tables' and indexes' last leaves), so committing them
 // together writes a fraction of the pages and hands the writer lock over a
@@ -390,55 +390,50 @@ func (g *groupCommit) commit(batch []*groupReq) {
 		}
 		live = append(live, r)
 	}
-	if len(live) == 0 {
+	if len(live) > 1 && g.together(live) {
 		return
 	}
-	fail := func(err error) {
-		for _, r := range live {
-			if r.err == nil {
-				r.err = err
-			}
-		}
+	// Alone, or again one by one after one of the group failed.
+	for _, r := range live {
+		g.alone(r)
 	}
+}
+
+// together runs every request of the group in one transaction and commits
+// it; it reports false, having rolled everything back, when one of them
+// failed, so that each can be run again on its own (the one that failed
+// fails alone). Requests are written to be run again: they set what they
+// return, they do not append to it. A failed commit fails them all.
+func (g *groupCommit) together(live []*groupReq) bool {
 	tx, err := g.db.BeginTx(context.Background(), nil)
 	if err != nil {
-		fail(fmt.Errorf("begin: %w", err))
-		return
+		return false
 	}
-	if len(live) == 1 {
-		if live[0].err = live[0].fn(tx); live[0].err != nil {
+	for _, r := range live {
+		if err := r.fn(tx); err != nil {
 			_ = tx.Rollback()
-			return
-		}
-	} else {
-		for _, r := range live {
-			if _, err := tx.Exec("SAVEPOINT sb_group"); err != nil {
-				_ = tx.Rollback()
-				fail(fmt.Errorf("begin: %w", err))
-				return
-			}
-			r.err = r.fn(tx)
-			step := "RELEASE sb_group"
-			if r.err != nil {
-				step = "ROLLBACK TO sb_group"
-			}
-			if _, err := tx.Exec(step); err != nil {
-				// SQLite ended the whole transaction (a full disk, an I/O
-				// error): nothing of the group is written.
-				_ = tx.Rollback()
-				fail(err)
-				return
-			}
-			if r.err != nil {
-				if _, err := tx.Exec("RELEASE sb_group"); err != nil {
-					_ = tx.Rollback()
-					fail(err)
-					return
-				}
-			}
+			return false
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("commit: %w", err))
+		for _, r := range live {
+			r.err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	return true
+}
+
+func (g *groupCommit) alone(r *groupReq) {
+	tx, err := g.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		r.err = fmt.Errorf("begin: %w", err)
+		return
+	}
+	if r.err = r.fn(tx); r.err != nil {
+		_ = tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		r.err = fmt.Errorf("commit: %w", err)
 	}
 }

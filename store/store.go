@@ -261,6 +261,7 @@ CREATE TABLE IF NOT EXISTS sb_runs (
 	finished_at BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sb_runs_state ON sb_runs (state);
+CREATE INDEX IF NOT EXISTS sb_runs_finished ON sb_runs (finished_at);
 CREATE TABLE IF NOT EXISTS sb_audit (
 	id {{serial}},
 	at BIGINT NOT NULL,
@@ -283,6 +284,7 @@ CREATE TABLE IF NOT EXISTS sb_transcript (
 	body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sb_transcript_channel ON sb_transcript (channel_id, id);
+CREATE INDEX IF NOT EXISTS sb_transcript_at ON sb_transcript (at);
 CREATE TABLE IF NOT EXISTS sb_messages (
 	run_id TEXT NOT NULL,
 	msg_key TEXT NOT NULL,
@@ -297,6 +299,7 @@ CREATE TABLE IF NOT EXISTS sb_deliveries (
 	delivery_key TEXT PRIMARY KEY,
 	seen_at BIGINT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS sb_deliveries_seen ON sb_deliveries (seen_at);
 CREATE TABLE IF NOT EXISTS sb_locks (
 	lock_key TEXT PRIMARY KEY,
 	run_id TEXT NOT NULL,

@@ -10,32 +10,51 @@
 #   bare Go      cmd/slackceiling: verifies the signature, acks, posts the answer
 #                from a goroutine; nothing durable. The ceiling.
 #
-# For each load (closed loop: N commands, CONCURRENCY workers; open loop: RATE
-# commands a second for OPEN_SECONDS) and each server, one after the other:
-# start the server afresh on a free loopback port, wait until it answers, read
-# its idle RSS, run an unrecorded warm-up, run the load with slackload while
-# sampling the server's RSS every 100ms for the peak, and stop it. It keeps slackload's JSON reports in RESULTS and writes the
-# table to DOC, and prints it. It exits non-zero when any run errored, left a
-# command unanswered or answered one twice (the table is written anyway).
+# For each load and each server, one after the other: start the server afresh
+# on a free loopback port, wait until it answers, read its idle RSS, run an
+# unrecorded warm-up, run the load with slackload while sampling the server's
+# RSS every 100ms for the peak, and stop it. The loads:
+#
+#   closed   CONCURRENCY connections (16), each sending its next command as
+#            soon as the last is acked, for CLOSED_SECONDS (5); then every
+#            answer is awaited.
+#   open     RATE commands a second (default: half of Switchboard's own
+#            closed-loop answers/s, measured just before) for OPEN_SECONDS.
+#   history  Switchboard only: the closed loop again, on a store that already
+#            holds HISTORY_RUNS finished runs (1,000,000), each with its answer
+#            and transcript line, and HISTORY_AUDIT audit lines (3,000,000),
+#            written by bench/seed_history.py.
+#
+# Then Switchboard alone, idle for IDLE_SECONDS (60): CPU time and RSS; the
+# per-command cost (bench/cost.sh) and a burst against EC2's limits
+# (bench/burst.sh). It keeps slackload's JSON reports in RESULTS, writes the
+# tables and the goals to DOC, and prints them. It exits non-zero when any run
+# errored, left a command unanswered or answered one twice (the doc is
+# written anyway).
 #
 #   bash bench/compare/run.sh
 #
-# Knobs (environment): N (1000), CONCURRENCY (8), RATE (50), OPEN_SECONDS (20),
-# WARMUP (200), ANSWER_TIMEOUT (90s), RESULTS (bench/results/compare-<UTC time>),
-# DOC (docs/BENCHMARKS.md).
+# Knobs (environment): CONCURRENCY (16), CLOSED_SECONDS (5), RATE (see above),
+# OPEN_SECONDS (20), WARMUP (200), HISTORY_RUNS, HISTORY_AUDIT, IDLE_SECONDS,
+# ANSWER_TIMEOUT (90s), RESULTS (bench/results/compare-<UTC time>), DOC
+# (docs/BENCHMARKS.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-N=${N:-1000}
-CONCURRENCY=${CONCURRENCY:-8}
-RATE=${RATE:-50}
+CONCURRENCY=${CONCURRENCY:-16}
+CLOSED_SECONDS=${CLOSED_SECONDS:-5}
+RATE=${RATE:-}
 OPEN_SECONDS=${OPEN_SECONDS:-20}
 WARMUP=${WARMUP:-200}
+HISTORY_RUNS=${HISTORY_RUNS:-1000000}
+HISTORY_AUDIT=${HISTORY_AUDIT:-3000000}
+IDLE_SECONDS=${IDLE_SECONDS:-60}
 ANSWER_TIMEOUT=${ANSWER_TIMEOUT:-90s}
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 RESULTS=${RESULTS:-bench/results/compare-$stamp}
 DOC=${DOC:-docs/BENCHMARKS.md}
-OPEN_N=$((RATE * OPEN_SECONDS))
+# The closed loop sends for CLOSED_SECONDS; this only bounds it.
+CLOSED_MAX=1000000
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-compare.XXXXXX")
 server_pid=""
@@ -107,27 +126,21 @@ sample_peak() {
 
 failed=0
 
-# bench NAME KIND: start a fresh server NAME (switchboard, bolt, ceiling) and
-# put it through one load (closed, open). Fresh, so that a backlog one load
-# leaves behind is not counted against the next.
-bench() {
-	local name=$1 kind=$2
-	local addr="127.0.0.1:$(free_port)"
-	local log="$work/$name-$kind.log"
+# start NAME: start server NAME (switchboard, bolt, ceiling) on a free port,
+# set $addr and $server_pid, and wait until it listens. Switchboard keeps
+# whatever store $work/data holds.
+start() {
+	local name=$1 log=$2
+	addr="127.0.0.1:$(free_port)"
 	local server
 	case $name in
-	switchboard)
-		rm -rf "$work/data"
-		server=("$work/switchboard" serve --config "$config" --addr "$addr")
-		;;
+	switchboard) server=("$work/switchboard" serve --config "$config" --addr "$addr") ;;
 	bolt) server=(env PORT="${addr##*:}" node bench/compare/bolt/app.js) ;;
 	ceiling) server=("$work/slackceiling" -addr "$addr") ;;
 	esac
-	echo "== $name, $kind loop: ${server[*]}" >&2
 	echo "server:    ${server[*]}" >>"$RESULTS/commands.txt"
 	"${server[@]}" >"$log" 2>&1 &
 	server_pid=$!
-
 	local ready=""
 	for _ in $(seq 300); do
 		# Any HTTP answer means it is listening (Bolt has no /healthz: 404).
@@ -141,13 +154,38 @@ bench() {
 		cat "$log" >&2
 		exit 1
 	fi
+}
+
+load() {
+	"$work/slackload" -url "http://$addr/slack/commands" -command /ec2 -text "status tools" \
+		-user U0SLACKLOAD -answer-timeout "$ANSWER_TIMEOUT" "$@"
+}
+
+# bench NAME KIND: start a fresh server NAME and put it through one load
+# (closed, open, history). Fresh, so that a backlog one load leaves behind
+# is not counted against the next.
+bench() {
+	local name=$1 kind=$2
+	local log="$work/$name-$kind.log"
+	echo "== $name, $kind loop" >&2
+	if [[ $name == switchboard ]]; then
+		rm -rf "$work/data"
+		if [[ $kind == history ]]; then
+			# A few commands to copy, then the history.
+			start switchboard "$work/seed.log"
+			load -n 20 -concurrency 1 -channel C0SEED -settle 0s >/dev/null
+			stop_server
+			echo "seeding $HISTORY_RUNS runs and $HISTORY_AUDIT audit lines" >&2
+			python3 bench/seed_history.py "$work/data/switchboard.db" "$HISTORY_RUNS" "$HISTORY_AUDIT" >"$RESULTS/history-seed.txt"
+			du -h "$work/data/switchboard.db" | cut -f1 >"$RESULTS/history-db-size"
+		fi
+	fi
+	start "$name" "$log"
 	sleep 1
 	rss_kib "$server_pid" >"$RESULTS/$name-$kind-idle-rss-kib"
 
-	local load=("$work/slackload" -url "http://$addr/slack/commands" -command /ec2 -text "status tools"
-		-user U0SLACKLOAD -answer-timeout "$ANSWER_TIMEOUT")
 	if ((WARMUP > 0)); then
-		if ! "${load[@]}" -n "$WARMUP" -concurrency "$CONCURRENCY" -channel C0WARMUP -channels "$WARMUP" -settle 0s \
+		if ! load -n "$WARMUP" -concurrency "$CONCURRENCY" -channel C0WARMUP -channels "$WARMUP" -settle 0s \
 			>"$RESULTS/$name-$kind-warmup.txt" 2>&1; then
 			echo "$name: warm-up failed:" >&2
 			cat "$RESULTS/$name-$kind-warmup.txt" "$log" >&2
@@ -156,16 +194,17 @@ bench() {
 	fi
 
 	local args
-	if [[ $kind == closed ]]; then
-		args=(-n "$N" -concurrency "$CONCURRENCY" -channel C0CLOSED -channels "$N")
+	if [[ $kind == open ]]; then
+		local n=$((RATE * OPEN_SECONDS))
+		args=(-rate "$RATE" -n "$n" -duration "${OPEN_SECONDS}s" -channel C0OPEN -channels "$n")
 	else
-		args=(-rate "$RATE" -n "$OPEN_N" -duration "${OPEN_SECONDS}s" -channel C0OPEN -channels "$OPEN_N")
+		args=(-n "$CLOSED_MAX" -duration "${CLOSED_SECONDS}s" -concurrency "$CONCURRENCY" -channel C0CLOSED -channels "$CLOSED_MAX")
 	fi
-	echo "slackload: SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload ${load[*]:1} ${args[*]} -json" >>"$RESULTS/commands.txt"
+	echo "slackload: SLACK_SIGNING_SECRET=$SLACK_SIGNING_SECRET slackload -url http://$addr/slack/commands -command /ec2 -text 'status tools' -user U0SLACKLOAD -answer-timeout $ANSWER_TIMEOUT ${args[*]} -json" >>"$RESULTS/commands.txt"
 	sample_peak "$server_pid" "$RESULTS/$name-$kind-peak-rss-kib" &
 	sampler_pid=$!
 	local status=0
-	"${load[@]}" "${args[@]}" -json -out "$RESULTS/$name-$kind.json" >/dev/null 2>"$RESULTS/$name-$kind.stderr" || status=$?
+	load "${args[@]}" -json -out "$RESULTS/$name-$kind.json" >/dev/null 2>"$RESULTS/$name-$kind.stderr" || status=$?
 	kill "$sampler_pid" 2>/dev/null || true
 	wait "$sampler_pid" 2>/dev/null || true
 	sampler_pid=""
@@ -181,13 +220,39 @@ bench() {
 	tail -n 200 "$log" >"$RESULTS/$name-$kind-server.log"
 }
 
+# idle: Switchboard freshly started and left alone for IDLE_SECONDS: the CPU
+# time it used (utime + stime from /proc/PID/stat) and its RSS.
+idle() {
+	echo "== switchboard, idle for ${IDLE_SECONDS}s" >&2
+	rm -rf "$work/data"
+	start switchboard "$work/idle.log"
+	sleep 1
+	local tck t0 t1
+	tck=$(getconf CLK_TCK)
+	rss_kib "$server_pid" >"$RESULTS/switchboard-idle-rss-kib"
+	grep -E '^(VmRSS|RssAnon|RssFile):' "/proc/$server_pid/status" >"$RESULTS/switchboard-idle-status"
+	t0=$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")
+	sleep "$IDLE_SECONDS"
+	t1=$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")
+	awk -v d=$((t1 - t0)) -v tck="$tck" -v s="$IDLE_SECONDS" 'BEGIN { printf "%.2f\n", 100 * d / tck / s }' >"$RESULTS/switchboard-idle-cpu-percent"
+	stop_server
+}
+
 # Other work on the machine shows up in every column; the table says how busy it was.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-for kind in closed open; do
-	for name in switchboard bolt ceiling; do
-		bench "$name" "$kind"
-	done
+for name in switchboard bolt ceiling; do
+	bench "$name" closed
 done
+if [[ -z "$RATE" ]]; then
+	# Half of Switchboard's own saturation rate.
+	RATE=$(jq -r '(.answers_per_s / 2) | floor' "$RESULTS/switchboard-closed.json")
+	RATE=$((RATE > 0 ? RATE : 1))
+fi
+for name in switchboard bolt ceiling; do
+	bench "$name" open
+done
+bench switchboard history
+idle
 
 # ---- the table ----
 
@@ -195,7 +260,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # What one command costs the store, counted (not timed) by bench/cost.sh.
 echo "== cost per command (bench/cost.sh)" >&2
-if ! N=$N CONCURRENCY=$CONCURRENCY bash bench/cost.sh >"$RESULTS/cost.md" 2>"$RESULTS/cost.log"; then
+if ! N=2000 CONCURRENCY=$CONCURRENCY bash bench/cost.sh >"$RESULTS/cost.md" 2>"$RESULTS/cost.log"; then
 	echo "bench/cost.sh failed; see $RESULTS/cost.log" >&2
 	failed=1
 fi
@@ -223,6 +288,23 @@ bolt_version=$(node -p 'require("./bench/compare/bolt/node_modules/@slack/bolt/p
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 
+# ---- the goals, from the reports ----
+j() { jq -r "$2" "$RESULTS/$1.json"; }
+num() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
+sb_ans=$(j switchboard-closed .answers_per_s); bolt_ans=$(j bolt-closed .answers_per_s)
+sb_p99=$(j switchboard-closed .ack_latency_ms.p99); bolt_p99=$(j bolt-closed .ack_latency_ms.p99)
+open_p99=$(j switchboard-open .end_to_end_latency_ms.p99)
+hist_ans=$(j switchboard-history .answers_per_s); hist_p99=$(j switchboard-history .ack_latency_ms.p99)
+once() { j "$1" '"\(.answered_once) once, \(.never_answered | length) never, \(.answered_more_than_once | length) twice"'; }
+burst_max=$(sed -n 's/^end to end:.*max \([0-9.]*\)ms.*/\1/p' "$RESULTS/burst.txt")
+burst_calls=$(sed -n 's/^DescribeInstances calls for .*: \([0-9]*\)$/\1/p' "$RESULTS/burst.txt")
+burst_once=$(sed -n 's/^exactly once: *//p' "$RESULTS/burst.txt")
+idle_cpu=$(cat "$RESULTS/switchboard-idle-cpu-percent")
+idle_rss=$(cat "$RESULTS/switchboard-idle-rss-kib")
+rss_parts=$(awk '{ printf "%s%s %.1f MiB", (NR > 1 ? ", " : ""), $1, $2 / 1024 }' "$RESULTS/switchboard-idle-status")
+met() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo "**no**"; fi; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
 {
 	cat <<EOF
 # Benchmarks
@@ -231,11 +313,13 @@ mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 
 Switchboard's key speed claim is that a Slack slash command is acked in
 milliseconds (Slack gives up after 3 s) and answered exactly once at its
-\`response_url\`. This page puts that next to a Slack Bolt for JavaScript app
-doing the same job and a bare Go handler that does the least possible, under
-the same load, one after the other in one run on one machine.
+\`response_url\`, durably: an acked command survives kill -9. This page puts
+that next to a Slack Bolt for JavaScript app doing the same job from memory
+and a bare Go handler that does the least possible, under the same load, one
+after the other in one run on one machine; then Switchboard alone with a long
+history, idle, per command, and under a burst against EC2's limits.
 
-Reproduce:
+Reproduce (about ten minutes):
 
     bash bench/compare/run.sh
 
@@ -252,6 +336,19 @@ Reproduce:
 | switchboard | $commit |
 | raw reports | \`$RESULTS/\` |
 
+## The goals
+
+| goal | target | measured | met |
+|---|---|---|---|
+| answers/s, closed loop | at least 2x Bolt's ($(num "$bolt_ans") x 2) | $(num "$sb_ans") ($(ratio "$sb_ans" "$bolt_ans")x Bolt's) | $(met "$sb_ans >= 2 * $bolt_ans") |
+| ack p99, closed loop | at or below Bolt's ($bolt_p99 ms) | $sb_p99 ms | $(met "$sb_p99 <= $bolt_p99") |
+| every command answered once, closed loop | all | $(once switchboard-closed) | $(met "$(j switchboard-closed '(.never_answered | length) + (.answered_more_than_once | length)') == 0") |
+| end-to-end p99, open loop at half of Switchboard's saturation ($RATE/s) | 100 ms or less | $open_p99 ms | $(met "$open_p99 <= 100") |
+| burst: 1,000 statuses within a second, EC2's limits on | all answered within 5 s, at most 10 DescribeInstances | slowest answer ${burst_max} ms, $burst_calls DescribeInstances; $burst_once | $(met "$burst_max <= 5000 && $burst_calls <= 10") |
+| history: $(num "$HISTORY_RUNS") finished runs, $(num "$HISTORY_AUDIT") audit lines ($(cat "$RESULTS/history-db-size") store) | ack p99 and answers/s within 1.2x of an empty store | ack p99 $hist_p99 ms against $sb_p99 ms ($(ratio "$hist_p99" "$sb_p99")x); $(num "$hist_ans") answers/s against $(num "$sb_ans") ($(ratio "$sb_ans" "$hist_ans")x) | $(met "$hist_p99 <= 1.2 * $sb_p99 && $sb_ans <= 1.2 * $hist_ans") |
+| idle CPU, ${IDLE_SECONDS} s after start | under 1% of one core | ${idle_cpu}% | $(met "$idle_cpu < 1") |
+| idle RSS after start | 30 MiB or less | $(mib "$idle_rss") ($rss_parts) | $(met "$idle_rss <= 30720") |
+
 ## Results
 
 | server | load | acks/s | answers/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms | end-to-end p50 ms | end-to-end p99 ms | answered once / never / twice | errors | idle RSS | peak RSS under load |
@@ -262,18 +359,24 @@ EOF
 		row bolt Bolt "$kind"
 		row ceiling "bare Go (ceiling)" "$kind"
 	done
+	row switchboard "Switchboard, with history" history
 	cat <<EOF
 
 Load, the same for all three (\`cmd/slackload\`, correctly signed
 \`/ec2 status tools\` commands, each with its own \`trigger_id\`, channel and
 \`response_url\` served by slackload on 127.0.0.1):
 
-- **closed**: $N commands, $CONCURRENCY workers, each sending its next command as
-  soon as the last is acked. acks/s is the server's ack throughput; end-to-end
-  latency here includes any backlog of answers the server builds up while it
-  acks faster than it answers.
-- **open**: $RATE commands a second on a fixed schedule for $OPEN_SECONDS s ($OPEN_N
-  commands), whatever the server does: latency when it is not saturated.
+- **closed**: $CONCURRENCY connections, each sending its next command as soon
+  as the last is acked, for $CLOSED_SECONDS s; then every answer is awaited.
+  answers/s is from the first command sent to the last first answer, so an
+  answer backlog the server builds while it acks faster than it answers
+  counts against it.
+- **open**: $RATE commands a second on a fixed schedule for $OPEN_SECONDS s,
+  whatever the server does (half of Switchboard's closed-loop answers/s in
+  this run): latency when it is not saturated.
+- **history**: Switchboard only, the closed loop on a store that already holds
+  $(num "$HISTORY_RUNS") finished runs with their answers and transcript lines and $(num "$HISTORY_AUDIT")
+  audit lines over the last 20 days (\`bench/seed_history.py\`: $(cat "$RESULTS/history-seed.txt")).
 
 Each load runs against a freshly started server, so that a backlog one load
 leaves behind is not counted against the next, after $WARMUP unrecorded
@@ -284,20 +387,25 @@ Slack waits on; end-to-end = command sent to its first answer at the
 Idle RSS is VmRSS from \`/proc/PID/status\` a second after the server
 listens, before the warm-up; peak RSS is the highest VmRSS seen polling every
 100 ms during the load. For Bolt that is the \`node\` process. slackload runs
-on the same CPUs as the servers.
+on the same CPUs as the servers. Idle CPU is utime + stime from
+\`/proc/PID/stat\` over $IDLE_SECONDS s of a freshly started Switchboard.
 
 ## What each server does
 
 - **Switchboard** (\`switchboard serve\`, SQLite store in a temp dir, simulated
   cloud with 1 ms transitions and no throttling; config kept in the raw
-  reports): verifies the signature, then in one SQLite transaction records the
-  run (deduplicated on \`trigger_id\`) with its audit lines and its queued job,
-  and only then acks. A worker picks the job up, describes the instance on the
-  simulated cloud through the fleet layer (\`fleet/\`; with \`throttle: false\`,
-  as here, it adds no request limits) and queues the answer, which another job posts
-  to the \`response_url\`. Bolt and the ceiling call no cloud at all. An acked
-  command survives a crash and is answered after a restart; a repeated
-  delivery is answered once.
+  reports): verifies the signature, then commits the run (deduplicated on
+  \`trigger_id\`) with its audit lines and its job, the job written already
+  taken by this process, and only then acks. The run is worked at once in the
+  same process (\`store/fast.go\`): it describes the instance on the simulated
+  cloud through the fleet layer (\`fleet/\`; with \`throttle: false\`, as here,
+  it adds no request limits), commits the step with its answer and the end of
+  its job, posts the answer to the \`response_url\` and commits the delivery
+  with its transcript line. On SQLite, write transactions that arrive together
+  share one commit (\`store/sqlite.go\`, each in a savepoint of its own).
+  Bolt and the ceiling call no cloud at all. An acked command survives a crash
+  and is answered after a restart (the job is recovered as any job River
+  had fetched); a repeated delivery is answered once.
 - **Bolt** (\`@slack/bolt\` $bolt_version, \`bench/compare/bolt/app.js\`,
   HTTPReceiver, signature verification on): \`ack()\`s from memory, then
   \`respond()\`s to the \`response_url\` with \`fetch\`. Nothing is stored: an
@@ -318,27 +426,27 @@ Counted by \`bench/cost.sh\` in the same run (the same signed \`/ec2 status
 tools\`, closed loop, SQLite; the server under \`strace -c\` for the fsyncs,
 so its speed there means nothing). Statements and commits come from
 \`switchboard_store_statements_total\` and \`switchboard_store_commits_total\`
-(explicit transactions; River's single-statement updates commit on their
-own and are not in that count); bytes and write calls from
-\`/proc/PID/io\` (the socket writes of the ack and the answer are among the
-write calls); one DescribeInstances per command, or fewer when identical
-reads overlap (\`fleet\`: shared for a second, never past an action).
+(explicit transactions, several commands sharing one; River's
+single-statement updates commit on their own and are not in that count);
+bytes and write calls from \`/proc/PID/io\` (the socket writes of the ack and
+the answer are among the write calls); one DescribeInstances per command, or
+fewer when identical reads overlap (\`fleet\`: shared for a second, never
+past an action).
 
 $(cat "$RESULTS/cost.md")
 
-Where the statements go, for one \`/ec2 status\` (from a per-statement count
-of the same load): the ack is one transaction (the run, its audit lines in one
-statement, its job); the run's step is one (the run row, its answer and the
-answer's job, the instance locks released) plus River marking the job done;
-the answer is read (the message, whether an earlier one is still on its way,
-the run's earlier deliveries), its intent to post recorded (one statement,
-so that a post cut off by a crash is looked for, not repeated), posted, and
-recorded with its transcript line in one transaction, plus River marking that
-job done. SQLite in WAL mode with
-\`synchronous=NORMAL\` syncs only at checkpoints, which is why the fsyncs are
-a fraction of the commits; the bytes written are mostly whole 4 KiB pages of
-the tables and indexes each transaction touches, written once to the log and
-again at the checkpoint.
+Where the statements go, for one \`/ec2 status\`: the ack is one transaction
+(the run, its audit lines in one statement, its job written taken); the
+run's step is one (the run row, its answer written with its intent to post
+and its job written taken, the instance locks released, the run's job
+completed); the delivery is one (the answer marked sent, its transcript line,
+its job completed). Each sits in a savepoint of a group commit shared with
+whatever else arrived at the same moment, which is why commits are a
+fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
+only at checkpoints, which is why the fsyncs are a fraction of the commits;
+the bytes written are mostly whole 4 KiB pages of the tables and indexes each
+commit touches, written once to the log and again at the checkpoint, and
+concurrent commands share those pages.
 
 ## A burst against EC2's request limits
 
@@ -353,18 +461,18 @@ $(grep -E "^(acks|end to end|exactly once):|^DescribeInstances" "$RESULTS/burst.
 
 ## Past one machine, on paper
 
-From the counts above, a command is about six write transactions and twenty
-statements, two River jobs, one cloud read (or a share of one), and one post
-to Slack. At 10x this machine's sustained rate (about 10,000 commands a
-second, spread over several replicas on Postgres) that is some 60,000 commits
-and 200,000 statements a second: beyond what one Postgres commits with a
-flush per commit on ordinary disks, so the next steps are the ones the count
-points at: group commit (one transaction for concurrent acks, and for a run
-step with its answer), fewer statements per message, and
-\`synchronous_commit\` chosen knowingly. River fetches jobs with \`FOR UPDATE
-SKIP LOCKED\`, one query per queue per replica per fetch, woken by
-LISTEN/NOTIFY; at 20,000 jobs a second its tables want aggressive vacuum. At
-100x, a single Postgres primary is the limit and the work would have to be
+From the counts above, a command is three write transactions and about a
+dozen statements (ours and River's rows), one cloud read (or a share of one)
+and one post to Slack. On Postgres with several replicas each replica works
+the runs it acks, so River's fetch is out of the command's path there too;
+what the replicas share is Postgres. At 10x this machine's sustained rate
+(some 15,000 commands a second over several replicas) that is about 45,000
+transactions and 180,000 statements a second, each transaction its own flush
+unless commits are grouped: Postgres groups concurrent commits' WAL flushes
+itself (\`commit_delay\`, \`commit_siblings\`), and \`synchronous_commit\` is
+the knob to choose knowingly; the job rows want aggressive autovacuum on
+\`river_job\` (each is inserted, updated and deleted by River's cleaner).
+At 100x a single Postgres primary is the limit and the work would have to be
 split by team or workspace. Outside the process, the limits are fixed and
 lower than either: Slack takes about one \`chat.postMessage\` a second per
 channel and five posts per \`response_url\`; EC2 refills DescribeInstances at
@@ -375,6 +483,6 @@ EOF
 } >"$DOC"
 
 cp "$DOC" "$RESULTS/BENCHMARKS.md"
-sed -n '/^## Results/,/^Load,/p' "$DOC" | sed '$d'
+sed -n '/^## The goals/,/^Load,/p' "$DOC" | sed '$d'
 echo "wrote $DOC; raw reports in $RESULTS" >&2
 exit "$failed"
