@@ -256,7 +256,8 @@ func (a *AllowList) Client(timeout time.Duration, setting string) *http.Client {
 		TLSHandshakeTimeout:    min(timeout, 10*time.Second),
 		ResponseHeaderTimeout:  timeout,
 		MaxResponseHeaderBytes: MaxResponseHeader,
-		MaxIdleConns:           10,
+		MaxIdleConns:           64,
+		MaxIdleConnsPerHost:    16,
 		IdleConnTimeout:        30 * time.Second,
 	}
 	return &http.Client{

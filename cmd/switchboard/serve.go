@@ -140,7 +140,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Slack's client follows no redirect: a response_url is checked
 	// against slack.response_url_hosts, and a 3xx must not take the post
 	// elsewhere.
-	slackClient := &http.Client{Timeout: 10 * time.Second, CheckRedirect: switchboard.NoRedirects}
+	// Every answer goes to one of two hosts (hooks.slack.com, slack.com):
+	// keep enough idle connections to them that concurrent answers reuse
+	// them instead of each dialing (and shaking hands) anew; the default
+	// keeps two per host.
+	slackTransport := http.DefaultTransport.(*http.Transport).Clone()
+	slackTransport.MaxIdleConnsPerHost = 64
+	slackClient := &http.Client{Timeout: 10 * time.Second, CheckRedirect: switchboard.NoRedirects, Transport: slackTransport}
 	// Each platform delivers the answers to its own requests; the rest
 	// (runs started by schedules, mail, events) go to Slack when it is
 	// configured, and to the console's transcript otherwise.
