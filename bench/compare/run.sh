@@ -292,9 +292,10 @@ mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 j() { jq -r "$2" "$RESULTS/$1.json"; }
 num() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 sb_ans=$(j switchboard-closed .answers_per_s); bolt_ans=$(j bolt-closed .answers_per_s)
-sb_p99=$(j switchboard-closed .ack_latency_ms.p99); bolt_p99=$(j bolt-closed .ack_latency_ms.p99)
-open_p99=$(j switchboard-open .end_to_end_latency_ms.p99)
-hist_ans=$(j switchboard-history .answers_per_s); hist_p99=$(j switchboard-history .ack_latency_ms.p99)
+ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+sb_p99=$(ms "$(j switchboard-closed .ack_latency_ms.p99)"); bolt_p99=$(ms "$(j bolt-closed .ack_latency_ms.p99)")
+open_p99=$(ms "$(j switchboard-open .end_to_end_latency_ms.p99)")
+hist_ans=$(j switchboard-history .answers_per_s); hist_p99=$(ms "$(j switchboard-history .ack_latency_ms.p99)")
 once() { j "$1" '"\(.answered_once) once, \(.never_answered | length) never, \(.answered_more_than_once | length) twice"'; }
 burst_max=$(sed -n 's/^end to end:.*max \([0-9.]*\)ms.*/\1/p' "$RESULTS/burst.txt")
 burst_calls=$(sed -n 's/^DescribeInstances calls for .*: \([0-9]*\)$/\1/p' "$RESULTS/burst.txt")
@@ -458,6 +459,12 @@ share one call, so the burst is answered without waiting on the bucket:
 \`\`\`
 $(grep -E "^(acks|end to end|exactly once):|^DescribeInstances" "$RESULTS/burst.txt")
 \`\`\`
+
+The Alibaba provider goes through the same fleet layer; its describe is held
+to the same sharing by \`TestBurstOfStatusesOnAlibabaSharesDescribes\`
+(\`cmd/switchboard\`): 200 concurrent \`/ecs status\` against a local server
+that answers ECS's API cost a handful of DescribeInstances calls (2 when
+last run), where without sharing they cost 200.
 
 ## Past one machine, on paper
 
