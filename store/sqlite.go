@@ -317,6 +317,9 @@ type groupCommit struct {
 	reqs chan *groupReq
 	quit chan struct{}
 	done chan struct{}
+	// mu orders requests against close: none is queued once closed.
+	mu     sync.Mutex
+	closed bool
 }
 
 type groupReq struct {
@@ -339,19 +342,29 @@ func newGroupCommit(db *sql.DB) *groupCommit {
 // is committed (nil) or not (the error).
 func (g *groupCommit) do(ctx context.Context, fn func(*sql.Tx) error) error {
 	r := &groupReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return errStoreClosed
+	}
 	select {
 	case g.reqs <- r:
 	case <-ctx.Done():
+		g.mu.Unlock()
 		return ctx.Err()
-	case <-g.quit:
-		return errors.New("the store is closed")
 	}
-	<-r.done // once taken, a request is always answered
+	g.mu.Unlock()
+	<-r.done // once queued, a request is always answered
 	return r.err
 }
 
+var errStoreClosed = errors.New("the store is closed")
+
 func (g *groupCommit) close() {
+	g.mu.Lock()
+	g.closed = true
 	close(g.quit)
+	g.mu.Unlock()
 	<-g.done
 }
 
@@ -363,7 +376,17 @@ func (g *groupCommit) loop() {
 		case r := <-g.reqs:
 			batch = append(batch[:0], r)
 		case <-g.quit:
-			return
+			// Whatever was queued before the close is refused, not left
+			// waiting.
+			for {
+				select {
+				case r := <-g.reqs:
+					r.err = errStoreClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
 		}
 	more:
 		for len(batch) < maxGroup {
