@@ -82,6 +82,8 @@ func (f *flaky) texts() []string {
 	return append([]string(nil), f.sent...)
 }
 
+// eachStore runs a test against every store: SQLite, and a real Postgres
+// started for the test binary.
 func eachStore(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
@@ -146,6 +148,8 @@ func jobsOf(t *testing.T, s *Store, runID string) []jobRow {
 	return out
 }
 
+// waitUntil polls until cond holds; it fails the test after a generous
+// bound that only a hang would reach.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

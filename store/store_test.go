@@ -21,16 +21,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // backends runs a test against every store: SQLite, and a real Postgres
 // started for the test binary.
-func backends(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, "sqlite://"+filepath.Join(t.TempDir(), "sb.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.Postgres(t))
-	})
-}
+var backends = store.Backends
 
 var ec2 = switchboard.CommandSpec{
 	Name:   "/ec2",
@@ -111,16 +102,7 @@ func setup(t *testing.T, url string) *bundle {
 
 // waitFor polls until cond holds; it fails the test after a generous bound
 // that only a hang would reach.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = store.WaitFor
 
 func consoleRequest(text string) switchboard.Request {
 	return switchboard.Request{Source: "console", Command: "/ec2", Text: text, UserID: "U0OPS1", ChannelID: "C0OPS"}

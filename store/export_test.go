@@ -1,0 +1,7 @@
+package store
+
+// Helpers the store_test package shares with the internal tests.
+var (
+	Backends = eachStore
+	WaitFor  = waitUntil
+)
