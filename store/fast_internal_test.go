@@ -309,44 +309,56 @@ func TestGroupCommitRollsBackOnlyTheOneThatFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	before := s.sqlCounts.Commits.Load()
-	var wg sync.WaitGroup
-	errs := make([]error, 200)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO sb_audit (at, kind, subject) VALUES (?, 'request', ?)`, i, fmt.Sprint("line ", i)); err != nil {
-					return err
-				}
-				if i%10 == 3 {
-					return errors.New("changed my mind")
-				}
-				return nil
-			})
-		}()
+	// write runs n transactions at once, each inserting one audit line
+	// (subject "PREFIX i"); those for which fail(i) then fail.
+	write := func(prefix string, n int, fail func(int) bool) []error {
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO sb_audit (at, kind, subject) VALUES (?, 'request', ?)`, i, fmt.Sprint(prefix, " ", i)); err != nil {
+						return err
+					}
+					if fail(i) {
+						return errors.New("changed my mind")
+					}
+					return nil
+				})
+			}()
+		}
+		wg.Wait()
+		return errs
 	}
-	wg.Wait()
-	for i, err := range errs {
+	count := func(where string) int {
+		var n int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM sb_audit WHERE ` + where).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	before := s.sqlCounts.Commits.Load()
+	for i, err := range write("ok", 200, func(int) bool { return false }) {
+		if err != nil {
+			t.Errorf("transaction %d: %v", i, err)
+		}
+	}
+	commits := s.sqlCounts.Commits.Load() - before
+	t.Logf("200 concurrent transactions in %d commits", commits)
+	if n := count(`subject LIKE 'ok %'`); n != 200 || commits >= 200 {
+		t.Errorf("%d lines in %d commits, want 200 in fewer commits: none shared one", n, commits)
+	}
+
+	for i, err := range write("mixed", 200, func(i int) bool { return i%10 == 3 }) {
 		if (i%10 == 3) != (err != nil) {
 			t.Errorf("transaction %d: %v", i, err)
 		}
 	}
-	var n int
-	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sb_audit WHERE subject LIKE 'line %' AND at % 10 <> 3`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	var rolledBack int
-	if err := s.db.QueryRow(`SELECT COUNT(*) FROM sb_audit WHERE subject LIKE 'line %' AND at % 10 = 3`).Scan(&rolledBack); err != nil {
-		t.Fatal(err)
-	}
-	if n != 180 || rolledBack != 0 {
-		t.Errorf("%d committed and %d of the failed ones kept, want 180 and 0", n, rolledBack)
-	}
-	commits := s.sqlCounts.Commits.Load() - before
-	t.Logf("200 transactions in %d commits", commits)
-	if commits > 200 {
-		t.Errorf("%d commits for 200 transactions", commits)
+	kept, rolledBack := count(`subject LIKE 'mixed %' AND at % 10 <> 3`), count(`subject LIKE 'mixed %' AND at % 10 = 3`)
+	if kept != 180 || rolledBack != 0 {
+		t.Errorf("%d committed and %d of the failed ones kept, want 180 and 0", kept, rolledBack)
 	}
 }
