@@ -22,23 +22,26 @@ import (
 // attempted by this client), in the same transaction as the run, exactly as
 // if River had fetched it. Each step's outcome is committed together with
 // what becomes of the job (finished, or parked until the run's next
-// re-check); the step's messages are written taken too and posted at once,
-// the delivery recorded together with the end of the message's job.
+// re-check). The step's messages have no job of their own: the run's job,
+// still running, holds them (sb_messages.held) and is finished or parked
+// with the last one's delivery; each is posted at once.
 //
-// Nothing is lost on the way: a process that dies leaves the jobs "running"
-// under its name, which the next start (SQLite) or another replica
-// (Postgres, after the heartbeat lapses) makes available again, as with any
-// job River had fetched. Whatever is not simple — a failure to retry, a
-// throttled or failed post, a run waiting for an instance or a person, a
-// shutdown — is handed to River in the state River itself would have left,
-// and River's workers carry it on.
+// Nothing is lost on the way: a process that dies leaves the run's job
+// "running" under its name, which the next start (SQLite) or another
+// replica (Postgres, after the heartbeat lapses) makes available again, as
+// with any job River had fetched; River's run worker first gives the
+// messages the job still held jobs of their own (adoptHeld). Whatever is not
+// simple — a failure to retry, a throttled or failed post, a run waiting
+// for an instance or a person, a shutdown — is handed to River in the state
+// River itself would have left, and River's workers carry it on.
 //
 // Short waits (an instance changing state) are waited here too, as River's
 // workers do (carry, in jobs.go).
 //
 // Per /ec2 status this is three commits (the run, the step with its
-// message, the delivery) instead of River's fetch, complete and poll for
-// each of the run and its message.
+// message, the delivery with the end of the run's job), each shared with
+// whatever else commits at the same moment, instead of River's insert,
+// fetch and completion of two jobs.
 
 // fastPerWorker: the fast path works up to this many runs at once per
 // River worker. A run on it mostly waits, for the one SQLite writer or
@@ -121,15 +124,25 @@ type fastRun struct {
 	attempt  int
 	park     bool
 	messages []fastMessage
-	posted   posted
+	// settle is what becomes of the run's job once the step's messages,
+	// held by it, are delivered or queued: the step's commit left it
+	// running.
+	settle *settlement
+	posted posted
 	// known says posted holds all the run's messages: the run is new.
 	// Otherwise what earlier attempts posted is read before the first post.
 	known bool
 }
 
+// settlement is the end of a run's job: finished, or parked for wait.
+type settlement struct {
+	finished bool
+	wait     time.Duration
+}
+
 type fastMessage struct {
 	m       switchboard.Message
-	job     int64
+	job     int64 // 0: held by the run's job
 	intent  bool  // written with its intent to post on record
 	created int64 // its created_at
 }
@@ -149,14 +162,19 @@ func (f *fastRun) step(park bool) {
 	f.messages = f.messages[:0]
 }
 
-// post posts the messages the step's commit wrote, in order.
+// post posts the messages the step's commit wrote, in order; the last
+// one's record settles the run's job when the commit left that to it.
 func (f *fastRun) post(ctx context.Context, s *Store) {
-	for _, fm := range f.messages {
+	for i, fm := range f.messages {
 		if !f.known {
 			f.posted = s.readPosted(ctx, fm)
 			f.known = true
 		}
-		s.postFast(ctx, fm, &f.posted)
+		var settle *settlement
+		if i == len(f.messages)-1 {
+			settle = f.settle
+		}
+		s.postFast(ctx, f, fm, settle)
 	}
 }
 
@@ -258,15 +276,26 @@ func setJobState(ctx context.Context, exec riverdriver.Executor, p *riverdriver.
 // job or parks it until the run's next re-check; a run going straight on,
 // or waiting in place, keeps it.
 func (s *Store) settleRunJob(ctx context.Context, tx *sql.Tx, f *fastRun, run *switchboard.Run, out switchboard.Outcome) error {
-	switch {
-	case f.job == 0:
-		// River's: River settles it.
-	case run.State.Finished():
-		return s.completeJob(ctx, tx, f.job)
-	case f.park:
-		return setJobState(ctx, s.driver.UnwrapExecutor(tx), parked(f.job, f.attempt, time.Now().UTC().Add(out.Wait)))
+	if f.job == 0 || !run.State.Finished() && !f.park {
+		// River's to settle, or the run goes on here.
+		return nil
 	}
-	return nil
+	end := settlement{finished: run.State.Finished(), wait: out.Wait}
+	if len(f.messages) > 0 {
+		// The step's messages are held by the job: it ends with the last
+		// one's delivery.
+		f.settle = &end
+		return nil
+	}
+	return s.settleJob(ctx, tx, f, end)
+}
+
+// settleJob finishes or parks the run's job, in tx.
+func (s *Store) settleJob(ctx context.Context, tx *sql.Tx, f *fastRun, end settlement) error {
+	if end.finished {
+		return s.completeJob(ctx, tx, f.job)
+	}
+	return setJobState(ctx, s.driver.UnwrapExecutor(tx), parked(f.job, f.attempt, time.Now().UTC().Add(end.wait)))
 }
 
 // parked is a job snoozed until at, the attempt not counted (as River
@@ -367,17 +396,26 @@ func (s *Store) workFast(job int64, attempt int, runID string, run *switchboard.
 }
 
 // postFast posts one message of a run on the fast path, or hands it to
-// River.
-func (s *Store) postFast(ctx context.Context, fm fastMessage, p *posted) {
+// River; settle, when set, is settled with the message's record.
+func (s *Store) postFast(ctx context.Context, f *fastRun, fm fastMessage, settle *settlement) {
+	p := &f.posted
 	if p.behind {
-		s.handBack(fm.job, 1, river.JobSnooze(0))
+		s.queueMessage(ctx, f, fm, nil, settle)
 		return
 	}
 	m := fm.m
 	if m.Thread {
 		m.ThreadRef = p.thread
 	}
-	done := func(tx *sql.Tx) error { return s.completeJob(ctx, tx, fm.job) }
+	done := func(tx *sql.Tx) error {
+		if fm.job != 0 {
+			return s.completeJob(ctx, tx, fm.job)
+		}
+		if settle != nil {
+			return s.settleJob(ctx, tx, f, *settle)
+		}
+		return nil
+	}
 	d, err := s.deliver(ctx, m, p.vias, fm.intent, 1, MessageArgs{}.InsertOpts().MaxAttempts, done)
 	if err == nil {
 		if d.Via != "" {
@@ -390,6 +428,8 @@ func (s *Store) postFast(ctx context.Context, fm fastMessage, p *posted) {
 	}
 	p.behind = true
 	if ctx.Err() != nil && s.fast.ctx.Err() != nil {
+		// Stopping: a held message stays held by the run's job, which the
+		// next start or another replica recovers (adoptHeld).
 		return
 	}
 	var snooze *rivertype.JobSnoozeError
@@ -397,5 +437,91 @@ func (s *Store) postFast(ctx context.Context, fm fastMessage, p *posted) {
 	if !errors.As(err, &snooze) && !errors.As(err, &cancelled) {
 		s.logger.Warn("message will be retried", "run", m.RunID, "message", m.Key, "err", err)
 	}
-	s.handBack(fm.job, 1, err)
+	s.queueMessage(ctx, f, fm, err, settle)
+}
+
+// queueMessage gives a message the fast path did not deliver to River's
+// message worker, as err (nil: behind an earlier one; a snooze; a cancel,
+// the message given up and recorded; an error to retry) says, and settles
+// the run's job with it when settle is set.
+func (s *Store) queueMessage(ctx context.Context, f *fastRun, fm fastMessage, err error, settle *settlement) {
+	if fm.job != 0 {
+		s.handBack(fm.job, 1, err)
+		return
+	}
+	var snooze *rivertype.JobSnoozeError
+	var cancelled *rivertype.JobCancelError
+	at := time.Now()
+	switch {
+	case err == nil:
+	case errors.As(err, &snooze):
+		at = at.Add(snooze.Duration)
+	case errors.As(err, &cancelled):
+		at = time.Time{} // given up: no job
+	default:
+		at = at.Add(time.Second)
+	}
+	qerr := s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
+		if !at.IsZero() {
+			if err := s.enqueueHeld(ctx, tx, fm.m.RunID, fm.m.Key, at); err != nil {
+				return err
+			}
+		}
+		if settle != nil {
+			return s.settleJob(ctx, tx, f, *settle)
+		}
+		return nil
+	})
+	if qerr != nil {
+		// Still held by the run's job, which River's stuck-job rescue or
+		// the next start recovers.
+		s.logger.Warn("queue a message for delivery", "run", fm.m.RunID, "message", fm.m.Key, "err", qerr)
+	}
+}
+
+// enqueueHeld gives a held message a job of its own, due at at.
+func (s *Store) enqueueHeld(ctx context.Context, tx *sql.Tx, runID, key string, at time.Time) error {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET held = 0 WHERE run_id = ? AND msg_key = ?`), runID, key); err != nil {
+		return fmt.Errorf("queue message %s/%s: %w", runID, key, err)
+	}
+	var opts *river.InsertOpts
+	if time.Until(at) > 0 {
+		opts = &river.InsertOpts{ScheduledAt: at}
+	}
+	if _, err := s.river.InsertTx(ctx, tx, MessageArgs{RunID: runID, Key: key}, opts); err != nil {
+		return fmt.Errorf("queue message %s/%s: %w", runID, key, err)
+	}
+	return nil
+}
+
+// adoptHeld gives every message still held by runID's job (its process
+// stopped or died before delivering them) a job of its own. River's run
+// worker does this before anything else, so a recovered run job never
+// leaves a message behind.
+func (s *Store) adoptHeld(ctx context.Context, runID string) error {
+	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT msg_key FROM sb_messages WHERE run_id = ? AND held = 1 AND sent_at = 0 ORDER BY created_at`), runID)
+		if err != nil {
+			return fmt.Errorf("read held messages of run %s: %w", runID, err)
+		}
+		var keys []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.enqueueHeld(ctx, tx, runID, k, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -203,6 +203,11 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	} else if err != nil {
 		return err
 	}
+	// Messages held by this job when its last holder stopped are queued
+	// first (fast.go).
+	if err := s.adoptHeld(ctx, run.ID); err != nil {
+		return err
+	}
 	if run.State.Finished() {
 		return nil
 	}
@@ -475,7 +480,7 @@ func (s *Store) clearSending(ctx context.Context, m switchboard.Message) {
 
 func (s *Store) recordSent(ctx context.Context, m switchboard.Message, via, ts string, done func(*sql.Tx) error) error {
 	return s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ?, ts = ? WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sb_messages SET sent_at = ?, via = ?, ts = ?, held = 0 WHERE run_id = ? AND msg_key = ? AND sent_at = 0`),
 			time.Now().UnixNano(), via, ts, m.RunID, m.Key)
 		if err != nil {
 			return fmt.Errorf("mark message sent: %w", err)

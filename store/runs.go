@@ -311,7 +311,8 @@ var errHeld = fmt.Errorf("lock held")
 func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastRun) error {
 	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if f != nil {
-			f.messages = f.messages[:0] // this may run again (groupCommit)
+			// This may run again (groupCommit).
+			f.messages, f.settle = f.messages[:0], nil
 		}
 		if err := s.saveRun(ctx, tx, run); err != nil {
 			return err
@@ -329,8 +330,15 @@ func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out swi
 			if intent {
 				sending = now
 			}
-			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_messages (run_id, msg_key, body, created_at, sending_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, msg_key) DO NOTHING`),
-				m.RunID, m.Key, string(body), now, sending)
+			// On the fast path a message has no job of its own: it is held by
+			// the run's job, which stays running until the message is
+			// delivered or given a job (fast.go).
+			held := 0
+			if f != nil && f.job != 0 {
+				held = 1
+			}
+			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_messages (run_id, msg_key, body, created_at, sending_at, held) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, msg_key) DO NOTHING`),
+				m.RunID, m.Key, string(body), now, sending, held)
 			if err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
@@ -343,9 +351,11 @@ func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out swi
 				}
 				continue
 			}
-			id, err := s.insertTaken(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, MessageArgs{}.InsertOpts())
-			if err != nil {
-				return fmt.Errorf("enqueue message: %w", err)
+			var id int64
+			if held == 0 {
+				if id, err = s.insertTaken(ctx, tx, MessageArgs{RunID: m.RunID, Key: m.Key}, MessageArgs{}.InsertOpts()); err != nil {
+					return fmt.Errorf("enqueue message: %w", err)
+				}
 			}
 			f.messages = append(f.messages, fastMessage{m: m, job: id, intent: intent, created: now})
 		}

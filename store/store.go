@@ -211,6 +211,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		{"sb_transcript", "approval_id", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "ts", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_messages", "sending_at", "BIGINT NOT NULL DEFAULT 0"},
+		{"sb_messages", "held", "INTEGER NOT NULL DEFAULT 0"},
 		{"sb_runs", "outcome", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_runs", "steps", "TEXT NOT NULL DEFAULT ''"},
 	} {

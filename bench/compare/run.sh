@@ -400,9 +400,10 @@ on the same CPUs as the servers. Idle CPU is utime + stime from
   taken by this process, and only then acks. The run is worked at once in the
   same process (\`store/fast.go\`): it describes the instance on the simulated
   cloud through the fleet layer (\`fleet/\`; with \`throttle: false\`, as here,
-  it adds no request limits), commits the step with its answer and the end of
-  its job, posts the answer to the \`response_url\` and commits the delivery
-  with its transcript line. On SQLite, write transactions that arrive together
+  it adds no request limits), commits the step with its answer (held by the
+  run's job, so the answer needs no job of its own), posts the answer to the
+  \`response_url\` and commits the delivery with its transcript line and the
+  end of the run's job. On SQLite, write transactions that arrive together
   share one commit (\`store/sqlite.go\`, each in a savepoint of its own).
   Bolt and the ceiling call no cloud at all. An acked command survives a crash
   and is answered after a restart (the job is recovered as any job River
@@ -438,10 +439,9 @@ $(cat "$RESULTS/cost.md")
 
 Where the statements go, for one \`/ec2 status\`: the ack is one transaction
 (the run, its audit lines in one statement, its job written taken); the
-run's step is one (the run row, its answer written with its intent to post
-and its job written taken, the instance locks released, the run's job
-completed); the delivery is one (the answer marked sent, its transcript line,
-its job completed). Each sits in a savepoint of a group commit shared with
+run's step is one (the run row, its answer written with its intent to post,
+held by the run's job, the instance locks released); the delivery is one
+(the answer marked sent, its transcript line, the run's job completed). Each sits in a savepoint of a group commit shared with
 whatever else arrived at the same moment, which is why commits are a
 fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
 only at checkpoints, which is why the fsyncs are a fraction of the commits;
@@ -468,8 +468,8 @@ last run), where without sharing they cost 200.
 
 ## Past one machine, on paper
 
-From the counts above, a command is three write transactions and about a
-dozen statements (ours and River's rows), one cloud read (or a share of one)
+From the counts above, a command is three write transactions and about ten
+statements (ours and one River job row), one cloud read (or a share of one)
 and one post to Slack. On Postgres with several replicas each replica works
 the runs it acks, so River's fetch is out of the command's path there too;
 what the replicas share is Postgres. At 10x this machine's sustained rate
