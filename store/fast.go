@@ -500,22 +500,9 @@ func (s *Store) enqueueHeld(ctx context.Context, tx *sql.Tx, runID, key string, 
 // leaves a message behind.
 func (s *Store) adoptHeld(ctx context.Context, runID string) error {
 	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT msg_key FROM sb_messages WHERE run_id = ? AND held = 1 AND sent_at = 0 ORDER BY created_at`), runID)
+		keys, err := column[string](tx.QueryContext(ctx, s.q(`SELECT msg_key FROM sb_messages WHERE run_id = ? AND held = 1 AND sent_at = 0 ORDER BY created_at`), runID))
 		if err != nil {
 			return fmt.Errorf("read held messages of run %s: %w", runID, err)
-		}
-		var keys []string
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return err
-			}
-			keys = append(keys, k)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, k := range keys {
 			if err := s.enqueueHeld(ctx, tx, runID, k, time.Now()); err != nil {

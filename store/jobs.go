@@ -413,20 +413,11 @@ func (s *Store) failed(ctx context.Context, m switchboard.Message, err error) er
 
 // deliveredVia lists how the run's delivered messages went, in order.
 func (s *Store) deliveredVia(ctx context.Context, runID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT via FROM sb_messages WHERE run_id = ? AND sent_at > 0 ORDER BY sent_at`), runID)
+	vias, err := column[string](s.db.QueryContext(ctx, s.q(`SELECT via FROM sb_messages WHERE run_id = ? AND sent_at > 0 ORDER BY sent_at`), runID))
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries of run %s: %w", runID, err)
 	}
-	defer rows.Close()
-	var vias []string
-	for rows.Next() {
-		var via string
-		if err := rows.Scan(&via); err != nil {
-			return nil, err
-		}
-		vias = append(vias, via)
-	}
-	return vias, rows.Err()
+	return vias, nil
 }
 
 func (s *Store) recordError(ctx context.Context, m switchboard.Message, err error) {
@@ -507,20 +498,10 @@ func (s *Store) WakeRun(ctx context.Context, runID string) error {
 	if s.postgres {
 		query = `SELECT id FROM river_job WHERE kind = 'run' AND state IN ('scheduled', 'available') AND args->>'run_id' = $1`
 	}
-	rows, err := s.req.QueryContext(ctx, query, runID)
+	ids, err := column[int64](s.req.QueryContext(ctx, query, runID))
 	if err != nil {
 		return fmt.Errorf("find the job of run %s: %w", runID, err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		if s.takeParked(ctx, id, runID) {
 			continue

@@ -48,22 +48,11 @@ func (s *Store) takeOver(ctx context.Context) (int, []string, error) {
 	var freed int
 	var dead []string
 	err := s.inTx(ctx, s.db, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sb_replicas
+		var err error
+		dead, err = column[string](tx.QueryContext(ctx, `SELECT id FROM sb_replicas
 			WHERE seen_at < now() - make_interval(secs => $1) AND id <> $2
-			FOR UPDATE SKIP LOCKED`, replicaDeadAfter.Seconds(), s.clientID)
+			FOR UPDATE SKIP LOCKED`, replicaDeadAfter.Seconds(), s.clientID))
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			dead = append(dead, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range dead {

@@ -410,6 +410,24 @@ func (s *Store) inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error)
 	return nil
 }
 
+// column reads every row of a one-column query (rows, err as the query
+// returned them) and closes it.
+func column[T any](rows *sql.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 var errNoRows = sql.ErrNoRows
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
