@@ -21,15 +21,7 @@ import (
 // chaosConfig is a fleet of six instances, each with an alias, so runs on
 // different instances proceed in parallel and runs on one instance queue
 // behind its lock.
-const chaosConfig = `listen: {{listen}}
-data_dir: {{data_dir}}
-store: {{store}}
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  bot_token: xoxb-e2e-test
-  api_url: {{api_url}}
-  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
-clouds:
+const chaosConfig = slackHeader + `clouds:
   main:
     provider: sim
     sim: { pending_duration: 400ms, stopping_duration: 300ms, throttle: false }

@@ -80,9 +80,9 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// configYAML is the config the end-to-end tests use; startServer fills in
-// the {{...}} placeholders.
-const configYAML = `listen: {{listen}}
+// slackHeader begins the end-to-end tests' configs: the store, and Slack
+// with the fake Slack's API and answers to it over loopback http.
+const slackHeader = `listen: {{listen}}
 data_dir: {{data_dir}}
 store: {{store}}
 slack:
@@ -90,7 +90,11 @@ slack:
   bot_token: xoxb-e2e-test
   api_url: {{api_url}}
   response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
-clouds:
+`
+
+// configYAML is the config the end-to-end tests use; startServer fills in
+// the {{...}} placeholders.
+const configYAML = slackHeader + `clouds:
   main:
     provider: sim
     sim: { pending_duration: {{pending}}, stopping_duration: 1s }

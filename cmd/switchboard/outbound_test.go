@@ -40,15 +40,7 @@ func (c *hitCounter) got() []string {
 	return append([]string(nil), c.hits...)
 }
 
-const outboundConfig = `listen: {{listen}}
-data_dir: {{data_dir}}
-store: {{store}}
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  bot_token: xoxb-e2e
-  api_url: {{api_url}}
-  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
-clouds:
+const outboundConfig = slackHeader + `clouds:
   main: { provider: sim }
 groups:
   ops: [U0OPS1]

@@ -11,15 +11,7 @@ import (
 	"testing"
 )
 
-const webhookConfig = `listen: {{listen}}
-data_dir: {{data_dir}}
-store: {{store}}
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  bot_token: xoxb-e2e
-  api_url: {{api_url}}
-  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
-clouds:
+const webhookConfig = slackHeader + `clouds:
   main: { provider: sim }
 hooks:
   deploy: { secret: hook-secret-123 }
@@ -85,15 +77,7 @@ func TestWebhookWorkflow(t *testing.T) {
 	}
 }
 
-const workflowPolicyConfig = `listen: {{listen}}
-data_dir: {{data_dir}}
-store: {{store}}
-slack:
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  bot_token: xoxb-e2e
-  api_url: {{api_url}}
-  response_url_hosts: ["{{slack_origin}}"]   # the fake Slack, on loopback over http
-clouds:
+const workflowPolicyConfig = slackHeader + `clouds:
   main:
     provider: sim
     sim: { stopping_duration: 200ms }
