@@ -325,8 +325,8 @@ func (s *Store) handBack(job int64, attempt int, err error) {
 	case errors.As(err, &cancelled):
 		p = riverdriver.JobSetStateCancelled(job, now, attemptError(now, attempt, err), nil)
 	default:
-		// River tries again as the workers' NextRetry says: 1, 2, 4... s.
-		retry := now.Add(min(time.Second<<max(attempt-1, 0), time.Minute))
+		// River tries again as the workers' NextRetry says.
+		retry := now.Add(retryAfter(attempt))
 		p = riverdriver.JobSetStateErrorRetryable(job, retry, attemptError(now, attempt, err), nil)
 	}
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
@@ -459,7 +459,7 @@ func (s *Store) queueMessage(ctx context.Context, f *fastRun, fm fastMessage, er
 	case errors.As(err, &cancelled):
 		at = time.Time{} // given up: no job
 	default:
-		at = at.Add(time.Second)
+		at = at.Add(retryAfter(1))
 	}
 	qerr := s.inTx(context.WithoutCancel(ctx), s.req, func(tx *sql.Tx) error {
 		if !at.IsZero() {

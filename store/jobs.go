@@ -180,6 +180,12 @@ func (s *Store) Stop(ctx context.Context) error {
 	return err
 }
 
+// retryAfter is how long after failed attempt attempt a job is tried again:
+// 1, 2, 4... seconds, at most a minute.
+func retryAfter(attempt int) time.Duration {
+	return min(time.Second<<max(attempt-1, 0), time.Minute)
+}
+
 type runWorker struct {
 	river.WorkerDefaults[RunArgs]
 	s *Store
@@ -192,7 +198,7 @@ type runWorker struct {
 // comes here (the run's progress could not be saved) is given up on within
 // minutes, and the channel told.
 func (w *runWorker) NextRetry(job *river.Job[RunArgs]) time.Time {
-	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), time.Minute))
+	return time.Now().Add(retryAfter(job.Attempt))
 }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
@@ -286,7 +292,7 @@ type messageWorker struct {
 // attempt to the fourth power in seconds) would keep a person waiting 16 s
 // after the second failure.
 func (w *messageWorker) NextRetry(job *river.Job[MessageArgs]) time.Time {
-	return time.Now().Add(min(time.Second<<max(job.Attempt-1, 0), time.Minute))
+	return time.Now().Add(retryAfter(job.Attempt))
 }
 
 // messenger returns the Messenger for messages of source.
