@@ -158,13 +158,15 @@ func parseEvent(body []byte, what string) (switchboard.Event, error) {
 			"%s is not an EventBridge event (%s).", what, oneLine(err.Error(), 120))
 	}
 	var missing []string
-	if env.ID == "" {
+	// A blank field (only spaces) is as missing as an absent one: the
+	// event's kind and source are shown and matched trimmed.
+	if strings.TrimSpace(env.ID) == "" {
 		missing = append(missing, `"id"`)
 	}
-	if env.DetailType == "" {
+	if strings.TrimSpace(env.DetailType) == "" {
 		missing = append(missing, `"detail-type"`)
 	}
-	if env.Source == "" {
+	if strings.TrimSpace(env.Source) == "" {
 		missing = append(missing, `"source"`)
 	}
 	detail := bytes.TrimSpace(env.Detail)
