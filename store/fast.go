@@ -38,6 +38,14 @@ import (
 // Short waits (an instance changing state) are waited here too, as River's
 // workers do (carry, in jobs.go).
 //
+// On SQLite the run's job is not even written: one process works the
+// store, so a run on the fast path is marked unqueued (sb_runs.unqueued)
+// instead, and its job row is written only if the run is handed to River
+// (parked, retried, cancelled); a run that finishes here never has one. The
+// next start gives every run still marked a job (queueUnqueued), as it
+// makes a dead process's running jobs available again. Postgres keeps the
+// job row: another replica takes it over when this one dies.
+//
 // Per /ec2 status this is three commits (the run, the step with its
 // message, the delivery with the end of the run's job), each shared with
 // whatever else commits at the same moment, instead of River's insert,
@@ -120,7 +128,8 @@ func (p *fastPath) stop(ctx context.Context) {
 // step's commit parks (or finishes) it, the messages that commit wrote
 // (taken by this process, in order) and what has been posted so far.
 type fastRun struct {
-	job      int64 // 0: the run's job is River's (carry from runWorker)
+	job      int64 // 0: the run's job is River's (carry from runWorker); rowless: not written
+	runID    string
 	attempt  int
 	park     bool
 	messages []fastMessage
@@ -133,6 +142,10 @@ type fastRun struct {
 	// Otherwise what earlier attempts posted is read before the first post.
 	known bool
 }
+
+// rowless is the job of a run on the fast path on SQLite: held by this
+// process, with no row until the run is handed to River (materialize).
+const rowless int64 = -1
 
 // settlement is the end of a run's job: finished, or parked for wait.
 type settlement struct {
@@ -292,10 +305,61 @@ func (s *Store) settleRunJob(ctx context.Context, tx *sql.Tx, f *fastRun, run *s
 
 // settleJob finishes or parks the run's job, in tx.
 func (s *Store) settleJob(ctx context.Context, tx *sql.Tx, f *fastRun, end settlement) error {
-	if end.finished {
-		return s.completeJob(ctx, tx, f.job)
+	if end.finished && f.job == rowless {
+		return s.unmark(ctx, tx, f.runID)
 	}
-	return setJobState(ctx, s.driver.UnwrapExecutor(tx), parked(f.job, f.attempt, time.Now().UTC().Add(end.wait)))
+	job, err := s.materialize(ctx, tx, f)
+	if err != nil {
+		return err
+	}
+	if end.finished {
+		return s.completeJob(ctx, tx, job)
+	}
+	return setJobState(ctx, s.driver.UnwrapExecutor(tx), parked(job, f.attempt, time.Now().UTC().Add(end.wait)))
+}
+
+// materialize returns the id of the run's job, in tx, first writing it,
+// taken by this process, when the run has none (rowless): it is being
+// handed to River. f is left as it was: tx may be run again.
+func (s *Store) materialize(ctx context.Context, tx *sql.Tx, f *fastRun) (int64, error) {
+	if f.job != rowless {
+		return f.job, nil
+	}
+	job, err := s.insertTaken(ctx, tx, RunArgs{RunID: f.runID}, RunArgs{}.InsertOpts())
+	if err != nil {
+		return 0, fmt.Errorf("enqueue run: %w", err)
+	}
+	return job, s.unmark(ctx, tx, f.runID)
+}
+
+// unmark ends a rowless run's claim on the next start: it finished, or it
+// has a job now.
+func (s *Store) unmark(ctx context.Context, tx *sql.Tx, runID string) error {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE sb_runs SET unqueued = 0 WHERE id = ?`), runID); err != nil {
+		return fmt.Errorf("finish run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// queueUnqueued gives every run left unqueued (its process stopped or died
+// while working it on the fast path) a job, for River's run worker to carry
+// on; it runs at start, before River does.
+func (s *Store) queueUnqueued(ctx context.Context) error {
+	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
+		ids, err := column[string](tx.QueryContext(ctx, s.q(`SELECT id FROM sb_runs WHERE unqueued = 1`)))
+		if err != nil {
+			return fmt.Errorf("read runs cut off: %w", err)
+		}
+		for _, id := range ids {
+			if _, err := s.river.InsertTx(ctx, tx, RunArgs{RunID: id}, nil); err != nil {
+				return fmt.Errorf("enqueue run %s: %w", id, err)
+			}
+			if err := s.unmark(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // parked is a job snoozed until at, the attempt not counted (as River
@@ -311,32 +375,64 @@ func parked(job int64, attempt int, at time.Time) *riverdriver.JobSetStateIfRunn
 // return: nil, a snooze, a cancel or an error to retry) would have made of
 // the attempt.
 func (s *Store) handBack(job int64, attempt int, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	s.retryHandBack(job, func(ctx context.Context) error {
+		return setJobState(ctx, s.driver.GetExecutor(), handedBack(job, attempt, err))
+	})
+}
+
+// handBackRun hands the job of a run on the fast path back to River,
+// writing it first if the run has none (rowless).
+func (s *Store) handBackRun(f *fastRun, err error) {
+	if f.job != rowless {
+		s.handBack(f.job, f.attempt, err)
+		return
+	}
+	s.retryHandBack(f.job, func(ctx context.Context) error {
+		return s.inTx(ctx, s.req, func(tx *sql.Tx) error {
+			if err == nil {
+				return s.unmark(ctx, tx, f.runID)
+			}
+			job, merr := s.materialize(ctx, tx, f)
+			if merr != nil {
+				return merr
+			}
+			return setJobState(ctx, s.driver.UnwrapExecutor(tx), handedBack(job, f.attempt, err))
+		})
+	})
+}
+
+// handedBack is the state River would leave a job in after an attempt
+// that returned err.
+func handedBack(job int64, attempt int, err error) *riverdriver.JobSetStateIfRunningParams {
 	now := time.Now().UTC()
 	var snooze *rivertype.JobSnoozeError
 	var cancelled *rivertype.JobCancelError
-	var p *riverdriver.JobSetStateIfRunningParams
 	switch {
 	case err == nil:
-		p = riverdriver.JobSetStateCompleted(job, now, nil)
+		return riverdriver.JobSetStateCompleted(job, now, nil)
 	case errors.As(err, &snooze):
-		p = parked(job, attempt, now.Add(snooze.Duration))
+		return parked(job, attempt, now.Add(snooze.Duration))
 	case errors.As(err, &cancelled):
-		p = riverdriver.JobSetStateCancelled(job, now, attemptError(now, attempt, err), nil)
+		return riverdriver.JobSetStateCancelled(job, now, attemptError(now, attempt, err), nil)
 	default:
 		// River tries again as the workers' NextRetry says.
-		retry := now.Add(retryAfter(attempt))
-		p = riverdriver.JobSetStateErrorRetryable(job, retry, attemptError(now, attempt, err), nil)
+		return riverdriver.JobSetStateErrorRetryable(job, now.Add(retryAfter(attempt)), attemptError(now, attempt, err), nil)
 	}
+}
+
+// retryHandBack runs write until it succeeds, for ten seconds at most.
+func (s *Store) retryHandBack(job int64, write func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		serr := setJobState(ctx, s.driver.GetExecutor(), p)
+		serr := write(ctx)
 		if serr == nil {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			// Left "running": recovered at the next start or by a replica.
+			// Left "running" (or unqueued): recovered at the next start or
+			// by a replica.
 			s.logger.Warn("hand a job to the queue", "job", job, "err", serr)
 			return
 		case <-time.After(wait):
@@ -344,13 +440,14 @@ func (s *Store) handBack(job int64, attempt int, err error) {
 	}
 }
 
-// handBackUnlessStopping hands a job back, or, when the process is
-// stopping, leaves it running to be recovered with the process's others.
-func (s *Store) handBackUnlessStopping(job int64, attempt int, err error) {
+// handBackUnlessStopping hands a run's job back, or, when the process is
+// stopping, leaves it running (or unqueued) to be recovered with the
+// process's others.
+func (s *Store) handBackUnlessStopping(f *fastRun, err error) {
 	if s.fast.ctx.Err() != nil {
 		return
 	}
-	s.handBack(job, attempt, err)
+	s.handBackRun(f, err)
 }
 
 func attemptError(at time.Time, attempt int, err error) []byte {
@@ -367,7 +464,7 @@ func (s *Store) workFast(job int64, attempt int, runID string, run *switchboard.
 	ctx, cancel := context.WithTimeout(s.fast.ctx, 2*time.Minute)
 	defer cancel()
 	// A run just created (handed over as written) has posted nothing yet.
-	f := &fastRun{job: job, attempt: attempt, known: run != nil}
+	f := &fastRun{job: job, runID: runID, attempt: attempt, known: run != nil}
 	if run == nil {
 		var err error
 		run, err = s.GetRun(ctx, runID)
@@ -375,12 +472,12 @@ func (s *Store) workFast(job int64, attempt int, runID string, run *switchboard.
 			err = river.JobCancel(err)
 		}
 		if err != nil {
-			s.handBackUnlessStopping(job, attempt, err)
+			s.handBackUnlessStopping(f, err)
 			return
 		}
 	}
 	if run.State.Finished() {
-		s.handBack(job, attempt, nil)
+		s.handBackRun(f, nil)
 		return
 	}
 	err := s.carry(ctx, run, attempt, RunArgs{}.InsertOpts().MaxAttempts, f)
@@ -391,7 +488,7 @@ func (s *Store) workFast(job int64, attempt int, runID string, run *switchboard.
 	case errors.As(err, &snooze) && f.park:
 		// Parked in the last step's commit.
 	default:
-		s.handBackUnlessStopping(job, attempt, err)
+		s.handBackUnlessStopping(f, err)
 	}
 }
 

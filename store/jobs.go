@@ -123,6 +123,10 @@ func (s *Store) Start(ctx context.Context, w Work) error {
 	switch {
 	case !s.postgres:
 		_, err = s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+		if err == nil {
+			// And runs cut off on the fast path, which have no job yet.
+			err = s.queueUnqueued(ctx)
+		}
 	case s.clientID != "":
 		_, err = s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available'
 			WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`, s.clientID)

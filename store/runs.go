@@ -32,10 +32,16 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 	// With a worker free, the run is worked here at once (fast.go).
 	fast := s.fast.take()
 	var job int64
+	// On SQLite a run on the fast path has no job row, only this mark
+	// (fast.go).
+	unqueued := 0
+	if fast && !s.postgres {
+		job, unqueued = rowless, 1
+	}
 	err = s.inTx(ctx, s.req, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_runs (id, delivery_key, workflow, cloud, state, request, plan, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_key) DO NOTHING`),
-			run.ID, deliveryKey, run.Workflow, run.Cloud, string(run.State), string(req), string(plan), run.CreatedAt.UnixNano(), run.UpdatedAt.UnixNano())
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO sb_runs (id, delivery_key, workflow, cloud, state, request, plan, created_at, updated_at, unqueued)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_key) DO NOTHING`),
+			run.ID, deliveryKey, run.Workflow, run.Cloud, string(run.State), string(req), string(plan), run.CreatedAt.UnixNano(), run.UpdatedAt.UnixNano(), unqueued)
 		if err != nil {
 			return fmt.Errorf("insert run: %w", err)
 		}
@@ -46,9 +52,11 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 		if err := s.insertAudit(ctx, tx, audit); err != nil {
 			return err
 		}
-		if fast {
+		switch {
+		case job == rowless:
+		case fast:
 			job, err = s.insertTaken(ctx, tx, RunArgs{RunID: run.ID}, RunArgs{}.InsertOpts())
-		} else {
+		default:
 			_, err = s.river.InsertTx(ctx, tx, RunArgs{RunID: run.ID}, nil)
 		}
 		if err != nil {

@@ -214,10 +214,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		{"sb_messages", "held", "INTEGER NOT NULL DEFAULT 0"},
 		{"sb_runs", "outcome", "TEXT NOT NULL DEFAULT ''"},
 		{"sb_runs", "steps", "TEXT NOT NULL DEFAULT ''"},
+		{"sb_runs", "unqueued", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		if err := s.addColumn(ctx, c.table, c.column, c.def); err != nil {
 			return err
 		}
+	}
+	// The runs a start must queue (fast.go): few, and only those.
+	if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS sb_runs_unqueued ON sb_runs (id) WHERE unqueued = 1`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

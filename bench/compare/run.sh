@@ -396,18 +396,20 @@ on the same CPUs as the servers. Idle CPU is utime + stime from
 - **Switchboard** (\`switchboard serve\`, SQLite store in a temp dir, simulated
   cloud with 1 ms transitions and no throttling; config kept in the raw
   reports): verifies the signature, then commits the run (deduplicated on
-  \`trigger_id\`) with its audit lines and its job, the job written already
-  taken by this process, and only then acks. The run is worked at once in the
-  same process (\`store/fast.go\`): it describes the instance on the simulated
-  cloud through the fleet layer (\`fleet/\`; with \`throttle: false\`, as here,
-  it adds no request limits), commits the step with its answer (held by the
-  run's job, so the answer needs no job of its own), posts the answer to the
+  \`trigger_id\`) with its audit lines, marked as worked by this process
+  (on SQLite a run on the fast path has no job row until it needs one), and
+  only then acks. The run is worked at once in the same process
+  (\`store/fast.go\`): it describes the instance on the simulated cloud
+  through the fleet layer (\`fleet/\`; with \`throttle: false\`, as here, it
+  adds no request limits), commits the step with its answer (held by the
+  run, so the answer needs no job of its own), posts the answer to the
   \`response_url\` and commits the delivery with its transcript line and the
-  end of the run's job. On SQLite, write transactions that arrive together
-  share one commit (\`store/sqlite.go\`, each in a savepoint of its own).
-  Bolt and the ceiling call no cloud at all. An acked command survives a crash
-  and is answered after a restart (the job is recovered as any job River
-  had fetched); a repeated delivery is answered once.
+  run's mark cleared. On SQLite, write transactions that arrive together
+  share one commit (\`store/sqlite.go\`; one that fails is rolled back with
+  the group and the others run again alone). Bolt and the ceiling call no
+  cloud at all. An acked command survives a crash and is answered after a
+  restart (the next start gives every marked run a job); a repeated
+  delivery is answered once.
 - **Bolt** (\`@slack/bolt\` $bolt_version, \`bench/compare/bolt/app.js\`,
   HTTPReceiver, signature verification on): \`ack()\`s from memory, then
   \`respond()\`s to the \`response_url\` with \`fetch\`. Nothing is stored: an
@@ -438,11 +440,11 @@ past an action).
 $(cat "$RESULTS/cost.md")
 
 Where the statements go, for one \`/ec2 status\`: the ack is one transaction
-(the run, its audit lines in one statement, its job written taken); the
-run's step is one (the run row, its answer written with its intent to post,
-held by the run's job, the instance locks released); the delivery is one
-(the answer marked sent, its transcript line, the run's job completed). Each sits in a savepoint of a group commit shared with
-whatever else arrived at the same moment, which is why commits are a
+(the run with its mark, its audit line); the run's step is one (the run
+row, its answer written with its intent to post, held by the run, its
+audit line, the instance locks released); the delivery is one (the answer
+marked sent, its transcript line, the run's mark cleared). Each is part of
+a group commit shared with whatever else arrived at the same moment, which is why commits are a
 fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
 only at checkpoints, which is why the fsyncs are a fraction of the commits;
 the bytes written are mostly whole 4 KiB pages of the tables and indexes each
