@@ -275,6 +275,7 @@ func (s *Store) CountRunsByState(ctx context.Context) (map[switchboard.RunState]
 // unfinished run holding one of them. A lock left by a finished run (it
 // should have been released with it) is taken over.
 func (s *Store) LockInstances(ctx context.Context, runID string, keys []string) (string, error) {
+	s.lockers.Store(runID, true)
 	var holder string
 	err := s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		now := time.Now().UnixNano()
@@ -317,7 +318,13 @@ var errHeld = fmt.Errorf("lock held")
 // this process as they are written and the run's own job is finished or
 // parked in the same transaction.
 func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out switchboard.Outcome, f *fastRun) error {
-	return s.inTx(ctx, s.db, func(tx *sql.Tx) error {
+	// Only a run that took locks has any to release; on SQLite this process
+	// is the only one that takes them.
+	release := run.State.Finished()
+	if release && !s.postgres && !s.oldLocks {
+		_, release = s.lockers.Load(run.ID)
+	}
+	err := s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if f != nil {
 			// This may run again (groupCommit).
 			f.messages, f.settle = f.messages[:0], nil
@@ -375,11 +382,15 @@ func (s *Store) commitOutcome(ctx context.Context, run *switchboard.Run, out swi
 		if err := s.insertAudit(ctx, tx, out.Audit); err != nil {
 			return err
 		}
-		if run.State.Finished() {
+		if release {
 			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sb_locks WHERE run_id = ?`), run.ID); err != nil {
 				return fmt.Errorf("release locks: %w", err)
 			}
 		}
 		return nil
 	})
+	if err == nil && run.State.Finished() {
+		s.lockers.Delete(run.ID)
+	}
+	return err
 }
