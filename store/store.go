@@ -108,11 +108,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// WAL lets readers (the console, `switchboard audit`) run beside the
 		// writer; one connection avoids SQLITE_BUSY between River and us, as
 		// riversqlite recommends. A process crash loses nothing committed.
-		// The log is copied into the database every 4,000 pages (16 MB)
-		// rather than SQLite's 1,000: the pages commands touch (the tables'
-		// and indexes' last leaves) are rewritten many times in between and
-		// copied once, and the copy and its fsync come a quarter as often.
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(4000)&_txlock=immediate"
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		gate := &writeGate{}
 		s.sqlCounts = &SQLCounts{}
 		db := openSQLite(dsn, gate, false, s.sqlCounts)
