@@ -135,14 +135,18 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 		ResponseURL: sc.ResponseURL,
 		ReceivedAt:  receivedAt,
 	}
-	log := rc.log.With("source", source, "command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
+	// Only a refusal or an error is logged here: the logger with the
+	// command's attributes is made then, not for every command.
+	log := func() *slog.Logger {
+		return rc.log.With("source", source, "command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
+	}
 	if why := rc.foreign(sc.TeamID, sc.APIAppID); why != "" {
 		rc.refuseForeign(ctx, "slash command refused", source, sc.TeamID, why, switchboard.AuditEvent{Actor: sc.UserID, Channel: sc.ChannelID, Subject: sc.Command},
 			"command", sc.Command, "user", sc.UserID, "channel", sc.ChannelID)
 		return commandReply{Outcome: outcomeRefused, Text: textForeign}
 	}
 	if why := rc.badResponseURL(sc.ResponseURL); why != "" {
-		log.Warn("slash command refused", "why", why)
+		log().Warn("slash command refused", "why", why)
 		rc.audit(ctx, switchboard.AuditEvent{Kind: switchboard.AuditRequest, Actor: sc.UserID, Channel: sc.ChannelID,
 			Subject: sc.Command, Outcome: outcomeRefused, Detail: why})
 		return commandReply{Outcome: outcomeRefused, Text: textBadResponseURL}
@@ -163,10 +167,10 @@ func (rc *receiver) runCommand(ctx context.Context, sc goslack.SlashCommand, sou
 		}
 		return commandReply{Outcome: outcomeOK, Text: text}
 	case switchboard.EINTERNAL:
-		log.Error("handle slash command", "err", err)
+		log().Error("handle slash command", "err", err)
 		return commandReply{Outcome: outcomeError, Text: switchboard.ErrorMessage(err)}
 	default:
-		log.Info("slash command refused", "code", code, "err", err)
+		log().Info("slash command refused", "code", code, "err", err)
 		return commandReply{Outcome: outcomeRefused, Text: switchboard.ErrorMessage(err)}
 	}
 }

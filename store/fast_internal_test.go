@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -436,5 +438,39 @@ func TestGroupCommitRollsBackOnlyTheOneThatFailed(t *testing.T) {
 	kept, rolledBack := count(`subject LIKE 'mixed %' AND at % 10 <> 3`), count(`subject LIKE 'mixed %' AND at % 10 = 3`)
 	if kept != 180 || rolledBack != 0 {
 		t.Errorf("%d committed and %d of the failed ones kept, want 180 and 0", kept, rolledBack)
+	}
+}
+
+// asRead gives the fast path the run as GetRun would read it back: a
+// command's request copied (it holds only strings and a time), an event's
+// and every plan decoded.
+func TestAsReadIsTheRunAsReadBack(t *testing.T) {
+	for i := range reflect.TypeFor[switchboard.Request]().NumField() {
+		f := reflect.TypeFor[switchboard.Request]().Field(i)
+		if f.Type.Kind() != reflect.String && f.Type != reflect.TypeFor[time.Time]() && f.Name != "Event" {
+			t.Errorf("Request.%s is a %s: asRead copies a command's request, so it must hold only strings and a time", f.Name, f.Type)
+		}
+	}
+	zone := time.FixedZone("X", 5*3600)
+	for _, req := range []switchboard.Request{
+		{Source: "slack", Command: "/ec2", Text: "status tools", UserID: "U1", ChannelID: "C1", ResponseURL: "https://x/1", ReceivedAt: time.Now()},
+		{Source: "slack", Command: "/ec2", ReceivedAt: time.Now().In(zone)},
+		{Source: "aws", ReceivedAt: time.Now().UTC(), Event: &switchboard.Event{Source: "aws", DeliveryID: "e1", Kind: "k", Data: []byte(`{"a":1}`)}},
+	} {
+		run := &switchboard.Run{ID: "r-1", Workflow: "w", State: switchboard.RunRunning, CreatedAt: time.Now(), UpdatedAt: time.Now(), Request: req,
+			Plan: []switchboard.Step{{Kind: "instances", With: json.RawMessage(`{"targets": ["a"], "n": 3}`)}}}
+		reqJSON, _ := json.Marshal(run.Request)
+		planJSON, _ := json.Marshal(run.Plan)
+		want := &switchboard.Run{ID: run.ID, Workflow: run.Workflow, State: run.State,
+			CreatedAt: time.Unix(0, run.CreatedAt.UnixNano()), UpdatedAt: time.Unix(0, run.UpdatedAt.UnixNano())}
+		if err := json.Unmarshal(reqJSON, &want.Request); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(planJSON, &want.Plan); err != nil {
+			t.Fatal(err)
+		}
+		if got := asRead(run, reqJSON, planJSON); !reflect.DeepEqual(got, want) {
+			t.Errorf("asRead gave\n%#v\nwant, as read back,\n%#v", got, want)
+		}
 	}
 }

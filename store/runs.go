@@ -78,8 +78,21 @@ func (s *Store) CreateRun(ctx context.Context, run *switchboard.Run, audit []swi
 // only what CreateRun writes, request and plan decoded from what it wrote.
 func asRead(run *switchboard.Run, req, plan []byte) *switchboard.Run {
 	r := &switchboard.Run{ID: run.ID, Workflow: run.Workflow, Cloud: run.Cloud, State: run.State,
-		CreatedAt: time.Unix(0, run.CreatedAt.UnixNano()), UpdatedAt: time.Unix(0, run.UpdatedAt.UnixNano())}
-	if json.Unmarshal(req, &r.Request) != nil || json.Unmarshal(plan, &r.Plan) != nil {
+		CreatedAt: time.Unix(0, run.CreatedAt.UnixNano()), UpdatedAt: time.Unix(0, run.UpdatedAt.UnixNano()),
+		Request: run.Request}
+	// A command's request is strings and a time: copied, the time as its
+	// JSON reads back. An event's is decoded.
+	var err error
+	if r.Request.Event != nil {
+		r.Request = switchboard.Request{}
+		err = json.Unmarshal(req, &r.Request)
+	} else {
+		var at []byte
+		if at, err = run.Request.ReceivedAt.MarshalJSON(); err == nil {
+			err = r.Request.ReceivedAt.UnmarshalJSON(at)
+		}
+	}
+	if err != nil || json.Unmarshal(plan, &r.Plan) != nil {
 		return nil // workFast reads it
 	}
 	return r
