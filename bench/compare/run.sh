@@ -442,10 +442,11 @@ $(cat "$RESULTS/cost.md")
 Where the statements go, for one \`/ec2 status\`: the ack is one transaction
 (the run with its mark, its audit line); the run's step is one (the run
 row, its answer written with its intent to post, held by the run, its
-audit line, the instance locks released); the delivery is one (the answer
-marked sent, its transcript line, the run's mark cleared). Each is part of
-a group commit shared with whatever else arrived at the same moment, which is why commits are a
-fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
+audit line, its instance locks released if it took any); the delivery is
+one (the answer marked sent, its transcript line, the run's mark cleared).
+Each is part of a group commit shared with whatever else arrived at the
+same moment (the committer lets waiting goroutines run once before it
+commits one alone), which is why commits are a fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
 only at checkpoints, which is why the fsyncs are a fraction of the commits;
 the bytes written are mostly whole 4 KiB pages of the tables and indexes each
 commit touches, written once to the log and again at the checkpoint, and
@@ -471,7 +472,8 @@ last run), where without sharing they cost 200.
 ## Past one machine, on paper
 
 From the counts above, a command is three write transactions and about ten
-statements (ours and one River job row), one cloud read (or a share of one)
+statements on Postgres (SQLite's eight and the run's River job row, written
+and finished, which SQLite does without), one cloud read (or a share of one)
 and one post to Slack. On Postgres with several replicas each replica works
 the runs it acks, so River's fetch is out of the command's path there too;
 what the replicas share is Postgres. At 10x this machine's sustained rate
