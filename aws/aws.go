@@ -144,7 +144,7 @@ func (opts Options) loader() awsconfig.Options {
 
 // Provider is one EC2 account in one region. It is safe for concurrent use.
 type Provider struct {
-	ec2      *ec2.Client
+	ec2      ec2Calls
 	region   string
 	endpoint string // as configured; "" means EC2's own
 }
@@ -167,7 +167,36 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 			o.BaseEndpoint = awssdk.String(opts.Endpoint)
 		}
 	})
-	return &Provider{ec2: client, region: opts.Region, endpoint: opts.Endpoint}, nil
+	return &Provider{ec2: ec2CallsOf(client), region: opts.Region, endpoint: opts.Endpoint}, nil
+}
+
+// ec2Calls are the EC2 operations the provider makes, each a method of one
+// client. The provider holds these rather than the client: a value the
+// program may hold in an interface keeps, through its fields, every method
+// of every type it holds in the executable, because the console's templates
+// and the expression checker look methods up by name at run time. The EC2
+// client has several hundred operations (some 20 MB of code that would be
+// mapped in part at every start); held like this, only these are kept.
+type ec2Calls struct {
+	DescribeInstances  func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	StartInstances     func(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
+	StopInstances      func(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	RebootInstances    func(context.Context, *ec2.RebootInstancesInput, ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error)
+	TerminateInstances func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	RunInstances       func(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	DescribeAddresses  func(context.Context, *ec2.DescribeAddressesInput, ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error)
+	AssociateAddress   func(context.Context, *ec2.AssociateAddressInput, ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error)
+	CreateTags         func(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeleteTags         func(context.Context, *ec2.DeleteTagsInput, ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+}
+
+func ec2CallsOf(c *ec2.Client) ec2Calls {
+	return ec2Calls{
+		DescribeInstances: c.DescribeInstances, StartInstances: c.StartInstances, StopInstances: c.StopInstances,
+		RebootInstances: c.RebootInstances, TerminateInstances: c.TerminateInstances, RunInstances: c.RunInstances,
+		DescribeAddresses: c.DescribeAddresses, AssociateAddress: c.AssociateAddress,
+		CreateTags: c.CreateTags, DeleteTags: c.DeleteTags,
+	}
 }
 
 // sdkConfig loads the SDK configuration every client of this package starts
@@ -225,9 +254,14 @@ func (p *Provider) DescribeInstances(ctx context.Context, f switchboard.Filter) 
 
 func (p *Provider) describe(ctx context.Context, in *ec2.DescribeInstancesInput) ([]switchboard.Instance, error) {
 	var out []switchboard.Instance
-	pages := ec2.NewDescribeInstancesPaginator(p.ec2, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	// Page by hand: the SDK's paginator takes the client as an interface,
+	// and a client held in an interface keeps every one of EC2's several
+	// hundred operations in the executable (the linker cannot tell which
+	// the console's templates and the expression checker might call by
+	// name); called directly, only those Switchboard uses are kept.
+	in = cloneInput(in)
+	for seen := map[string]bool{}; ; {
+		page, err := p.ec2.DescribeInstances(ctx, in)
 		if err != nil {
 			return nil, err
 		}
@@ -236,9 +270,21 @@ func (p *Provider) describe(ctx context.Context, in *ec2.DescribeInstancesInput)
 				out = append(out, instance(i))
 			}
 		}
+		next := awssdk.ToString(page.NextToken)
+		if next == "" || seen[next] {
+			break
+		}
+		seen[next] = true
+		in.NextToken = page.NextToken
 	}
 	slices.SortFunc(out, func(a, b switchboard.Instance) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// cloneInput copies in, whose NextToken paging sets.
+func cloneInput(in *ec2.DescribeInstancesInput) *ec2.DescribeInstancesInput {
+	c := *in
+	return &c
 }
 
 // tagFilters turns tag selectors into EC2 filters, in key order so that

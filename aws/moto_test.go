@@ -20,11 +20,16 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func moto(t *testing.T) (*Provider, *ec2.Client) {
 	t.Helper()
 	endpoint, region := testenv.Moto(t)
-	p, err := New(t.Context(), Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"})
+	opts := Options{Region: region, Endpoint: endpoint, AccessKeyID: "testing", AccessKeySecret: "testing"}
+	p, err := New(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, p.ec2
+	cfg, err := sdkConfig(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = awssdk.String(endpoint) })
 }
 
 // motoImage returns an AMI moto knows in the provider's region.
