@@ -259,7 +259,8 @@ func (p *Provider) describe(ctx context.Context, in *ec2.DescribeInstancesInput)
 	// hundred operations in the executable (the linker cannot tell which
 	// the console's templates and the expression checker might call by
 	// name); called directly, only those Switchboard uses are kept.
-	in = cloneInput(in)
+	paged := *in // NextToken is set on a copy, not on the caller's input
+	in = &paged
 	for seen := map[string]bool{}; ; {
 		page, err := p.ec2.DescribeInstances(ctx, in)
 		if err != nil {
@@ -279,12 +280,6 @@ func (p *Provider) describe(ctx context.Context, in *ec2.DescribeInstancesInput)
 	}
 	slices.SortFunc(out, func(a, b switchboard.Instance) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
-}
-
-// cloneInput copies in, whose NextToken paging sets.
-func cloneInput(in *ec2.DescribeInstancesInput) *ec2.DescribeInstancesInput {
-	c := *in
-	return &c
 }
 
 // tagFilters turns tag selectors into EC2 filters, in key order so that

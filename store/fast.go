@@ -375,9 +375,9 @@ func parked(job int64, attempt int, at time.Time) *riverdriver.JobSetStateIfRunn
 // return: nil, a snooze, a cancel or an error to retry) would have made of
 // the attempt.
 func (s *Store) handBack(job int64, attempt int, err error) {
-	s.retryHandBack(job, func(ctx context.Context) error {
+	s.retryHandBack(func(ctx context.Context) error {
 		return setJobState(ctx, s.driver.GetExecutor(), handedBack(job, attempt, err))
-	})
+	}, "job", job)
 }
 
 // handBackRun hands the job of a run on the fast path back to River,
@@ -387,7 +387,7 @@ func (s *Store) handBackRun(f *fastRun, err error) {
 		s.handBack(f.job, f.attempt, err)
 		return
 	}
-	s.retryHandBack(f.job, func(ctx context.Context) error {
+	s.retryHandBack(func(ctx context.Context) error {
 		return s.inTx(ctx, s.req, func(tx *sql.Tx) error {
 			if err == nil {
 				return s.unmark(ctx, tx, f.runID)
@@ -398,7 +398,7 @@ func (s *Store) handBackRun(f *fastRun, err error) {
 			}
 			return setJobState(ctx, s.driver.UnwrapExecutor(tx), handedBack(job, f.attempt, err))
 		})
-	})
+	}, "run", f.runID)
 }
 
 // handedBack is the state River would leave a job in after an attempt
@@ -420,8 +420,9 @@ func handedBack(job int64, attempt int, err error) *riverdriver.JobSetStateIfRun
 	}
 }
 
-// retryHandBack runs write until it succeeds, for ten seconds at most.
-func (s *Store) retryHandBack(job int64, write func(context.Context) error) {
+// retryHandBack runs write until it succeeds, for ten seconds at most;
+// what names the job (or run) in the log if it never does.
+func (s *Store) retryHandBack(write func(context.Context) error, what ...any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
@@ -433,7 +434,7 @@ func (s *Store) retryHandBack(job int64, write func(context.Context) error) {
 		case <-ctx.Done():
 			// Left "running" (or unqueued): recovered at the next start or
 			// by a replica.
-			s.logger.Warn("hand a job to the queue", "job", job, "err", serr)
+			s.logger.Warn("hand a job to the queue", append(what, "err", serr)...)
 			return
 		case <-time.After(wait):
 		}

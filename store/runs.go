@@ -288,7 +288,9 @@ func (s *Store) CountRunsByState(ctx context.Context) (map[switchboard.RunState]
 // unfinished run holding one of them. A lock left by a finished run (it
 // should have been released with it) is taken over.
 func (s *Store) LockInstances(ctx context.Context, runID string, keys []string) (string, error) {
-	s.lockers.Store(runID, true)
+	if !s.postgres {
+		s.lockers.Store(runID, true)
+	}
 	var holder string
 	err := s.inTx(ctx, s.db, func(tx *sql.Tx) error {
 		now := time.Now().UnixNano()
