@@ -42,6 +42,7 @@ type Store struct {
 	driver   riverdriver.Driver[*sql.Tx]
 	river    *river.Client[*sql.Tx]
 	logger   *slog.Logger
+	ckpt     *checkpointer // SQLite only
 	work     Work
 	started  bool
 	clientID string
@@ -109,7 +110,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// writer; one connection avoids SQLITE_BUSY between River and us, as
 		// riversqlite recommends. A process crash loses nothing committed.
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
-		gate := &writeGate{}
+		gate := &writeGate{wrote: make(chan struct{}, 1)}
+		ckpt, err := newCheckpointer(path, dsn, gate, s.logger)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		s.ckpt = ckpt
+		// The checkpointer checkpoints; the connections that write only
+		// past checkpointBackstop.
+		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", checkpointBackstop)
 		s.sqlCounts = &SQLCounts{}
 		db := openSQLite(dsn, gate, false, s.sqlCounts)
 		db.SetMaxOpenConns(1)
@@ -164,6 +173,9 @@ func (s *Store) Close() error {
 	}
 	if s.db != nil {
 		err = errors.Join(err, s.db.Close())
+	}
+	if s.ckpt != nil {
+		s.ckpt.close()
 	}
 	if s.pgPool != nil {
 		s.pgPool.Close()
