@@ -272,9 +272,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info("switchboard started", "version", switchboard.Version, "listen", ln.Addr().String(),
 		"store", cfg.Redacted().Store, "config", cfg.File, "startup", time.Since(started).Round(time.Millisecond))
 	fmt.Fprintln(stdout, banner(ln.Addr().(*net.TCPAddr), cfg.Console.AdminToken != "", server.LoginQuery())) // the token only here: never logged
+	// Once started, and again once the start's first rounds of work (the
+	// queue's leader election and maintenance, the pollers' first polls)
+	// are done.
+	releaseStartupMemory()
 	go func() {
-		// Once the start's first rounds of work (the queue's leader
-		// election and maintenance, the pollers' first polls) are done.
 		select {
 		case <-ctx.Done():
 		case <-time.After(5 * time.Second):
