@@ -386,7 +386,9 @@ ack for the answers. Latencies are slackload's: ack = the HTTP round trip
 Slack waits on; end-to-end = command sent to its first answer at the
 \`response_url\`. Answered once / never / twice is over the acked commands.
 Idle RSS is VmRSS from \`/proc/PID/status\` a second after the server
-listens, before the warm-up; peak RSS is the highest VmRSS seen polling every
+listens, before the warm-up (Switchboard has by then handed back the
+executable's pages only its start touched: \`cmd/switchboard/memory_linux.go\`);
+peak RSS is the highest VmRSS seen polling every
 100 ms during the load. For Bolt that is the \`node\` process. slackload runs
 on the same CPUs as the servers. Idle CPU is utime + stime from
 \`/proc/PID/stat\` over $IDLE_SECONDS s of a freshly started Switchboard.
@@ -447,7 +449,10 @@ one (the answer marked sent, its transcript line, the run's mark cleared).
 Each is part of a group commit shared with whatever else arrived at the
 same moment (the committer lets waiting goroutines run once before it
 commits one alone), which is why commits are a fraction of a command. SQLite in WAL mode with \`synchronous=NORMAL\` syncs
-only at checkpoints, which is why the fsyncs are a fraction of the commits;
+only at checkpoints, which is why the fsyncs are a fraction of the commits
+(the checkpoints run on a connection of their own, beside the writers, once
+the log holds a thousand pages not yet copied: \`checkpointer\` in
+\`store/sqlite.go\`);
 the bytes written are mostly whole 4 KiB pages of the tables and indexes each
 commit touches, written once to the log and again at the checkpoint, and
 concurrent commands share those pages.
